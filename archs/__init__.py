@@ -1,0 +1,12 @@
+"""Backbones, one file per architecture family, registered by name.
+
+Importing this package registers every family; a new architecture is one new file that
+calls `registry.register(...)` plus its import line below.
+"""
+from archs import registry
+from archs.registry import SIZES, ArchSpec, get, names, register
+
+# Family modules register themselves on import.
+from archs import cnn, recurrent, transformer  # noqa: F401  (registration side effect)
+
+__all__ = ['SIZES', 'ArchSpec', 'get', 'names', 'register', 'registry']

@@ -1,0 +1,142 @@
+"""Name-keyed registry of backbones and the parameter budgets they are sized to.
+
+Shape legend used across archs/: B batch, T time, D model width, H/W image height/width,
+C channels.
+
+A backbone is a Linen module built from a frozen config dataclass. Sequence backbones map
+`[B, T, D] -> [B, T, D]`; image backbones map `[B, H, W, C] -> [B, D]`. The harness adds the
+task's input adapter and head around it, so a backbone never sees a task.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+# Parameter budgets (backbone parameters). Each architecture solves its width to land within
+# +-10% of the budget, so families are compared at equal parameter count.
+SIZES: dict[str, int] = {
+    'tiny': 20_000,      # unit tests
+    'small': 100_000,    # CPU suites
+    'base': 1_000_000,   # accelerators
+}
+BUDGET_TOLERANCE = 0.10
+
+# Nominal inputs used only to count parameters (sequence length and image size do not change
+# any backbone's parameter count; the channel count of an image changes the first conv only).
+_COUNT_LENGTH = 8
+_COUNT_IMAGE = (8, 8, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+  """What the harness needs to know about a backbone.
+
+  Attributes:
+    name: registry key, e.g. 'lstm'.
+    family: 'convolution', 'recurrence' or 'attention'.
+    description: one line for `archbench list`.
+    module: the Linen module class; built as `module(config)`.
+    config_for_width: width -> config at the default depth.
+    input_kind: 'sequence' ([B, T, D] in and out) or 'image' ([B, H, W, C] -> [B, D]).
+    causal: True if always causal, False if always bidirectional, None if the config has
+      a `causal` field the harness sets per task.
+    flops: (config, input shape without batch) -> forward FLOPs for one example, counted
+      analytically (XLA's cost_analysis counts a scan body once, not T times).
+    width_step: widths are searched in multiples of this (e.g. the number of heads).
+    uses_scan: True where the forward pass contains a lax.scan/while loop, so that
+      cost_analysis() undercounts and only the analytic count is valid.
+  """
+  name: str
+  family: str
+  description: str
+  module: type[nn.Module]
+  config_for_width: Callable[[int], Any]
+  input_kind: str
+  causal: bool | None
+  flops: Callable[[Any, tuple[int, ...]], float]
+  width_step: int = 1
+  uses_scan: bool = False
+
+  def build(self, config) -> nn.Module:
+    return self.module(config)
+
+  def config(self, size: str):
+    """The config whose backbone parameter count is closest to the size's budget."""
+    return self.config_for_width(solve_width(self.name, SIZES[size]))
+
+  def param_count(self, config) -> int:
+    return count_params(self, config)
+
+
+_REGISTRY: dict[str, ArchSpec] = {}
+
+
+def register(spec: ArchSpec) -> ArchSpec:
+  if spec.name in _REGISTRY:
+    raise ValueError(f'architecture {spec.name!r} registered twice')
+  if spec.input_kind not in ('sequence', 'image'):
+    raise ValueError(f'{spec.name}: input_kind must be sequence or image')
+  _REGISTRY[spec.name] = spec
+  return spec
+
+
+def get(name: str) -> ArchSpec:
+  if name not in _REGISTRY:
+    raise KeyError(f'unknown architecture {name!r}; valid: {", ".join(names())}')
+  return _REGISTRY[name]
+
+
+def names() -> list[str]:
+  return list(_REGISTRY)
+
+
+def count_params(spec: ArchSpec, config) -> int:
+  """Exact backbone parameter count, from shapes only (no FLOPs spent)."""
+  module = spec.build(config)
+  if spec.input_kind == 'image':
+    x = jax.ShapeDtypeStruct((1, *_COUNT_IMAGE), jnp.float32)
+  else:
+    x = jax.ShapeDtypeStruct((1, _COUNT_LENGTH, config.width), jnp.float32)
+  shapes = jax.eval_shape(functools.partial(module.init, train=False),
+                          jax.random.PRNGKey(0), x)
+  return sum(int(a.size) for a in jax.tree_util.tree_leaves(shapes))
+
+
+@functools.cache
+def _count_at_width(name: str, width: int) -> int:
+  spec = get(name)
+  return count_params(spec, spec.config_for_width(width))
+
+
+@functools.cache
+def solve_width(name: str, budget: int) -> int:
+  """The width (a multiple of `width_step`) whose parameter count is closest to `budget`.
+
+  Parameters grow monotonically, about quadratically, with width: a quadratic through two
+  probes gives the starting point, then a walk finds the bracketing pair of widths.
+  """
+  step = get(name).width_step
+  count = lambda k: _count_at_width(name, k * step)
+  k1, k2 = 4, 16
+  p1, p2 = count(k1), count(k2)
+  # p(k) ~ a k^2 + b k through both probes; take the positive root of p(k) = budget.
+  a = (p2 / k2 - p1 / k1) / (k2 - k1)
+  b = p1 / k1 - a * k1
+  guess = (-b + (b * b + 4 * a * budget) ** 0.5) / (2 * a) if a > 0 else budget / max(b, 1)
+  k = max(1, round(guess))
+  while count(k) < budget:
+    k += 1
+  while k > 1 and count(k - 1) >= budget:
+    k -= 1
+  best = min((k - 1, k) if k > 1 else (k,), key=lambda j: abs(count(j) - budget))
+  return best * step
+
+
+def dense_flops(d_in: int, d_out: int, bias: bool = True) -> float:
+  """Multiply-adds count as two FLOPs; a bias add as one per output."""
+  return 2.0 * d_in * d_out + (d_out if bias else 0)

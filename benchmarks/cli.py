@@ -1,0 +1,151 @@
+"""archbench command line: `list`, `run` and `report`. Intentionally short: the work is
+done by suites, runner and report.
+
+Exit codes: 0 every cell ok, 1 some cell failed, 2 bad usage (one line on stderr).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+
+from absl import flags, logging
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('suite', 'quick', 'Suite to run (see `archbench list`).', flag_values=FLAGS)
+flags.DEFINE_list('archs', None, 'Only these architectures (comma-separated).',
+                  flag_values=FLAGS)
+flags.DEFINE_list('tasks', None, 'Only these tasks (comma-separated).', flag_values=FLAGS)
+flags.DEFINE_string('size', None, 'Parameter budget: overrides the suite\'s size.',
+                    flag_values=FLAGS)
+flags.DEFINE_integer('seed', None, 'Run this seed instead of the suite\'s seeds.',
+                     flag_values=FLAGS)
+flags.DEFINE_string('out', None, 'Output directory (default results/runs/<suite>-<UTC>/).',
+                    flag_values=FLAGS)
+flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=FLAGS)
+
+USAGE = 'usage: archbench {list [--json] | run [flags] | report DIR}'
+COMMANDS = ('list', 'run', 'report')
+_REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+class Usage(Exception):
+  pass
+
+
+def _describe() -> dict:
+  """Everything `list` shows, as plain data."""
+  import archs
+  import data
+  from benchmarks import model as model_lib
+  from benchmarks import suites
+  task_specs = {name: data.build(name).spec for name in data.names()}
+  arch_info = {}
+  for name in archs.names():
+    spec = archs.get(name)
+    arch_info[name] = {
+        'family': spec.family, 'description': spec.description,
+        'input': spec.input_kind,
+        'causal': {True: 'causal', False: 'bidirectional', None: 'configurable'}[spec.causal],
+        'tasks': [t for t, s in task_specs.items() if not model_lib.incompatibility(spec, s)],
+        'params': {size: spec.param_count(spec.config(size)) for size in archs.SIZES},
+        'width': {size: spec.config(size).width for size in archs.SIZES},
+    }
+  task_info = {}
+  for name, spec in task_specs.items():
+    entry = data.get(name)
+    task_info[name] = {
+        'description': entry.description, 'kind': spec.kind, 'metric': spec.metric,
+        'baselines': spec.baselines, 'solved': spec.solved,
+        'causal': spec.causal, 'defaults': entry.defaults}
+  suite_info = {name: {'summary': suites.get(name).summary, 'size': suites.get(name).size,
+                       'tasks': list(suites.get(name).tasks), 'doc': suites.get(name).doc}
+                for name in suites.names()}
+  return {'sizes': archs.SIZES, 'archs': arch_info, 'tasks': task_info, 'suites': suite_info}
+
+
+def cmd_list() -> int:
+  info = _describe()
+  if FLAGS.json:
+    print(json.dumps(info, indent=2))
+    return 0
+  print('Architectures (backbone parameters per size):')
+  for name, a in info['archs'].items():
+    params = ', '.join(f'{s} {n / 1e3:.0f}k' for s, n in a['params'].items())
+    print(f'  {name:12s} {a["family"]:11s} {a["causal"]:13s} {a["description"]} [{params}]')
+  print('Tasks:')
+  for name, t in info['tasks'].items():
+    base = ', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
+    print(f'  {name:12s} {t["kind"]:9s} {t["description"]} '
+          f'[baseline {base}; solved at {t["metric"]} {t["solved"]}]')
+  print('Suites:')
+  for name, s in info['suites'].items():
+    print(f'  {name:12s} size {s["size"]:6s} {s["summary"]}')
+  return 0
+
+
+def cmd_run() -> int:
+  from benchmarks import model as model_lib
+  from benchmarks import results, runner, suites
+  suite = suites.get(FLAGS.suite)
+  try:
+    cells = suite.cells(FLAGS.archs, FLAGS.tasks, FLAGS.size,
+                        None if FLAGS.seed is None else [FLAGS.seed])
+    for cell in cells:  # refuse a bad cell before spending minutes on the good ones
+      runner.prepare(cell)
+  except model_lib.UsageError as e:
+    raise Usage(str(e)) from None
+  stamp = results.utc_now().replace(':', '').replace('-', '')
+  out = pathlib.Path(FLAGS.out) if FLAGS.out else _REPO / 'results' / 'runs' / f'{suite.name}-{stamp}'
+  logging.info('suite %s: %d cells -> %s', suite.name, len(cells), out)
+  records = runner.run_suite(cells, out, suite=suite.name)
+  failed = [r for r in records if r['status'] != 'ok']
+  print((out / 'summary.md').read_text())
+  print(f'{len(records) - len(failed)} ok, {len(failed)} failed; results in {out}')
+  return 1 if failed else 0
+
+
+def cmd_report(args: list[str]) -> int:
+  from benchmarks import report
+  if len(args) != 1:
+    raise Usage(f'report takes one directory; {USAGE}')
+  out = pathlib.Path(args[0])
+  if not (out / 'results.jsonl').is_file():
+    raise Usage(f'no results.jsonl in {out}')
+  records = report.write_summaries(out)
+  print((out / 'summary.md').read_text())
+  print(f'{len(records)} records; wrote {out / "summary.md"} and {out / "summary.csv"}')
+  return 0
+
+
+def run(argv: list[str]) -> int:
+  """Parse argv and run a command; returns the exit code."""
+  try:
+    try:
+      rest = FLAGS(argv)[1:]
+    except flags.Error as e:
+      raise Usage(f'{e}. {USAGE}') from None
+    if not rest or rest[0] not in COMMANDS:
+      got = f'unknown command {rest[0]!r}' if rest else 'no command'
+      raise Usage(f'{got}; valid: {", ".join(COMMANDS)}. {USAGE}')
+    command, args = rest[0], rest[1:]
+    if command != 'report' and args:
+      raise Usage(f'unexpected argument(s) {" ".join(args)}; {USAGE}')
+    if FLAGS.seed is not None and FLAGS.seed < 0:
+      raise Usage(f'--seed must be >= 0, got {FLAGS.seed}')
+    if command == 'list':
+      return cmd_list()
+    if command == 'run':
+      return cmd_run()
+    return cmd_report(args)
+  except Usage as e:
+    print(f'archbench: error: {e}', file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> None:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  logging.set_verbosity(logging.INFO)
+  logging.use_absl_handler()
+  sys.exit(run(sys.argv if argv is None else argv))

@@ -1,0 +1,135 @@
+"""Model assembly: input adapter (task) -> backbone (arch) -> head (task).
+
+This is the only place where an architecture meets a task. `archs/` and `data/` stay
+ignorant of each other; the compatibility rules and the width plumbing live here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+import archs
+from archs.registry import ArchSpec, dense_flops
+from data.spec import TaskSpec
+
+
+class UsageError(ValueError):
+  """A request that cannot run (unknown name, incompatible pair, bad value): the CLI turns
+  it into a one-line message and exit code 2."""
+
+
+def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:
+  """Why `arch` cannot serve `spec`, or None if it can."""
+  if arch.input_kind == 'image':
+    if spec.image_shape is None or spec.kind != 'classify':
+      return f'{arch.name} reads images and serves image classification only'
+  if spec.causal and arch.causal is False:
+    return f'{arch.name} is bidirectional and {spec.name} needs a causal model'
+  return None
+
+
+def check_compatible(arch: ArchSpec, spec: TaskSpec) -> None:
+  reason = incompatibility(arch, spec)
+  if reason:
+    raise UsageError(f'cannot run {arch.name} on {spec.name}: {reason}')
+
+
+def _coerce(value, field_type: Any):
+  """Turn an override given as text/number into the config field's type (enums, bools)."""
+  if isinstance(field_type, type) and issubclass(field_type, enum.Enum):
+    return field_type(value)
+  if field_type is bool and isinstance(value, str):
+    if value.lower() not in ('true', 'false', '1', '0'):
+      raise ValueError(f'expected a boolean, got {value!r}')
+    return value.lower() in ('true', '1')
+  if field_type in (int, float) and not isinstance(value, bool):
+    return field_type(value)
+  return value
+
+
+def replace_config(config, overrides: dict[str, Any]):
+  """`dataclasses.replace` with clear errors and type coercion, for suite overrides."""
+  if not overrides:
+    return config
+  fields = typing.get_type_hints(type(config))
+  unknown = set(overrides) - set(fields)
+  if unknown:
+    raise UsageError(f'{type(config).__name__} has no field(s) {", ".join(sorted(unknown))}; '
+                     f'valid: {", ".join(fields)}')
+  try:
+    values = {k: _coerce(v, fields[k]) for k, v in overrides.items()}
+  except ValueError as e:
+    raise UsageError(f'{type(config).__name__}: {e}') from None
+  return dataclasses.replace(config, **values)
+
+
+def resolve_config(arch: ArchSpec, size: str, spec: TaskSpec, overrides=None):
+  """The backbone config for a cell: the size's budget config, made causal where the task
+  needs it and the architecture allows it, then the suite's overrides."""
+  config = arch.config(size)
+  if arch.causal is None and hasattr(config, 'causal'):
+    config = dataclasses.replace(config, causal=spec.causal)
+  return replace_config(config, overrides or {})
+
+
+class TaskModel(nn.Module):
+  """adapter(task) -> backbone(arch) -> head(task).
+
+  Adapters: tokens -> embedding; features -> dense; image -> row-major pixel sequence and
+  dense for sequence backbones, the raw grid for image backbones. Heads: a dense layer per
+  position (per_token) or on a pooled vector (classify, regress): the last position for
+  causal backbones (the only one that has seen everything), the mean otherwise.
+  """
+  backbone: nn.Module
+  spec: TaskSpec
+  input_kind: str
+  width: int
+  causal: bool
+
+  @nn.compact
+  def __call__(self, inputs, *, train: bool = False):
+    spec = self.spec
+    x = inputs
+    if self.input_kind == 'image':
+      y = self.backbone(x, train=train)  # [B, H, W, C] -> [B, D]
+    else:
+      if spec.image_shape is not None:
+        b = x.shape[0]
+        x = x.reshape(b, -1, spec.image_shape[-1])  # [B, H, W, C] -> [B, H*W, C]
+      if spec.vocab_size is not None:
+        x = nn.Embed(spec.vocab_size, self.width, name='embed')(x)
+      else:
+        x = nn.Dense(self.width, name='adapter')(x)
+      y = self.backbone(x, train=train)  # [B, T, D]
+      if spec.kind != 'per_token':
+        y = y[:, -1] if self.causal else jnp.mean(y, axis=1)  # [B, D]
+    outputs = spec.num_classes if spec.kind != 'regress' else spec.out_dim
+    return nn.Dense(outputs, name='head')(y)
+
+
+def build_model(arch: ArchSpec, config, spec: TaskSpec) -> TaskModel:
+  causal = arch.causal if arch.causal is not None else bool(getattr(config, 'causal', False))
+  return TaskModel(backbone=arch.build(config), spec=spec, input_kind=arch.input_kind,
+                   width=config.width, causal=causal)
+
+
+def forward_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:
+  """Analytic forward FLOPs for one example: adapter + backbone + head + loss."""
+  d = config.width
+  out = spec.num_classes if spec.kind != 'regress' else spec.out_dim
+  if arch.input_kind == 'image':
+    return arch.flops(config, spec.image_shape) + dense_flops(d, out) + 5 * out
+  t = spec.length
+  adapter = 0.0  # an embedding is a gather
+  if spec.vocab_size is None:
+    f = spec.image_shape[-1] if spec.image_shape is not None else spec.feature_dim
+    adapter = t * dense_flops(f, d)
+  positions = t if spec.kind == 'per_token' else 1
+  pool = 0 if spec.kind == 'per_token' else t * d
+  head = positions * (dense_flops(d, out) + 5 * out)  # projection + softmax/loss
+  return adapter + arch.flops(config, (t, d)) + pool + head

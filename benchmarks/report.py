@@ -1,0 +1,213 @@
+"""Tables from `results.jsonl` alone: `summary.md` (Markdown) and `summary.csv`.
+
+Rows are architectures (with the size when a run mixes sizes), columns are tasks (with
+the parameters that vary between cells, e.g. the length, when a run sweeps them). Seeds
+of the same cell are aggregated as mean ± std.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import pathlib
+import statistics
+from typing import Any
+
+from benchmarks import results
+
+METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss'}
+PERF_COLUMNS = [  # (key, header, scale, format)
+    ('params', 'params', 1, '{:,.0f}'),
+    ('compile_s', 'compile s', 1, '{:.2f}'),
+    ('step_ms', 'step ms', 1, '{:.2f}'),
+    ('examples_per_s', 'examples/s', 1, '{:,.0f}'),
+    ('tokens_per_s', 'tokens/s', 1, '{:,.0f}'),
+    ('flops_per_step', 'GFLOP/step', 1e-9, '{:.3f}'),
+    ('mfu', 'MFU %', 100, '{:.2f}'),
+    ('peak_bytes', 'peak MiB', 1 / 2**20, '{:.1f}'),
+]
+
+
+def _headline(record) -> str | None:
+  """The task's headline metric, as its spec named it (records of failed cells that never
+  built their task fall back to what their metrics hold)."""
+  named = (record.get('config', {}).get('task_spec') or {}).get('metric')
+  if named:
+    return named
+  metrics = record.get('metrics', {})
+  for key in ('eval/accuracy', 'eval/mse', 'eval/loss'):
+    if f'baseline/{key}' in metrics or (key in metrics and key != 'eval/loss'):
+      return key
+  return 'eval/loss' if 'eval/loss' in metrics else None
+
+
+def _varying_params(records) -> dict[str, list[str]]:
+  """task -> parameter names whose value differs between that task's records."""
+  seen: dict[str, dict[str, set]] = {}
+  for r in records:
+    for k, v in (r.get('config', {}).get('task') or {}).items():
+      seen.setdefault(r['task'], {}).setdefault(k, set()).add(repr(v))
+  return {t: sorted(k for k, vals in ps.items() if len(vals) > 1) for t, ps in seen.items()}
+
+
+def _keys(records):
+  sizes = {r['size'] for r in records}
+  varying = _varying_params(records)
+
+  def row(r):
+    return r['arch'] if len(sizes) == 1 else f'{r["arch"]} ({r["size"]})'
+
+  def col(r):
+    params = r.get('config', {}).get('task') or {}
+    extra = ','.join(f'{k}={params.get(k)}' for k in varying.get(r['task'], []))
+    return f'{r["task"]} [{extra}]' if extra else r['task']
+  return row, col
+
+
+def _ordered(values):
+  return list(dict.fromkeys(values))
+
+
+def _fmt(values: list[float], fmt: str = '{:.3f}') -> str:
+  if not values:
+    return ''
+  mean = statistics.fmean(values)
+  if len(values) == 1:
+    return fmt.format(mean)
+  return f'{fmt.format(mean)} ± {fmt.format(statistics.stdev(values))}'
+
+
+def _cell_text(group: list[dict], key: str) -> str:
+  ok = [r['metrics'][key] for r in group
+        if r['status'] == 'ok' and r['metrics'].get(key) is not None]
+  text = _fmt(ok)
+  failed = sorted({r['status'] for r in group if r['status'] != 'ok'})
+  if failed:
+    text = (text + ' ' if text else '') + f'({"/".join(failed)})'
+  if ok and all(r['metrics'].get('solved') for r in group if r['status'] == 'ok'):
+    text += ' ✓'
+  return text or '—'
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
+  return '\n'.join(lines)
+
+
+def metric_table(records, key_of=None) -> str:
+  """One row per architecture, one column per task: the task's headline metric, with the
+  baseline and the solved threshold as the first rows."""
+  row, col = _keys(records)
+  cols, rows = _ordered(col(r) for r in records), _ordered(row(r) for r in records)
+  groups: dict[tuple, list] = {}
+  for r in records:
+    groups.setdefault((row(r), col(r)), []).append(r)
+  headline = {c: next((_headline(r) for r in records if col(r) == c and _headline(r)), None)
+              for c in cols}
+  key_of = key_of or headline
+  header = ['arch'] + [f'{c} ({METRIC_LABELS.get(key_of[c], key_of[c])}'
+                       f'{"" if key_of[c] is None else (" ↓" if key_of[c].endswith(("mse", "loss")) else " ↑")})'
+                       for c in cols]
+
+  def from_any(c, name):
+    return next((r['metrics'].get(name) for r in records
+                 if col(r) == c and r['metrics'].get(name) is not None), None)
+  baseline = ['*baseline*'] + [_fmt([v]) if (v := from_any(c, f'baseline/{key_of[c]}')) is not None
+                               else '' for c in cols]
+  body = [[a] + [_cell_text(groups.get((a, c), []), key_of[c]) if (a, c) in groups else ''
+                 for c in cols] for a in rows]
+  return _markdown_table(header, [baseline] + body)
+
+
+def perf_table(records) -> str:
+  row, col = _keys(records)
+  groups: dict[tuple, list] = {}
+  for r in records:
+    groups.setdefault((row(r), col(r)), []).append(r)
+  header = ['arch', 'task', 'status'] + [h for _, h, _, _ in PERF_COLUMNS]
+  body = []
+  for (a, c), group in groups.items():
+    status = '/'.join(_ordered(r['status'] for r in group))
+    cells = []
+    for key, _, scale, fmt in PERF_COLUMNS:
+      values = [r['perf'][key] * scale for r in group if r.get('perf', {}).get(key) is not None]
+      cells.append(fmt.format(statistics.median(values)) if values else '—')
+    body.append([a, c, status] + cells)
+  return _markdown_table(header, body)
+
+
+def summary_markdown(records: list[dict[str, Any]]) -> str:
+  if not records:
+    return '# archbench summary\n\nNo records.\n'
+  first = records[0]
+  env = first.get('env', {})
+  failed = [r for r in records if r['status'] != 'ok']
+  parts = [
+      f'# archbench summary: suite `{first["suite"]}`',
+      f'{len(records)} cells, {len(records) - len(failed)} ok · run `{first["run_id"]}` · '
+      f'{env.get("backend")} ({env.get("device_kind")} ×{env.get("device_count")}), '
+      f'{env.get("cpu")} · jax {env.get("jax")}, flax {env.get("flax")} · '
+      f'commit {str(env.get("git_commit"))[:12]}',
+      '## Accuracy (headline metric on held-out data)',
+      '↑ higher is better, ↓ lower is better; ✓ meets the task\'s solved threshold; '
+      'mean ± std over seeds.',
+      metric_table(records),
+      '## Held-out loss',
+      metric_table(records, key_of={c: 'eval/loss' for c in
+                                    _ordered(_keys(records)[1](r) for r in records)}),
+      '## Performance (training step, median over timed windows)',
+      perf_table(records),
+  ]
+  if failed:
+    parts += ['## Failed cells'] + [
+        f'- `{r["arch"]}/{r["task"]}/{r["size"]}/s{r["seed"]}`: **{r["status"]}** — '
+        f'{r.get("error")}' for r in failed]
+  return '\n\n'.join(parts) + '\n'
+
+
+def summary_csv(records: list[dict[str, Any]]) -> str:
+  """Long format: one row per record, metrics and perf flattened to columns."""
+  metric_keys = _ordered(k for r in records for k in r.get('metrics', {}))
+  perf_keys = _ordered(k for r in records for k in r.get('perf', {}))
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator='\n')
+  writer.writerow(['run_id', 'suite', 'arch', 'task', 'size', 'seed', 'task_params',
+                   'status', 'error'] + metric_keys + [f'perf/{k}' for k in perf_keys])
+  for r in records:
+    params = ';'.join(f'{k}={v}' for k, v in (r.get('config', {}).get('task') or {}).items())
+    writer.writerow([r['run_id'], r['suite'], r['arch'], r['task'], r['size'], r['seed'],
+                     params, r['status'], r.get('error') or '']
+                    + [r['metrics'].get(k, '') for k in metric_keys]
+                    + [r['perf'].get(k, '') for k in perf_keys])
+  return out.getvalue()
+
+
+def _write(path: pathlib.Path, text: str) -> None:
+  tmp = path.with_suffix(path.suffix + '.tmp')
+  tmp.write_text(text, encoding='utf-8')
+  os.replace(tmp, path)  # readers never see a half-written summary
+
+
+def write_summaries(out_dir: pathlib.Path) -> list[dict[str, Any]]:
+  """(Re)build summary.md and summary.csv from out_dir/results.jsonl."""
+  records = results.load_records(out_dir / 'results.jsonl')
+  _write(out_dir / 'summary.md', summary_markdown(records))
+  _write(out_dir / 'summary.csv', summary_csv(records))
+  return records
+
+
+def one_line(record) -> str:
+  """Progress line for a finished cell."""
+  if record['status'] != 'ok':
+    return f'{record["status"]}: {record.get("error")}'
+  key = _headline(record)
+  value, base = record['metrics'].get(key), record['metrics'].get(f'baseline/{key}')
+  perf = record['perf']
+  text = f'ok {key}={value:.4g}' if value is not None else 'ok'
+  if base is not None:
+    text += f' (baseline {base:.4g})'
+  if perf.get('step_ms') is not None:
+    text += f', {perf["step_ms"]:.2f} ms/step, compile {perf.get("compile_s", math.nan):.1f} s'
+  return text

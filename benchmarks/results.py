@@ -1,0 +1,118 @@
+"""Result records: one JSON object per cell in `results.jsonl`, appended and flushed per
+cell so that a killed run keeps every finished cell."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import importlib.metadata
+import json
+import math
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+from typing import Any
+
+import jax
+
+SCHEMA = 1
+STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
+RECORD_KEYS = ('schema', 'run_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
+               'status', 'error', 'metrics', 'perf', 'env')
+PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'orbax-checkpoint',
+            'tensorflow-datasets', 'scikit-learn')
+_REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def utc_now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _package_version(name: str) -> str | None:
+  try:
+    return importlib.metadata.version(name)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+  """HEAD of the checkout archbench runs from, '+dirty' when it has local changes."""
+  try:
+    run = lambda *a: subprocess.run(['git', *a], cwd=_REPO, capture_output=True, text=True,
+                                    timeout=5, check=True).stdout.strip()
+    commit = run('rev-parse', 'HEAD')
+    return commit + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
+def environment(argv: list[str] | None = None) -> dict[str, Any]:
+  device = jax.devices()[0]
+  return {
+      'python': platform.python_version(),
+      'packages': {name: _package_version(name) for name in PACKAGES},
+      **{name: _package_version(name) for name in ('jax', 'jaxlib', 'flax', 'optax')},
+      'backend': jax.default_backend(),
+      'device_kind': device.device_kind,
+      'device_count': jax.device_count(),
+      'cpu': _cpu_model(),
+      'cpu_count': os.cpu_count(),
+      'platform': platform.platform(),
+      'git_commit': git_commit(),
+      'command': ' '.join(sys.argv if argv is None else argv),
+      'utc_time': utc_now(),
+  }
+
+
+def to_jsonable(value):
+  """Configs (dataclasses, enums, tuples) to JSON; non-finite floats to None (JSON has no
+  NaN), so every line parses with any JSON reader."""
+  if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+  if isinstance(value, enum.Enum):
+    return value.value
+  if isinstance(value, dict):
+    return {str(k): to_jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [to_jsonable(v) for v in value]
+  if hasattr(value, 'item') and getattr(value, 'ndim', 1) == 0:  # numpy / jax scalars
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def append_record(path: pathlib.Path, record: dict[str, Any]) -> None:
+  """One line per record, written with one write() and fsync'd before returning."""
+  line = json.dumps(to_jsonable(record), allow_nan=False, sort_keys=False) + '\n'
+  with open(path, 'a', encoding='utf-8') as f:
+    f.write(line)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def load_records(path: pathlib.Path) -> list[dict[str, Any]]:
+  """All complete records; a torn last line (a run killed mid-write) is skipped."""
+  records = []
+  with open(path, encoding='utf-8') as f:
+    for line in f:
+      line = line.strip()
+      if not line:
+        continue
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return records

@@ -1,0 +1,232 @@
+"""The one harness: every cell (arch, task, size, seed, overrides) goes through run_cell.
+
+A cell never raises: an exception, a NaN loss or an out-of-memory becomes the record's
+status, and run_suite goes on to the next cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import pathlib
+import time
+import traceback
+import uuid
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from absl import logging
+
+import archs
+import data
+from benchmarks import model as model_lib
+from benchmarks import report, results, timing
+from benchmarks import train as train_lib
+
+INIT_STREAM = 2  # the seed's stream for parameter initialisation (data uses 0 and 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One measurement: an architecture on a task at a size and seed."""
+  arch: str
+  task: str
+  size: str
+  seed: int = 0
+  task_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+  arch_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  train: train_lib.TrainConfig = train_lib.TrainConfig()
+
+  @property
+  def name(self) -> str:
+    params = ','.join(f'{k}={v}' for k, v in self.task_params.items())
+    return f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}/s{self.seed}'
+
+
+class Diverged(RuntimeError):
+  pass
+
+
+def _status_of(error: BaseException) -> str:
+  text = f'{type(error).__name__}: {error}'
+  if 'RESOURCE_EXHAUSTED' in text or isinstance(error, MemoryError):
+    return 'oom'
+  return 'diverged' if isinstance(error, Diverged) else 'error'
+
+
+def _error_text(error: BaseException) -> str:
+  """The message and the innermost frame of our code, short enough for a table."""
+  message = ' '.join(str(error).split())[:500]
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if '/site-packages/' not in f.filename]
+  where = f' (at {pathlib.Path(frames[-1].filename).name}:{frames[-1].lineno})' if frames else ''
+  return f'{type(error).__name__}: {message}{where}'
+
+
+def _memory(compiled) -> dict[str, int | None]:
+  try:
+    m = compiled.memory_analysis()
+    peak = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+            - m.alias_size_in_bytes)
+    return {'peak_bytes': int(peak), 'temp_bytes': int(m.temp_size_in_bytes),
+            'argument_bytes': int(m.argument_size_in_bytes)}
+  except Exception:  # some backends do not implement it
+    return {'peak_bytes': None, 'temp_bytes': None, 'argument_bytes': None}
+
+
+def _device_peak_bytes() -> int | None:
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get('peak_bytes_in_use')
+
+
+def _xla_flops_per_step(compiled) -> float | None:
+  """XLA's FLOP count of one optimiser step, read off the compiled training chunk: the
+  chunk is a lax.scan over steps and cost_analysis() counts a loop body once, so its total
+  is one step (tests/test_flops.py pins this against the analytic count)."""
+  try:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost['flops']) if cost and 'flops' in cost else None
+  except Exception:  # not every backend implements it
+    return None
+
+
+def prepare(cell: Cell):
+  """Resolve a cell into (arch spec, backbone config, task, model); raises UsageError for a
+  cell that cannot run (unknown name, incompatible pair, bad override)."""
+  try:
+    arch = archs.get(cell.arch)
+    task_entry = data.get(cell.task)
+  except KeyError as e:
+    raise model_lib.UsageError(e.args[0]) from None
+  if cell.size not in archs.SIZES:
+    raise model_lib.UsageError(
+        f'unknown size {cell.size!r}; valid: {", ".join(archs.SIZES)}')
+  try:
+    task = task_entry.build(cell.seed, **cell.task_params)
+  except (KeyError, ValueError) as e:
+    raise model_lib.UsageError(str(e.args[0])) from None
+  model_lib.check_compatible(arch, task.spec)
+  config = model_lib.resolve_config(arch, cell.size, task.spec, cell.arch_overrides)
+  return arch, config, task, model_lib.build_model(arch, config, task.spec)
+
+
+def measure_cell(cell: Cell, out: dict[str, Any],
+                 log: Callable[[str], None] = logging.info) -> None:
+  """Train, evaluate and time one cell, filling `out` ({'config', 'metrics', 'perf'}) as
+  it goes, so that what was measured before a failure is kept. Raises on failure
+  (run_cell turns that into a status)."""
+  arch, config, task, model = prepare(cell)
+  spec, tc = task.spec, cell.train
+  optimizer = train_lib.make_optimizer(tc)
+  root = jax.random.PRNGKey(cell.seed)
+  state = train_lib.init_state(model, task, optimizer,
+                               jax.random.fold_in(root, INIT_STREAM), tc.batch_size)
+  params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(state.params))
+  backbone_params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(
+      state.params['params']['backbone']))
+  task_spec = {'kind': spec.kind, 'length': spec.length, 'metric': spec.metric,
+               'higher_is_better': spec.higher_is_better, 'solved': spec.solved}
+  out.update({'config': {'arch': config, 'task': task.params, 'task_spec': task_spec,
+                         'train': tc},
+              'metrics': {},
+              'perf': {'params': params, 'backbone_params': backbone_params}})
+
+  # Compile ahead of time, apart from any timing.
+  k = max(1, min(tc.steps_per_dispatch, tc.steps))
+  chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
+                            optimizer=optimizer, batch_size=tc.batch_size, num_steps=k)
+  train_key = data.spec.train_key(cell.seed)
+  compiled, _, compile_s = timing.compile_ahead(chunk, state, train_key)
+  out['perf'].update(compile_s=compile_s, **_memory(compiled))
+
+  # Train: every dispatch is a timing window; the first is the warm-up.
+  chrono, losses = timing.Chrono(warmup_windows=1), []
+  num_chunks = max(1, tc.steps // k)
+  last_log = time.perf_counter()
+  for i in range(num_chunks):
+    state, loss = chrono.time(compiled, state, jax.random.fold_in(train_key, i), steps=k)
+    losses.append(float(loss))
+    if not math.isfinite(losses[-1]):
+      out['metrics']['train/loss'] = losses[-1]
+      raise Diverged(f'training loss became {losses[-1]} at step {(i + 1) * k}')
+    if time.perf_counter() - last_log > 10:
+      log(f'  {cell.name}: step {(i + 1) * k}/{num_chunks * k} train/loss {losses[-1]:.4g}')
+      last_log = time.perf_counter()
+  step_s = chrono.median_s
+  tokens = spec.length
+  out['metrics'].update({'train/loss': losses[-1], 'train/steps': num_chunks * k})
+  out['perf'].update(
+      step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
+      step_ms_max=1e3 * chrono.spread_s[1], timed_windows=chrono.timed_windows,
+      examples_per_s=tc.batch_size / step_s, tokens_per_s=tc.batch_size * tokens / step_s,
+      train_s=sum(s for s, _ in chrono.windows))
+
+  # FLOPs: analytic always (forward + backward ~ 3x forward); XLA's count only where the
+  # model itself has no scan, since cost_analysis() counts a loop body once.
+  flops = 3.0 * model_lib.forward_flops(arch, config, spec) * tc.batch_size
+  peak, peak_source = timing.device_peak_flops()
+  xla = None if arch.uses_scan else _xla_flops_per_step(compiled)
+  out['perf'].update(flops_per_step=flops, xla_flops_per_step=xla,
+                     mfu=(flops / step_s / peak) if peak else None, peak_flops=peak,
+                     peak_flops_source=peak_source)
+
+  # Evaluate on the held-out set, one compiled scan over padded batches.
+  batches, weights = train_lib.pad_eval_set(task.eval_data, tc.eval_batch_size)
+  evaluate = functools.partial(train_lib.evaluate, model=model, spec=spec)
+  compiled_eval, _, eval_compile_s = timing.compile_ahead(evaluate, state.params, batches,
+                                                          weights)
+  eval_chrono = timing.Chrono(warmup_windows=0)
+  sums = eval_chrono.time(compiled_eval, state.params, batches, weights)
+  metrics = train_lib.finalize(spec, jax.device_get(sums), 'eval')
+  if not all(math.isfinite(v) for v in metrics.values()):
+    out['metrics'].update(metrics)
+    raise Diverged(f'evaluation gave non-finite metrics: {metrics}')
+  out['metrics'].update(metrics)
+  out['metrics'].update({f'baseline/{k}': v for k, v in spec.baselines.items()})
+  out['metrics']['solved'] = spec.is_solved(metrics[spec.metric])
+  out['perf'].update(eval_compile_s=eval_compile_s,
+                     eval_examples_per_s=task.eval_size / eval_chrono.median_s,
+                     device_peak_bytes=_device_peak_bytes())
+
+
+def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
+             log: Callable[[str], None] = logging.info) -> dict[str, Any]:
+  """Measure one cell and return its record; never raises."""
+  record = {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
+            'task': cell.task, 'size': cell.size, 'seed': cell.seed,
+            'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
+                       'train': cell.train},
+            'status': 'ok', 'error': None, 'metrics': {}, 'perf': {}, 'env': env}
+  partial: dict[str, Any] = {}
+  try:
+    measure_cell(cell, partial, log)
+  except Exception as error:  # a failing cell is a result, not a crash
+    record.update(status=_status_of(error), error=_error_text(error))
+  record['config'].update(partial.get('config', {}))
+  record['metrics'].update(partial.get('metrics', {}))
+  record['perf'].update(partial.get('perf', {}))
+  return record
+
+
+def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
+              env: dict[str, Any] | None = None,
+              log: Callable[[str], None] = logging.info) -> list[dict[str, Any]]:
+  """Run cells in order, appending each record to out_dir/results.jsonl as it finishes and
+  refreshing the summaries, so a killed run keeps everything finished."""
+  out_dir.mkdir(parents=True, exist_ok=True)
+  path = out_dir / 'results.jsonl'
+  run_id = f'{suite}-{results.utc_now()}-{uuid.uuid4().hex[:6]}'
+  env = env or results.environment()
+  records = []
+  for i, cell in enumerate(cells, 1):
+    log(f'[{i}/{len(cells)}] {cell.name} ...')
+    start = time.perf_counter()
+    record = run_cell(cell, suite=suite, run_id=run_id, env=env, log=log)
+    results.append_record(path, record)
+    records.append(record)
+    report.write_summaries(out_dir)
+    log(f'[{i}/{len(cells)}] {cell.name}: {report.one_line(record)} '
+        f'({time.perf_counter() - start:.1f} s)')
+  return records

@@ -1,0 +1,110 @@
+"""Suites are data: a named plan of cells (arch x task x size x seed, with overrides).
+
+By default a suite runs every registered architecture on every task it can serve, so a
+new architecture joins every suite by registration alone. Sweeps (lengths, seeds) are
+loops here, never new files.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import archs
+import data
+from benchmarks import model as model_lib
+from benchmarks.runner import Cell
+from benchmarks.train import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPlan:
+  """How a suite runs one task: generator parameters, optimisation, and per-architecture
+  adjustments (e.g. a lower learning rate for attention)."""
+  params: dict[str, Any] = dataclasses.field(default_factory=dict)
+  train: TrainConfig = TrainConfig()
+  per_arch_train: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+  name: str
+  doc: str  # command, expected runtime, expected results
+  size: str
+  tasks: dict[str, TaskPlan]
+  archs: tuple[str, ...] | None = None  # None: every registered architecture
+  seeds: tuple[int, ...] = (0,)
+
+  @property
+  def summary(self) -> str:
+    return self.doc.strip().splitlines()[0]
+
+  def cells(self, archs_filter=None, tasks_filter=None, size=None, seeds=None) -> list[Cell]:
+    """The suite's cells, narrowed by the CLI's filters. Explicitly requested pairs that
+    cannot run raise UsageError; unrequested incompatible pairs are skipped."""
+    arch_names = list(archs_filter or self.archs or archs.names())
+    task_names = list(tasks_filter or self.tasks)
+    for name in arch_names:
+      if name not in archs.names():
+        raise model_lib.UsageError(
+            f'unknown architecture {name!r}; valid: {", ".join(archs.names())}')
+    for name in task_names:
+      if name not in data.names():
+        raise model_lib.UsageError(f'unknown task {name!r}; valid: {", ".join(data.names())}')
+    size = size or self.size
+    if size not in archs.SIZES:
+      raise model_lib.UsageError(f'unknown size {size!r}; valid: {", ".join(archs.SIZES)}')
+    cells = []
+    for task_name in task_names:
+      plan = self.tasks.get(task_name, TaskPlan())
+      spec = data.build(task_name, **plan.params).spec
+      for arch_name in arch_names:
+        reason = model_lib.incompatibility(archs.get(arch_name), spec)
+        if reason:
+          if archs_filter and tasks_filter:
+            raise model_lib.UsageError(f'cannot run {arch_name} on {task_name}: {reason}')
+          continue
+        train = dataclasses.replace(plan.train, **plan.per_arch_train.get(arch_name, {}))
+        for seed in seeds if seeds is not None else self.seeds:
+          cells.append(Cell(arch_name, task_name, size, seed, dict(plan.params), {}, train))
+    if not cells:
+      raise model_lib.UsageError(
+          f'no architecture in {",".join(arch_names)} can run any task in '
+          f'{",".join(task_names)}')
+    return cells
+
+
+_SUITES: dict[str, Suite] = {}
+
+
+def register(suite: Suite) -> Suite:
+  _SUITES[suite.name] = suite
+  return suite
+
+
+def get(name: str) -> Suite:
+  if name not in _SUITES:
+    raise model_lib.UsageError(f'unknown suite {name!r}; valid: {", ".join(_SUITES)}')
+  return _SUITES[name]
+
+
+def names() -> list[str]:
+  return list(_SUITES)
+
+
+_SMOKE_TRAIN = TrainConfig(steps=10, batch_size=8, lr=1e-3, warmup_steps=2,
+                           steps_per_dispatch=5, eval_batch_size=64)
+
+register(Suite(
+    name='smoke',
+    doc="""Every architecture x every task at size tiny, a few steps: does everything run?
+
+    Command: archbench run --suite smoke
+    Runtime: under a minute on a 2-core CPU (mostly compilation).
+    Results: meaningless accuracies (10 steps); every status `ok`. The tests run it.
+    """,
+    size='tiny',
+    tasks={
+        'adding': TaskPlan({'length': 16, 'eval_size': 64}, _SMOKE_TRAIN),
+        'copy': TaskPlan({'length': 8, 'eval_size': 64}, _SMOKE_TRAIN),
+        'digits': TaskPlan({}, _SMOKE_TRAIN),
+    }))

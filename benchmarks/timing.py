@@ -1,0 +1,106 @@
+"""One timer for everything: compile apart, warm-up skipped, windows ended by
+`block_until_ready`, medians over windows; and the device peak used for MFU."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+
+def compile_ahead(fn, *args, **kwargs):
+  """Ahead-of-time `jit(fn).lower(...).compile()`: (compiled, lowered, seconds)."""
+  start = time.perf_counter()
+  lowered = jax.jit(fn).lower(*args, **kwargs)
+  compiled = lowered.compile()
+  return compiled, lowered, time.perf_counter() - start
+
+
+@dataclasses.dataclass
+class Chrono:
+  """Per-step times from windows of `steps` steps, each ended by `block_until_ready`.
+
+  The first `warmup_windows` windows are dropped (caches, allocator, page faults); with no
+  later window, the warm-up one is used rather than nothing.
+  """
+  warmup_windows: int = 1
+  windows: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+
+  def time(self, fn, *args, steps: int = 1):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    self.windows.append((time.perf_counter() - start, steps))
+    return out
+
+  def _per_step(self) -> list[float]:
+    timed = self.windows[self.warmup_windows:] or self.windows
+    return [seconds / steps for seconds, steps in timed]
+
+  @property
+  def median_s(self) -> float | None:
+    per_step = self._per_step()
+    return statistics.median(per_step) if per_step else None
+
+  @property
+  def spread_s(self) -> tuple[float, float] | None:
+    """(min, max) per-step time over the timed windows."""
+    per_step = self._per_step()
+    return (min(per_step), max(per_step)) if per_step else None
+
+  @property
+  def timed_windows(self) -> int:
+    return len(self._per_step())
+
+
+# Dense float32 peaks (FLOP/s) of known accelerators, matched on `device.device_kind`.
+# float32 matmuls on these run as TF32 / bf16-pass by JAX's default precision.
+ACCELERATOR_PEAK_FLOPS = {
+    'H200': 494.5e12, 'H100': 494.5e12, 'A100': 156e12, 'L4': 60e12, 'A10': 62.5e12,
+    'V100': 15.7e12, 'T4': 8.1e12, 'TPU v6': 918e12, 'TPU v5p': 459e12,
+    'TPU v5 lite': 197e12, 'TPU v5e': 197e12, 'TPU v4': 275e12, 'TPU v3': 123e12,
+}
+_CACHE = pathlib.Path(os.environ.get('ARCHBENCH_CACHE', pathlib.Path.home() / '.cache' / 'archbench'))
+
+
+def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+  """Achieved float32 FLOP/s of an n^3 matmul on the default device (median of repeats)."""
+  a = jnp.ones((n, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul).lower(a, a).compile()
+  jax.block_until_ready(matmul(a, a))
+  chrono = Chrono(warmup_windows=1)
+  for _ in range(repeats + 1):
+    chrono.time(matmul, a, a)
+  return 2.0 * n**3 / chrono.median_s
+
+
+@functools.cache
+def device_peak_flops() -> tuple[float | None, str]:
+  """(peak FLOP/s, where it came from). Accelerators from the table; a CPU is measured once
+  per machine with a large matmul and cached on disk."""
+  device = jax.devices()[0]
+  if device.platform != 'cpu':
+    for kind, peak in ACCELERATOR_PEAK_FLOPS.items():
+      if kind.lower() in device.device_kind.lower():
+        return peak * jax.local_device_count(), f'table:{kind}'
+    return None, 'unknown accelerator'
+  key = f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
+  cache_file = _CACHE / 'cpu_peak.json'
+  try:
+    cached = json.loads(cache_file.read_text())
+  except (OSError, ValueError):
+    cached = {}
+  if key not in cached:
+    cached[key] = measure_matmul_flops()
+    try:
+      cache_file.parent.mkdir(parents=True, exist_ok=True)
+      cache_file.write_text(json.dumps(cached))
+    except OSError:
+      pass  # read-only home: measure again next time
+  return cached[key], 'measured:matmul2048'

@@ -1,0 +1,106 @@
+"""The task spec: the small contract between tasks and the harness.
+
+A task says what goes in (tokens, features or an image), what comes out (classes per
+sequence, classes per token, or real values) and which positions count; it never knows
+which model reads it. Shape legend: B batch, T time, F features, H/W/C image, K classes.
+
+Batches are dicts of arrays:
+  inputs       [B, T] int tokens | [B, T, F] float features | [B, H, W, C] float image
+  targets      [B] int class | [B, T] int class per token | [B, O] float values
+  loss_mask    [B, T] (per_token only) positions that count in the loss
+  metric_mask  [B, T] (per_token only) positions that count in the accuracy
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+KINDS = ('classify', 'per_token', 'regress')
+
+# Random streams folded from a run's seed: training batches and the held-out set never
+# share random numbers.
+TRAIN_STREAM, EVAL_STREAM = 0, 1
+
+
+def train_key(seed: int) -> jax.Array:
+  return jax.random.fold_in(jax.random.PRNGKey(seed), TRAIN_STREAM)
+
+
+def eval_key(seed: int) -> jax.Array:
+  return jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+  """What a task feeds and expects.
+
+  Attributes:
+    name: registry key.
+    kind: 'classify' (one class per sequence/image), 'per_token' (a class at every
+      position) or 'regress' (real values per sequence).
+    length: T, the number of input positions (H*W for images).
+    vocab_size: input vocabulary for token inputs, else None.
+    feature_dim: F for real-valued sequence inputs, else None.
+    image_shape: (H, W, C) for images, else None. Sequence models read an image as H*W
+      pixels in row-major order; image models read the grid.
+    num_classes: K for classify/per_token.
+    out_dim: O for regress.
+    causal: outputs at t may only depend on inputs up to t (e.g. language modelling);
+      bidirectional models cannot serve such a task.
+    metric: the headline metric key, e.g. 'eval/accuracy'.
+    higher_is_better: direction of `metric`.
+    baselines: metric key -> value a trivial predictor reaches (chance, memoryless,
+      mean); every table shows results against it.
+    solved: threshold on `metric` at which the task counts as solved.
+  """
+  name: str
+  kind: str
+  length: int
+  metric: str
+  higher_is_better: bool
+  baselines: dict[str, float]
+  solved: float
+  vocab_size: int | None = None
+  feature_dim: int | None = None
+  image_shape: tuple[int, int, int] | None = None
+  num_classes: int | None = None
+  out_dim: int | None = None
+  causal: bool = False
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f'kind must be one of {KINDS}, got {self.kind!r}')
+    inputs = [self.vocab_size, self.feature_dim, self.image_shape]
+    if sum(i is not None for i in inputs) != 1:
+      raise ValueError(f'{self.name}: exactly one of vocab_size, feature_dim, image_shape')
+
+  def is_solved(self, value: float) -> bool:
+    return value >= self.solved if self.higher_is_better else value <= self.solved
+
+  def __hash__(self):  # baselines is a dict; identity of a spec is its name and shape
+    return hash((self.name, self.kind, self.length))
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A spec plus its data.
+
+  Attributes:
+    spec: the TaskSpec.
+    params: the resolved generator parameters (recorded with every result).
+    train_batch: (key, batch_size) -> batch. Pure and jittable, so the harness draws
+      training batches on device inside its compiled training loop: synthetic tasks
+      generate them, dataset tasks gather from arrays already on device.
+    eval_data: the fixed held-out set as one batch dict of arrays (numpy).
+  """
+  spec: TaskSpec
+  params: dict[str, Any]
+  train_batch: Callable[[jax.Array, int], dict[str, jax.Array]]
+  eval_data: dict[str, np.ndarray]
+
+  @property
+  def eval_size(self) -> int:
+    return len(self.eval_data['targets'])
