@@ -69,7 +69,7 @@ def _ordered(values):
   return list(dict.fromkeys(values))
 
 
-def _fmt(values: list[float], fmt: str = '{:.3f}') -> str:
+def _fmt(values: list[float], fmt: str = '{:.3g}') -> str:
   if not values:
     return ''
   mean = statistics.fmean(values)
@@ -78,14 +78,21 @@ def _fmt(values: list[float], fmt: str = '{:.3f}') -> str:
   return f'{fmt.format(mean)} ± {fmt.format(statistics.stdev(values))}'
 
 
-def _cell_text(group: list[dict], key: str) -> str:
+def _metric_format(key: str | None) -> str:
+  """Accuracies to three decimals; losses and errors to three significant digits, since
+  they span decades (0.167 at the baseline, 1e-5 when solved)."""
+  return '{:.3f}' if key and key.endswith('accuracy') else '{:.3g}'
+
+
+def _cell_text(group: list[dict], key: str, mark_solved: bool) -> str:
   ok = [r['metrics'][key] for r in group
         if r['status'] == 'ok' and r['metrics'].get(key) is not None]
-  text = _fmt(ok)
+  text = _fmt(ok, _metric_format(key))
   failed = sorted({r['status'] for r in group if r['status'] != 'ok'})
   if failed:
     text = (text + ' ' if text else '') + f'({"/".join(failed)})'
-  if ok and all(r['metrics'].get('solved') for r in group if r['status'] == 'ok'):
+  if mark_solved and ok and all(r['metrics'].get('solved') for r in group
+                                if r['status'] == 'ok'):
     text += ' ✓'
   return text or '—'
 
@@ -97,8 +104,8 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def metric_table(records, key_of=None) -> str:
-  """One row per architecture, one column per task: the task's headline metric, with the
-  baseline and the solved threshold as the first rows."""
+  """One row per architecture, one column per task: by default the task's headline metric
+  (marked ✓ where solved), else the metric `key_of[column]`; the baseline comes first."""
   row, col = _keys(records)
   cols, rows = _ordered(col(r) for r in records), _ordered(row(r) for r in records)
   groups: dict[tuple, list] = {}
@@ -106,6 +113,7 @@ def metric_table(records, key_of=None) -> str:
     groups.setdefault((row(r), col(r)), []).append(r)
   headline = {c: next((_headline(r) for r in records if col(r) == c and _headline(r)), None)
               for c in cols}
+  mark_solved = key_of is None
   key_of = key_of or headline
   header = ['arch'] + [f'{c} ({METRIC_LABELS.get(key_of[c], key_of[c])}'
                        f'{"" if key_of[c] is None else (" ↓" if key_of[c].endswith(("mse", "loss")) else " ↑")})'
@@ -114,9 +122,9 @@ def metric_table(records, key_of=None) -> str:
   def from_any(c, name):
     return next((r['metrics'].get(name) for r in records
                  if col(r) == c and r['metrics'].get(name) is not None), None)
-  baseline = ['*baseline*'] + [_fmt([v]) if (v := from_any(c, f'baseline/{key_of[c]}')) is not None
+  baseline = ['*baseline*'] + [_fmt([v], _metric_format(key_of[c])) if (v := from_any(c, f'baseline/{key_of[c]}')) is not None
                                else '' for c in cols]
-  body = [[a] + [_cell_text(groups.get((a, c), []), key_of[c]) if (a, c) in groups else ''
+  body = [[a] + [_cell_text(groups[(a, c)], key_of[c], mark_solved) if (a, c) in groups else ''
                  for c in cols] for a in rows]
   return _markdown_table(header, [baseline] + body)
 

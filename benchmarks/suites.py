@@ -108,3 +108,28 @@ register(Suite(
         'copy': TaskPlan({'length': 8, 'eval_size': 64}, _SMOKE_TRAIN),
         'digits': TaskPlan({}, _SMOKE_TRAIN),
     }))
+
+
+register(Suite(
+    name='quick',
+    doc="""Every architecture x every task at size small (100k parameters): the default.
+
+    Command: archbench run   (same as: archbench run --suite quick)
+    Runtime: about 4 minutes on a 2-core CPU, compilation included.
+    Results: cnn above 98% on digits and the sequence models above 90% (64-pixel
+    sequences); on adding (T=30) the transformer, LSTM and GRU solve it (MSE < 0.01) while
+    the Elman RNN stays near the 0.167 baseline or barely below; on copy (T=10) the
+    transformer solves it, the GRU learns part of it and the LSTM sits near the
+    memoryless baseline, as Arjovsky et al. (2016) report for LSTMs on copy memory.
+    """,
+    size='small',
+    tasks={
+        'adding': TaskPlan({'length': 30}, TrainConfig(
+            steps=800, batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50)),
+        'copy': TaskPlan({'length': 10}, TrainConfig(
+            steps=1200, batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50),
+            per_arch_train={'gru': {'lr': 1e-2}}),
+        'digits': TaskPlan({}, TrainConfig(
+            steps=600, batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50),
+            per_arch_train={'cnn': {'steps': 150}}),
+    }))

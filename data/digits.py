@@ -51,11 +51,15 @@ def make_digits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0) 
   images, labels = load_digits_arrays()
   train, test = split_indices(len(labels), test_fraction, split_seed)
   majority = np.bincount(labels[test]).max() / len(test)
+  # Chance-level loss: cross-entropy of predicting the training class frequencies.
+  prior = np.bincount(labels[train], minlength=10) / len(train)
+  prior_loss = -np.mean(np.log(prior[labels[test]]))
   spec = TaskSpec(
       name='digits', kind='classify', length=int(np.prod(DIGITS_SHAPE[:2])),
       image_shape=DIGITS_SHAPE, num_classes=10,
       metric='eval/accuracy', higher_is_better=True,
-      baselines={'eval/accuracy': float(majority)}, solved=0.95)
+      baselines={'eval/accuracy': float(majority), 'eval/loss': float(prior_loss)},
+      solved=0.95)
   return Task(spec, {'test_fraction': test_fraction, 'split_seed': split_seed},
               array_sampler({'inputs': images[train], 'targets': labels[train]}),
               {'inputs': images[test], 'targets': labels[test]})

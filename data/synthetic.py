@@ -47,7 +47,8 @@ def make_adding(seed: int = 0, length: int = 50, eval_size: int = 1000) -> Task:
   spec = TaskSpec(
       name='adding', kind='regress', length=length, feature_dim=2, out_dim=1,
       metric='eval/mse', higher_is_better=False,
-      baselines={'eval/mse': ADDING_BASELINE_MSE}, solved=0.01)
+      baselines={'eval/mse': ADDING_BASELINE_MSE, 'eval/loss': ADDING_BASELINE_MSE},
+      solved=0.01)
   return Task(spec, {'length': length, 'eval_size': eval_size},
               lambda key, b: generate(key, b), _eval_set(generate, seed, eval_size))
 

@@ -1,0 +1,271 @@
+"""Backbones: shapes and dtypes over the whole registry, parameter budgets, recurrent cells
+and attention against naive numpy references, scan == step, and causality."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import archs
+from archs import recurrent, registry, transformer
+
+B, T = 2, 6
+IMAGE = (8, 8, 1)  # the bundled digits' shape
+SEQUENCE_ARCHS = [n for n in archs.names() if archs.get(n).input_kind == 'sequence']
+RECURRENT = ['rnn', 'lstm', 'gru']
+
+
+def _rng(seed):
+  return np.random.default_rng(seed)
+
+
+def _perturb(params, seed, scale=0.3):
+  """The module's own parameter tree, with noise added to every leaf (biases start at zero,
+  so without this a reference that forgets a bias would still agree)."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  rng = _rng(seed)
+  leaves = [np.asarray(l) + scale * rng.standard_normal(l.shape).astype(np.float32)
+            for l in leaves]
+  return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(l, jnp.float32) for l in leaves])
+
+
+def _init(module, x, seed=0):
+  return jax.jit(module.init)(jax.random.PRNGKey(seed), x)
+
+
+def _init_apply(module, x, seed=0):
+  params = _init(module, x, seed)
+  return params, jax.jit(module.apply)(params, x)
+
+
+# ---------------------------------------------------------------------------------------
+# Shapes and dtypes, parametrised over the registry itself.
+
+@pytest.mark.parametrize('name', archs.names())
+def test_backbone_shape_dtype_finite(name):
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  module = spec.build(cfg)
+  rng = _rng(1)
+  if spec.input_kind == 'image':
+    x = jnp.asarray(rng.random((B, *IMAGE)), jnp.float32)
+    expected = (B, cfg.width)
+  else:
+    assert spec.input_kind == 'sequence'
+    x = jnp.asarray(rng.standard_normal((B, T, cfg.width)), jnp.float32)
+    expected = (B, T, cfg.width)
+  _, y = _init_apply(module, x)
+  assert y.shape == expected
+  assert y.dtype == jnp.float32
+  assert np.all(np.isfinite(np.asarray(y)))
+  # Not a constant map: different examples give different outputs.
+  assert not np.allclose(np.asarray(y[0]), np.asarray(y[1]))
+
+
+# ---------------------------------------------------------------------------------------
+# Parameter budgets.
+
+@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('size', list(archs.SIZES))
+def test_param_count_within_budget(name, size):
+  spec = archs.get(name)
+  budget = archs.SIZES[size]
+  count = spec.param_count(spec.config(size))
+  assert abs(count - budget) <= registry.BUDGET_TOLERANCE * budget, (name, size, count)
+
+
+@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('size', list(archs.SIZES))
+def test_solve_width_picks_closest(name, size):
+  spec = archs.get(name)
+  budget = archs.SIZES[size]
+  width = registry.solve_width(name, budget)
+  assert width % spec.width_step == 0 and width > 0
+  # The size's config is the one at the solved width.
+  assert spec.config(size) == spec.config_for_width(width)
+  count = lambda w: registry.count_params(spec, spec.config_for_width(w))
+  best = abs(count(width) - budget)
+  for neighbour in (width - spec.width_step, width + spec.width_step):
+    if neighbour > 0:
+      assert abs(count(neighbour) - budget) >= best, (name, size, width, neighbour)
+
+
+def test_param_count_counts_every_leaf():
+  """param_count (shape-only) equals the number of scalars in a real initialisation."""
+  spec = archs.get('gru')
+  cfg = spec.config('tiny')
+  params = spec.build(cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, 3, cfg.width)))
+  real = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(params))
+  # Independent count: GRU layer = 3 input kernels + 3 input biases + 3 hidden kernels
+  # + 1 hidden bias (hn).
+  h = cfg.hidden
+  per_layer = 3 * h * h + 3 * h + 3 * h * h + h
+  assert real == cfg.num_layers * per_layer == spec.param_count(cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# Recurrent cells against naive numpy loops.
+
+def _sigmoid(z):
+  return 1.0 / (1.0 + np.exp(-z))
+
+
+def _layer_cell_params(params, i):
+  """Layer i's cell parameters. The documented layout (the one `recurrent.step` reads) is
+  params['layer_i']['cell']; if the tree is laid out otherwise (e.g. cells adopted by the
+  parent module as '<Cell>_i'), fall back to the i-th cell child so that this test checks
+  the maths alone (test_scan_equals_step pins the layout)."""
+  if f'layer_{i}' in params:
+    return params[f'layer_{i}']['cell']
+  matches = [k for k in params if k.endswith(f'Cell_{i}')]
+  assert len(matches) == 1, list(params)
+  return params[matches[0]]
+
+
+def _np_layer(cell, p, x):
+  """One recurrent layer over x [B, T, D], zero initial state, float64 numpy."""
+  p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), p)
+  b, t, _ = x.shape
+  hdim = (p['h']['kernel'] if cell == 'rnn' else p['hr' if cell == 'gru' else 'hi']['kernel']).shape[0]
+  h = np.zeros((b, hdim))
+  c = np.zeros((b, hdim))
+  out = np.zeros((b, t, hdim))
+  for s in range(t):
+    xt = x[:, s]
+    if cell == 'rnn':  # h' = tanh(x Wi + bi + h Wh)
+      h = np.tanh(xt @ p['i']['kernel'] + p['i']['bias'] + h @ p['h']['kernel'])
+    elif cell == 'lstm':
+      gate = lambda g: xt @ p['i' + g]['kernel'] + h @ p['h' + g]['kernel'] + p['h' + g]['bias']
+      i, f = _sigmoid(gate('i')), _sigmoid(gate('f'))
+      g, o = np.tanh(gate('g')), _sigmoid(gate('o'))
+      c = f * c + i * g
+      h = o * np.tanh(c)
+    else:  # gru
+      r = _sigmoid(xt @ p['ir']['kernel'] + p['ir']['bias'] + h @ p['hr']['kernel'])
+      z = _sigmoid(xt @ p['iz']['kernel'] + p['iz']['bias'] + h @ p['hz']['kernel'])
+      n = np.tanh(xt @ p['in']['kernel'] + p['in']['bias']
+                  + r * (h @ p['hn']['kernel'] + p['hn']['bias']))
+      h = (1.0 - z) * n + z * h
+    out[:, s] = h
+  return out
+
+
+@pytest.mark.parametrize('name', RECURRENT)
+def test_recurrent_matches_numpy_loop(name):
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  assert cfg.num_layers >= 2  # the reference stacks layers; make sure that is exercised
+  module = spec.build(cfg)
+  x = _rng(2).standard_normal((B, T, cfg.width)).astype(np.float32)
+  params = _perturb(_init(module, jnp.asarray(x)), seed=3)
+  y = np.asarray(module.apply(params, jnp.asarray(x)))
+  ref = x.astype(np.float64)
+  for i in range(cfg.num_layers):
+    ref = _np_layer(name, _layer_cell_params(params['params'], i), ref)
+  np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', RECURRENT)
+def test_scan_equals_step(name):
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  module = spec.build(cfg)
+  x = jnp.asarray(_rng(4).standard_normal((B, T, cfg.width)), jnp.float32)
+  params = _perturb(_init(module, x), seed=5)
+  scanned = np.asarray(module.apply(params, x))
+  carry = recurrent.initial_carry(cfg, B)
+  stepped = []
+  for s in range(T):
+    carry, y_t = recurrent.step(cfg, params['params'], carry, x[:, s])
+    stepped.append(np.asarray(y_t))
+  np.testing.assert_allclose(np.stack(stepped, axis=1), scanned, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# Causality.
+
+def _causal_config(spec):
+  cfg = spec.config('tiny')
+  if spec.causal is None:
+    cfg = dataclasses.replace(cfg, causal=True)
+  return cfg
+
+
+def _check_causal(module, width, seed):
+  """Changing inputs after t leaves outputs <= t alone and changes some output after t."""
+  rng = _rng(seed)
+  length = 7
+  x = rng.standard_normal((B, length, width)).astype(np.float32)
+  params = _perturb(_init(module, jnp.asarray(x)), seed=seed + 1, scale=0.1)
+  apply = jax.jit(module.apply)
+  y = np.asarray(apply(params, jnp.asarray(x)))
+  for t in (0, 3, length - 2):
+    x2 = x.copy()
+    x2[:, t + 1:] = rng.standard_normal(x2[:, t + 1:].shape)
+    y2 = np.asarray(apply(params, jnp.asarray(x2)))
+    np.testing.assert_allclose(y2[:, :t + 1], y[:, :t + 1], rtol=0, atol=1e-6)
+    assert np.max(np.abs(y2[:, t + 1:] - y[:, t + 1:])) > 1e-4
+
+
+@pytest.mark.parametrize(
+    'name', [n for n in SEQUENCE_ARCHS if archs.get(n).causal is not False])
+def test_causal_archs_are_causal(name):
+  """Every sequence arch that is causal (or can be made causal) passes the check."""
+  spec = archs.get(name)
+  cfg = _causal_config(spec)
+  _check_causal(spec.build(cfg), cfg.width, seed=10)
+
+
+def test_causal_transformer_is_causal():
+  spec = archs.get('transformer')
+  cfg = dataclasses.replace(spec.config('tiny'), causal=True)
+  _check_causal(spec.build(cfg), cfg.width, seed=20)
+
+
+def test_bidirectional_transformer_sees_the_future():
+  spec = archs.get('transformer')
+  cfg = spec.config('tiny')
+  assert cfg.causal is False
+  module = spec.build(cfg)
+  x = _rng(30).standard_normal((B, 5, cfg.width)).astype(np.float32)
+  params, y = _init_apply(module, jnp.asarray(x))
+  x2 = x.copy()
+  # A fresh random vector (a constant shift would be removed by the LayerNorm).
+  x2[:, -1] = _rng(31).standard_normal(x2[:, -1].shape)
+  y2 = np.asarray(module.apply(params, jnp.asarray(x2)))
+  assert np.max(np.abs(y2[:, 0] - np.asarray(y)[:, 0])) > 1e-4
+
+
+# ---------------------------------------------------------------------------------------
+# Attention against an explicit softmax(QK^T / sqrt(d_head)) V.
+
+def _np_attention(p, x, heads, causal):
+  p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), p)
+  x = x.astype(np.float64)
+  b, t, d = x.shape
+  dh = d // heads
+  qkv = x @ p['qkv']['kernel'] + p['qkv']['bias']  # [B, T, 3D]: q | k | v, heads contiguous
+  q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(b, t, heads, dh) for i in range(3))
+  scores = np.einsum('bqnh,bknh->bnqk', q, k) / np.sqrt(dh)
+  if causal:
+    scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
+  scores -= scores.max(-1, keepdims=True)
+  w = np.exp(scores)
+  w /= w.sum(-1, keepdims=True)
+  y = np.einsum('bnqk,bknh->bqnh', w, v).reshape(b, t, d)
+  return y @ p['out']['kernel'] + p['out']['bias']
+
+
+@pytest.mark.parametrize('causal', [False, True])
+def test_self_attention_matches_numpy(causal):
+  heads, d, t = 4, 16, 7
+  module = transformer.SelfAttention(num_heads=heads, causal=causal)
+  x = _rng(40 + causal).standard_normal((B, t, d)).astype(np.float32)
+  params = _perturb(_init(module, jnp.asarray(x)), seed=41)
+  y = np.asarray(module.apply(params, jnp.asarray(x)))
+  ref = _np_attention(params['params'], x, heads, causal)
+  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
+  # And the mask matters: the other variant's reference disagrees.
+  other = _np_attention(params['params'], x, heads, not causal)
+  assert np.max(np.abs(other - y)) > 1e-3

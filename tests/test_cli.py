@@ -1,0 +1,299 @@
+"""End to end: the `archbench` command line (smoke suite, report, list, bad input) and the
+harness's handling of failing cells."""
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import archs
+import data
+from benchmarks import model as model_lib
+from benchmarks import report, results, runner, suites
+from benchmarks import train as train_lib
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+ENV = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+ENV_KEYS = ('python', 'jax', 'jaxlib', 'flax', 'optax', 'backend', 'device_kind',
+            'device_count', 'cpu', 'git_commit', 'command', 'utc_time')
+PERF_KEYS = ('params', 'compile_s', 'step_ms', 'examples_per_s', 'tokens_per_s',
+             'flops_per_step', 'peak_bytes')
+
+
+def archbench(*args, timeout=300):
+  return subprocess.run([sys.executable, '-m', 'benchmarks', *map(str, args)], cwd=REPO,
+                        env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _expected_smoke_cells():
+  """(arch, task) pairs the smoke suite must run, from the registries themselves."""
+  smoke = suites.get('smoke')
+  pairs = set()
+  for task_name, plan in smoke.tasks.items():
+    spec = data.build(task_name, **plan.params).spec
+    for arch_name in smoke.archs or archs.names():
+      if model_lib.incompatibility(archs.get(arch_name), spec) is None:
+        pairs.add((arch_name, task_name))
+  return pairs
+
+
+@pytest.fixture(scope='session')
+def smoke_run(tmp_path_factory):
+  """`archbench run --suite smoke` once per session (about a minute on 2 CPU cores)."""
+  out = tmp_path_factory.mktemp('smoke') / 'run'
+  proc = archbench('run', '--suite', 'smoke', '--out', out, timeout=600)
+  records = results.load_records(out / 'results.jsonl') if (out / 'results.jsonl').exists() else []
+  return proc, out, records
+
+
+# ---------------------------------------------------------------------------------------
+# The smoke suite.
+
+def test_smoke_exit_code_and_cells(smoke_run):
+  proc, out, records = smoke_run
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Traceback' not in proc.stderr
+  pairs = [(r['arch'], r['task']) for r in records]
+  assert len(pairs) == len(set(pairs))  # one record per cell
+  expected = _expected_smoke_cells()
+  assert set(pairs) == expected
+  # Every architecture appears; only image classification takes the CNN.
+  assert {a for a, _ in expected} == set(archs.names())
+  lines = (out / 'results.jsonl').read_text().splitlines()
+  assert len(lines) == len(expected)
+
+
+def test_smoke_records_schema(smoke_run):
+  _, _, records = smoke_run
+  assert records
+  run_ids = {r['run_id'] for r in records}
+  assert len(run_ids) == 1
+  plans = suites.get('smoke').tasks
+  for r in records:
+    where = f'{r["arch"]}/{r["task"]}'
+    assert set(r) == set(results.RECORD_KEYS), where
+    assert r['schema'] == results.SCHEMA
+    assert r['status'] == 'ok' and r['error'] is None, (where, r['error'])
+    assert r['suite'] == 'smoke' and r['size'] == 'tiny' and r['seed'] == 0
+    # The cell's task parameters are recorded as resolved.
+    assert plans[r['task']].params.items() <= r['config']['task'].items()
+    metrics = r['metrics']
+    headline = r['config']['task_spec']['metric']
+    assert headline == data.build(r['task']).spec.metric
+    assert isinstance(metrics[headline], float) and math.isfinite(metrics[headline]), where
+    assert math.isfinite(metrics['train/loss'])
+    assert f'baseline/{headline}' in metrics
+    assert any(k.startswith('baseline/') for k in metrics)
+    perf = r['perf']
+    for key in PERF_KEYS:
+      assert isinstance(perf[key], (int, float)) and perf[key] > 0, (where, key, perf.get(key))
+    # The recorded parameter count is the model's (backbone plus adapter and head).
+    arch = archs.get(r['arch'])
+    backbone = arch.param_count(model_lib.resolve_config(
+        arch, 'tiny', data.build(r['task'], **plans[r['task']].params).spec))
+    assert perf['backbone_params'] == backbone < perf['params']
+    env = r['env']
+    for key in ENV_KEYS:
+      assert env.get(key) not in (None, ''), (where, key)
+    assert env['backend'] == 'cpu' and env['device_count'] >= 1
+    assert 'run' in env['command'] and 'smoke' in env['command']
+
+
+def test_smoke_summaries(smoke_run):
+  _, out, records = smoke_run
+  md = (out / 'summary.md').read_text()
+  rows = (out / 'summary.csv').read_text()
+  table = md.split('## Accuracy', 1)[1].split('##', 1)[0]
+  lines = [l for l in table.splitlines() if l.startswith('|')]
+  header = lines[0]
+  for task in {r['task'] for r in records}:
+    assert f' {task} (' in header, task
+  row_names = [l.split('|')[1].strip() for l in lines[2:]]
+  for arch in archs.names():
+    assert arch in row_names, arch
+  parsed = list(csv.DictReader(io.StringIO(rows)))
+  assert len(parsed) == len(records)
+  assert {(p['arch'], p['task']) for p in parsed} == {(r['arch'], r['task']) for r in records}
+  assert all(p['status'] == 'ok' for p in parsed)
+
+
+# ---------------------------------------------------------------------------------------
+# report.
+
+def test_report_reproduces_summaries(smoke_run, tmp_path):
+  _, out, _ = smoke_run
+  copy = tmp_path / 'copy'
+  shutil.copytree(out, copy)
+  (copy / 'summary.md').unlink()
+  (copy / 'summary.csv').unlink()
+  proc = archbench('report', copy, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert (copy / 'summary.md').read_bytes() == (out / 'summary.md').read_bytes()
+  assert (copy / 'summary.csv').read_bytes() == (out / 'summary.csv').read_bytes()
+
+
+def test_report_survives_torn_last_line(smoke_run, tmp_path):
+  _, out, records = smoke_run
+  copy = tmp_path / 'torn'
+  shutil.copytree(out, copy)
+  first = (out / 'results.jsonl').read_text().splitlines()[0]
+  with open(copy / 'results.jsonl', 'a') as f:
+    f.write(first[:len(first) // 2])  # a run killed mid-write
+  proc = archbench('report', copy, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert f'{len(records)} records' in proc.stdout
+  assert len(list(csv.DictReader(io.StringIO((copy / 'summary.csv').read_text())))) == len(records)
+  assert f'{len(records)} cells, {len(records)} ok' in (copy / 'summary.md').read_text()
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: exit code 2, one line on stderr, no traceback.
+
+BAD_INPUTS = {
+    # name: (argv, words the message must contain)
+    'unknown arch': (['run', '--archs', 'nope'], ['nope', *archs.names()]),
+    'unknown arch (smoke)': (['run', '--suite', 'smoke', '--archs', 'nope'],
+                             ['nope', *archs.names()]),
+    'unknown task': (['run', '--suite', 'smoke', '--tasks', 'nope'], ['nope', *data.names()]),
+    'unknown suite': (['run', '--suite', 'nope'], ['nope', *suites.names()]),
+    'unknown size': (['run', '--suite', 'smoke', '--size', 'huge'], ['huge', *archs.SIZES]),
+    'malformed number': (['run', '--suite', 'smoke', '--seed', 'abc'], ['seed', 'abc']),
+    'negative seed': (['run', '--suite', 'smoke', '--seed', '-1'], ['seed']),
+    'seed too large': (['run', '--suite', 'smoke', '--seed', str(2**64)], ['seed']),
+    'unknown flag': (['run', '--nope'], ['nope']),
+    'unknown command': (['nope'], ['nope', 'list', 'run', 'report']),
+    'no command': ([], ['list', 'run', 'report']),
+    'incompatible pair': (['run', '--suite', 'smoke', '--archs', 'cnn', '--tasks', 'adding'],
+                          ['cnn', 'adding']),
+    'report without results': (['report', '{empty}'], ['results.jsonl']),
+    'report without dir': (['report'], ['report']),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_INPUTS))
+def test_bad_input(case, tmp_path):
+  argv, words = BAD_INPUTS[case]
+  argv = [a.replace('{empty}', str(tmp_path)) for a in argv]
+  proc = archbench(*argv, timeout=60)
+  assert 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+  assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr
+  assert lines[0].startswith('archbench: error:')
+  for word in words:
+    assert word in lines[0], (word, lines[0])
+
+
+def test_default_suite_is_registered():
+  """`archbench run` without --suite must run a suite that exists."""
+  from benchmarks import cli
+  assert cli.FLAGS['suite'].default in suites.names()
+
+
+# ---------------------------------------------------------------------------------------
+# list.
+
+def test_list_names_everything():
+  proc = archbench('list', timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  for name in [*archs.names(), *data.names(), *suites.names()]:
+    assert name in proc.stdout, name
+
+
+def test_list_json_params():
+  proc = archbench('list', '--json', timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  info = json.loads(proc.stdout)
+  assert set(info['archs']) == set(archs.names())
+  assert set(info['tasks']) == set(data.names())
+  assert set(info['suites']) == set(suites.names())
+  for name, entry in info['archs'].items():
+    spec = archs.get(name)
+    assert set(entry['params']) == set(archs.SIZES)
+    for size, count in entry['params'].items():
+      assert count == spec.param_count(spec.config(size)), (name, size)
+    expected_tasks = [t for t in data.names()
+                      if model_lib.incompatibility(spec, data.build(t).spec) is None]
+    assert entry['tasks'] == expected_tasks
+
+
+# ---------------------------------------------------------------------------------------
+# Failing cells.
+
+# Adam moves every parameter by ~lr per step whatever the gradient, and the clip is off:
+# with lr = 1e30 the outputs overflow float32 within a few steps (loss inf/NaN).
+_DIVERGE = train_lib.TrainConfig(steps=5, batch_size=4, lr=1e30, warmup_steps=1,
+                                 clip_norm=1e30, steps_per_dispatch=5, eval_batch_size=16)
+_OK = train_lib.TrainConfig(steps=5, batch_size=4, lr=1e-3, warmup_steps=1,
+                            steps_per_dispatch=5, eval_batch_size=16)
+_SMALL_ADDING = {'length': 4, 'eval_size': 16}
+
+
+@pytest.fixture(scope='module')
+def failing_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp('failing')
+  cells = [
+      runner.Cell('rnn', 'adding', 'tiny', task_params=_SMALL_ADDING, train=_DIVERGE),
+      runner.Cell('rnn', 'adding', 'tiny', seed=1, task_params=_SMALL_ADDING, train=_OK),
+      runner.Cell('rnn', 'copy', 'tiny', task_params={'length': 0}, train=_OK),
+  ]
+  records = runner.run_suite(cells, out, suite='failing', log=lambda *_: None)
+  return out, records
+
+
+def test_diverged_cell_is_recorded_and_run_goes_on(failing_run):
+  out, records = failing_run
+  diverged, ok, _ = records
+  assert diverged['status'] == 'diverged'
+  assert diverged['error'] and 'Diverged' in diverged['error']
+  assert ok['status'] == 'ok' and ok['error'] is None
+  assert math.isfinite(ok['metrics']['eval/mse'])
+  on_disk = results.load_records(out / 'results.jsonl')
+  assert len((out / 'results.jsonl').read_text().splitlines()) == 3
+  assert [(r['seed'], r['status']) for r in on_disk[:2]] == [(0, 'diverged'), (1, 'ok')]
+  # What was measured before the failure is kept (the loss is non-finite: JSON null).
+  assert 'train/loss' in on_disk[0]['metrics'] and on_disk[0]['metrics']['train/loss'] is None
+  assert on_disk[0]['perf']['params'] > 0
+  md = (out / 'summary.md').read_text()
+  failed = md.split('## Failed cells', 1)[1]
+  assert '`rnn/adding/tiny/s0`: **diverged**' in failed
+  assert 'rnn/adding/tiny/s1' not in failed
+
+
+def test_raising_cell_is_an_error_record(failing_run):
+  out, records = failing_run
+  error = records[2]
+  # prepare() turns the task's ValueError into a UsageError; run_cell records it as 'error'.
+  assert error['status'] == 'error'
+  assert error['error'].startswith('UsageError:')
+  assert 'length' in error['error'] and 'got 0' in error['error']
+  assert error['metrics'] == {} and error['perf'] == {}
+  assert error['config']['task'] == {'length': 0}
+  on_disk = results.load_records(out / 'results.jsonl')[2]
+  assert on_disk['status'] == 'error' and set(on_disk) == set(results.RECORD_KEYS)
+  assert '`rnn/copy/tiny/s0`: **error**' in (out / 'summary.md').read_text()
+
+
+def test_cli_exit_code_1_when_a_cell_fails(tmp_path, monkeypatch, capsys):
+  """Not reachable from the shipped suites by flags alone, so a suite that diverges is
+  registered in-process and the CLI's `run` is called in-process."""
+  from benchmarks import cli
+  suite = suites.Suite(name='test-diverges', doc='diverges on purpose', size='tiny',
+                       tasks={'adding': suites.TaskPlan(_SMALL_ADDING, _DIVERGE)},
+                       archs=('rnn',))
+  monkeypatch.setitem(suites._SUITES, suite.name, suite)
+  try:
+    code = cli.run(['archbench', 'run', '--suite', suite.name, '--out', str(tmp_path)])
+  finally:
+    cli.FLAGS.unparse_flags()
+  assert code == 1
+  assert '0 ok, 1 failed' in capsys.readouterr().out
+  (record,) = results.load_records(tmp_path / 'results.jsonl')
+  assert record['status'] == 'diverged'

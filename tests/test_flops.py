@@ -1,0 +1,82 @@
+"""FLOP counts: each backbone's analytic forward count against XLA's cost_analysis() on a
+short case (recurrences fully unrolled so XLA sees every step), and the harness's reading of
+a compiled lax.scan over k train steps as one step."""
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import archs
+import data
+from benchmarks import model as model_lib
+from benchmarks import runner
+from benchmarks import train as train_lib
+
+B, T = 2, 8
+IMAGE = (8, 8, 1)  # the digits' shape, what the harness feeds the CNN
+
+
+def _xla_flops(fn, *args):
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost['flops'])
+
+
+@pytest.mark.parametrize('name', archs.names())
+def test_analytic_forward_flops_match_xla(name):
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  if spec.uses_scan:
+    cfg = dataclasses.replace(cfg, unroll=True)  # XLA counts a loop body once
+  module = spec.build(cfg)
+  shape = IMAGE if spec.input_kind == 'image' else (T, cfg.width)
+  x = jnp.zeros((B, *shape), jnp.float32)
+  params = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+  params = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), params)
+  xla = _xla_flops(lambda p, x: module.apply(p, x), params, x)
+  analytic = B * spec.flops(cfg, shape)
+  assert xla > 0
+  ratio = analytic / xla
+  assert abs(ratio - 1) <= 0.10, f'{name}: analytic/XLA = {ratio:.3f} ({analytic:.0f} vs {xla:.0f})'
+
+
+def test_unrolled_recurrence_is_counted_per_step():
+  """Guards the test above: without unrolling XLA undercounts by about T; unrolled it
+  grows linearly with T, like the analytic count."""
+  spec = archs.get('gru')
+  cfg = spec.config('tiny')
+
+  def flops(config, t):
+    module = spec.build(config)
+    x = jnp.zeros((1, t, config.width))
+    params = jax.tree_util.tree_map(
+        lambda s: jnp.zeros(s.shape, s.dtype),
+        jax.eval_shape(module.init, jax.random.PRNGKey(0), x))
+    return _xla_flops(lambda p, x: module.apply(p, x), params, x)
+  unrolled = dataclasses.replace(cfg, unroll=True)
+  assert flops(unrolled, 8) == pytest.approx(2 * flops(unrolled, 4), rel=0.05)
+  assert flops(cfg, 8) < 0.5 * flops(unrolled, 8)
+
+
+def test_train_chunk_flops_are_one_step():
+  """runner._xla_flops_per_step takes a compiled scan over k steps as one step's FLOPs."""
+  arch = archs.get('transformer')
+  task = data.build('copy', length=4, eval_size=8)
+  config = model_lib.resolve_config(arch, 'tiny', task.spec)
+  model = model_lib.build_model(arch, config, task.spec)
+  tc = train_lib.TrainConfig(steps=8, batch_size=4)
+  optimizer = train_lib.make_optimizer(tc)
+  state = train_lib.init_state(model, task, optimizer, jax.random.PRNGKey(0), tc.batch_size)
+  counts = {}
+  for k in (1, 4):
+    chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
+                              optimizer=optimizer, batch_size=tc.batch_size, num_steps=k)
+    compiled = jax.jit(chunk).lower(state, jax.random.PRNGKey(1)).compile()
+    counts[k] = runner._xla_flops_per_step(compiled)
+  assert counts[1] is not None and counts[1] > 0
+  assert counts[4] == pytest.approx(counts[1], rel=0.02)
+  # And one step is about 3x the forward pass (forward + backward), per the analytic count.
+  forward = model_lib.forward_flops(arch, config, task.spec) * tc.batch_size
+  assert 2.0 < counts[1] / forward < 4.5
