@@ -8,5 +8,6 @@ from archs.registry import SIZES, ArchSpec, get, names, register
 
 # Family modules register themselves on import.
 from archs import cnn, recurrent, transformer  # noqa: F401  (registration side effect)
+from archs import tcn, lru, decoder, vit, encdec  # noqa: F401
 
 __all__ = ['SIZES', 'ArchSpec', 'get', 'names', 'register', 'registry']

@@ -1,8 +1,10 @@
-"""Recurrent backbones: Elman RNN (tanh), LSTM and GRU, stacked, scanned with `nn.RNN`.
+"""Recurrent backbones: Elman RNN (tanh), LSTM and GRU, stacked, scanned with `nn.RNN`;
+causal (`Recurrent`) or bidirectional (`BiRecurrent`).
 
 Every layer runs under `lax.scan` (via `nn.RNN`), never a Python loop over time. The pure
-`step` function advances all layers by one token from the same parameters, for
-token-by-token inference and for the scan-equals-step test.
+`step` function advances all layers of a causal stack by one token from the same
+parameters, for token-by-token inference and for the scan-equals-step test. A bidirectional
+stack has no such step: each output needs the whole sequence.
 """
 from __future__ import annotations
 
@@ -39,12 +41,16 @@ class RecurrentConfig:
     return self.hidden
 
 
-def make_cell(cfg: RecurrentConfig) -> nn.RNNCellBase:
+def make_cell(cfg: RecurrentConfig | BiRecurrentConfig) -> nn.RNNCellBase:
+  """An unbound cell (parent=None). Created inside a module's compact method, a cell would
+  bind to that module and register there as '<Cell>_i'; unbound, the `nn.RNN` it is given
+  to adopts it, so its parameters sit at layer_i/cell, where `step` reads them."""
   if cfg.cell == Cell.ELMAN:
-    return nn.SimpleCell(cfg.hidden)  # h' = tanh(W_i x + b + W_h h)
+    return nn.SimpleCell(cfg.hidden, parent=None)  # h' = tanh(W_i x + b + W_h h)
   if cfg.cell == Cell.LSTM:
-    return nn.OptimizedLSTMCell(cfg.hidden)  # same maths as LSTMCell, fused gate matmuls
-  return nn.GRUCell(cfg.hidden)
+    # Same maths as LSTMCell, fused gate matmuls.
+    return nn.OptimizedLSTMCell(cfg.hidden, parent=None)
+  return nn.GRUCell(cfg.hidden, parent=None)
 
 
 class Recurrent(nn.Module):
@@ -77,19 +83,88 @@ def step(cfg: RecurrentConfig, params, carry, x_t):
   return tuple(new_carry), x_t
 
 
+def cell_step_flops(cell: Cell, d_in: int, h: int) -> float:
+  """One step of one cell: the gate projections from the input and from the state, their
+  biases, and a few elementwise ops per gate."""
+  per_step = _GATES[cell] * (2.0 * d_in * h + 2.0 * h * h + 2 * h)  # matmuls, bias, sum
+  return per_step + {Cell.ELMAN: 0, Cell.LSTM: 3 * h, Cell.GRU: 5 * h}[cell]  # gate mixing
+
+
 def recurrent_flops(cfg: RecurrentConfig, shape: tuple[int, ...]) -> float:
-  """Forward FLOPs for one [T, D] sequence: per step and layer, the gate projections from
-  the input and from the state, their biases, and a few elementwise ops per gate."""
+  """Forward FLOPs for one [T, D] sequence through the causal stack."""
   t, d = shape
-  h, g = cfg.hidden, _GATES[cfg.cell]
   flops = 0.0
   d_in = d
   for _ in range(cfg.num_layers):
-    per_step = g * (2.0 * d_in * h + 2.0 * h * h + 2 * h)  # matmuls, bias, sum of the two
-    per_step += {Cell.ELMAN: 0, Cell.LSTM: 3 * h, Cell.GRU: 5 * h}[cfg.cell]  # gate mixing
-    flops += t * per_step
-    d_in = h
+    flops += t * cell_step_flops(cfg.cell, d_in, cfg.hidden)
+    d_in = cfg.hidden
   return flops
+
+
+# ---------------------------------------------------------------------------------------
+# Bidirectional stacks.
+
+@dataclasses.dataclass(frozen=True)
+class BiRecurrentConfig:
+  """A stack of bidirectional layers; `hidden` is per direction, so the width (what each
+  layer emits and the backbone maps D -> D at) is 2 * hidden."""
+  cell: Cell = Cell.LSTM
+  hidden: int = 32
+  num_layers: int = RecurrentConfig.num_layers  # the causal stacks' default depth
+  # Fully unroll both scans (see RecurrentConfig.unroll).
+  unroll: bool = False
+
+  @property
+  def width(self) -> int:
+    return 2 * self.hidden
+
+
+class BiLayer(nn.Module):
+  """One bidirectional layer: [B, T, D] -> [B, T, 2 * hidden], forward | backward states.
+
+  The backward RNN scans the reversed sequence and flips its outputs back, so position t
+  holds the forward state after x_0..x_t and the backward state after x_{T-1}..x_t.
+  """
+  config: BiRecurrentConfig
+
+  @nn.compact
+  def __call__(self, x):
+    cfg = self.config
+    unroll = x.shape[1] if cfg.unroll else 1
+    forward = nn.RNN(make_cell(cfg), unroll=unroll, name='forward')(x)
+    backward = nn.RNN(make_cell(cfg), unroll=unroll, reverse=True, keep_order=True,
+                      name='backward')(x)
+    return jnp.concatenate([forward, backward], axis=-1)  # [B, T, h] x 2 -> [B, T, 2h]
+
+
+class BiRecurrent(nn.Module):
+  """[B, T, D] -> [B, T, 2 * hidden]; bidirectional, so not causal. Parameters of layer i
+  and direction ('forward' or 'backward') sit at params['layer_i'][direction]['cell']."""
+  config: BiRecurrentConfig
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    for i in range(self.config.num_layers):
+      x = BiLayer(self.config, name=f'layer_{i}')(x)
+    return x
+
+
+def birecurrent_flops(cfg: BiRecurrentConfig, shape: tuple[int, ...]) -> float:
+  """Forward FLOPs for one [T, D] sequence: two directions per layer, each reading the
+  previous layer's 2 * hidden concatenated states (reversal and concatenation are free)."""
+  t, d = shape
+  flops = 0.0
+  d_in = d
+  for _ in range(cfg.num_layers):
+    flops += 2 * t * cell_step_flops(cfg.cell, d_in, cfg.hidden)
+    d_in = cfg.width
+  return flops
+
+
+def _bi_config(cell: Cell, width: int) -> BiRecurrentConfig:
+  if width % 2:
+    raise ValueError(f'a bidirectional width must be even (two halves); got {width}')
+  return BiRecurrentConfig(cell=cell, hidden=width // 2)
 
 
 for _cell, _description in [
@@ -102,3 +177,15 @@ for _cell, _description in [
       module=Recurrent,
       config_for_width=lambda w, c=_cell: RecurrentConfig(cell=c, hidden=w),
       input_kind='sequence', causal=True, flops=recurrent_flops, uses_scan=True))
+
+for _cell, _description in [
+    (Cell.ELMAN, 'bidirectional Elman RNN (tanh), stacked, lax.scan'),
+    (Cell.LSTM, 'bidirectional LSTM (Graves & Schmidhuber 2005), stacked, lax.scan'),
+    (Cell.GRU, 'bidirectional GRU, stacked, lax.scan'),
+]:
+  registry.register(registry.ArchSpec(
+      name=f'bi{_cell.value}', family='recurrence', description=_description,
+      module=BiRecurrent,
+      config_for_width=lambda w, c=_cell: _bi_config(c, w),
+      input_kind='sequence', causal=False, flops=birecurrent_flops, width_step=2,
+      uses_scan=True))

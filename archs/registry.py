@@ -3,9 +3,13 @@
 Shape legend used across archs/: B batch, T time, D model width, H/W image height/width,
 C channels.
 
-A backbone is a Linen module built from a frozen config dataclass. Sequence backbones map
-`[B, T, D] -> [B, T, D]`; image backbones map `[B, H, W, C] -> [B, D]`. The harness adds the
-task's input adapter and head around it, so a backbone never sees a task.
+A backbone is a Linen module built from a frozen config dataclass, called as
+`module(x, train=...)`:
+  sequence  `[B, T, D] -> [B, T, D]`
+  image     `[B, H, W, C] -> [B, D]`
+  encdec    `(src [B, S, D], tgt [B, T, D]) -> [B, T, D]`, called as `module(src, tgt, ...)`
+The harness adds the task's input adapter and head around it, so a backbone never sees a
+task.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ SIZES: dict[str, int] = {
     'tiny': 20_000,      # unit tests
     'small': 100_000,    # CPU suites
     'base': 1_000_000,   # accelerators
+    'large': 10_000_000,  # accelerators
 }
 BUDGET_TOLERANCE = 0.10
 
@@ -30,6 +35,7 @@ BUDGET_TOLERANCE = 0.10
 # any backbone's parameter count; the channel count of an image changes the first conv only).
 _COUNT_LENGTH = 8
 _COUNT_IMAGE = (8, 8, 1)
+INPUT_KINDS = ('sequence', 'image', 'encdec')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +48,12 @@ class ArchSpec:
     description: one line for `archbench list`.
     module: the Linen module class; built as `module(config)`.
     config_for_width: width -> config at the default depth.
-    input_kind: 'sequence' ([B, T, D] in and out) or 'image' ([B, H, W, C] -> [B, D]).
+    input_kind: 'sequence', 'image' or 'encdec' (see the module docstring).
     causal: True if always causal, False if always bidirectional, None if the config has
       a `causal` field the harness sets per task.
-    flops: (config, input shape without batch) -> forward FLOPs for one example, counted
-      analytically (XLA's cost_analysis counts a scan body once, not T times).
+    flops: (config, shape) -> forward FLOPs for one example, counted analytically (XLA's
+      cost_analysis counts a scan body once, not T times). shape is (T, D) for sequence,
+      (H, W, C) for image and (S, T, D) for encdec backbones.
     width_step: widths are searched in multiples of this (e.g. the number of heads).
     uses_scan: True where the forward pass contains a lax.scan/while loop, so that
       cost_analysis() undercounts and only the analytic count is valid.
@@ -79,8 +86,8 @@ _REGISTRY: dict[str, ArchSpec] = {}
 def register(spec: ArchSpec) -> ArchSpec:
   if spec.name in _REGISTRY:
     raise ValueError(f'architecture {spec.name!r} registered twice')
-  if spec.input_kind not in ('sequence', 'image'):
-    raise ValueError(f'{spec.name}: input_kind must be sequence or image')
+  if spec.input_kind not in INPUT_KINDS:
+    raise ValueError(f'{spec.name}: input_kind must be one of {INPUT_KINDS}')
   _REGISTRY[spec.name] = spec
   return spec
 
@@ -99,11 +106,12 @@ def count_params(spec: ArchSpec, config) -> int:
   """Exact backbone parameter count, from shapes only (no FLOPs spent)."""
   module = spec.build(config)
   if spec.input_kind == 'image':
-    x = jax.ShapeDtypeStruct((1, *_COUNT_IMAGE), jnp.float32)
+    inputs = (jax.ShapeDtypeStruct((1, *_COUNT_IMAGE), jnp.float32),)
   else:
-    x = jax.ShapeDtypeStruct((1, _COUNT_LENGTH, config.width), jnp.float32)
+    sequence = jax.ShapeDtypeStruct((1, _COUNT_LENGTH, config.width), jnp.float32)
+    inputs = (sequence, sequence) if spec.input_kind == 'encdec' else (sequence,)
   shapes = jax.eval_shape(functools.partial(module.init, train=False),
-                          jax.random.PRNGKey(0), x)
+                          jax.random.PRNGKey(0), *inputs)
   return sum(int(a.size) for a in jax.tree_util.tree_leaves(shapes))
 
 

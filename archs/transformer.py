@@ -24,6 +24,7 @@ class Positions(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:
+  """A stack of `num_layers` pre-LN blocks of width `d_model`; `causal` masks the future."""
   d_model: int = 64
   num_layers: int = 2
   num_heads: int = 4
@@ -46,41 +47,73 @@ def sinusoidal_positions(length: int, d: int) -> np.ndarray:
   return table
 
 
-class SelfAttention(nn.Module):
-  """Multi-head self-attention: [B, T, D] -> [B, T, D]."""
+class Attention(nn.Module):
+  """Multi-head attention: queries from x [B, T, D]; keys and values from `context`
+  [B, S, D_c] (cross-attention) or from x itself when `context` is None (self-attention).
+  Returns [B, T, D].
+
+  Parameters: self-attention projects q, k and v with one fused Dense `qkv` (one matmul
+  instead of three); cross-attention projects queries with `q` and keys/values from the
+  context with a fused `kv`. Both end with the output projection `out`.
+  """
   num_heads: int
-  causal: bool
+  causal: bool = False
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, context=None):
     b, t, d = x.shape
-    qkv = nn.Dense(3 * d, name='qkv')(x)
-    qkv = qkv.reshape(b, t, 3, self.num_heads, d // self.num_heads)  # [B, T, 3, N, D/N]
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    n = self.num_heads
+    if d % n:
+      raise ValueError(f'width {d} is not divisible by num_heads={n}')
+    if context is None:
+      qkv = nn.Dense(3 * d, name='qkv')(x).reshape(b, t, 3, n, d // n)  # [B, T, 3, N, D/N]
+      q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    else:
+      if self.causal:
+        # A causal mask orders queries against keys of the same sequence; across two
+        # sequences it has no meaning.
+        raise ValueError('cross-attention cannot be causal')
+      s = context.shape[1]
+      q = nn.Dense(d, name='q')(x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
+      kv = nn.Dense(2 * d, name='kv')(context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
+      k, v = kv[:, :, 0], kv[:, :, 1]
     y = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)  # [B, T, N, D/N]
     return nn.Dense(d, name='out')(y.reshape(b, t, d))
 
 
+# The self-attention call of `Attention`, under the name the encoder first used.
+SelfAttention = Attention
+
+
 class Block(nn.Module):
-  """Pre-LN residual block: x + attn(LN(x)), then x + MLP(LN(x))."""
+  """Pre-LN residual block: x + attn(LN(x)); given a `context` [B, S, D] (the encoder
+  output of an encoder-decoder), then x + cross_attn(LN(x), context); then x + MLP(LN(x)).
+  """
   num_heads: int
   mlp_ratio: int
   causal: bool
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, context=None):
     d = x.shape[-1]
-    x = x + SelfAttention(self.num_heads, self.causal)(nn.LayerNorm()(x))
-    h = nn.Dense(self.mlp_ratio * d)(nn.LayerNorm()(x))
-    return x + nn.Dense(d)(nn.gelu(h))
+    x = x + Attention(self.num_heads, self.causal, name='attn')(
+        nn.LayerNorm(name='attn_norm')(x))
+    if context is not None:
+      # The context is not normalised here: it is a stack's output, already final-LN'd.
+      x = x + Attention(self.num_heads, name='cross')(
+          nn.LayerNorm(name='cross_norm')(x), context)
+    h = nn.Dense(self.mlp_ratio * d, name='mlp_in')(nn.LayerNorm(name='mlp_norm')(x))
+    return x + nn.Dense(d, name='mlp_out')(nn.gelu(h))
 
 
 class Transformer(nn.Module):
-  """[B, T, D] -> [B, T, D]; causal when `config.causal`."""
+  """[B, T, D] -> [B, T, D]: positions, `num_layers` pre-LN blocks, final LayerNorm; causal
+  when `config.causal`. Given a `context` [B, S, D], every block also cross-attends to it
+  (the decoder stack of an encoder-decoder)."""
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x, *, train: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False):
     cfg = self.config
     t, d = x.shape[1], x.shape[2]
     if cfg.positions == Positions.LEARNED:
@@ -88,7 +121,7 @@ class Transformer(nn.Module):
     else:
       x = x + sinusoidal_positions(t, d)
     for i in range(cfg.num_layers):
-      x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, name=f'block_{i}')(x)
+      x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, name=f'block_{i}')(x, context)
     return nn.LayerNorm(name='final_norm')(x)
 
 
@@ -96,23 +129,38 @@ def layer_norm_flops(d: int) -> float:
   return 8.0 * d  # mean, variance, normalise, scale and shift
 
 
-def block_flops(t: int, d: int, heads: int, mlp_ratio: int) -> float:
-  """Forward FLOPs of one pre-LN block over a [T, D] sequence (the full T x T score matrix
-  is computed even when causal, as XLA and cuDNN do)."""
+def attention_flops(t: int, d: int, heads: int, s: int | None = None) -> float:
+  """Forward FLOPs of `Attention` with T queries over S keys/values (self-attention when
+  `s` is None: S = T; the full T x S score matrix is computed even when causal, as XLA
+  and cuDNN do)."""
+  if s is None:
+    s, projections = t, t * registry.dense_flops(d, 3 * d)
+  else:
+    projections = t * registry.dense_flops(d, d) + s * registry.dense_flops(d, 2 * d)
+  scores = t * s * (4.0 * d + 5 * heads)  # QK^T and PV matmuls, scale/mask/softmax
+  return projections + scores + t * registry.dense_flops(d, d)
+
+
+def block_flops(t: int, d: int, heads: int, mlp_ratio: int, s: int | None = None) -> float:
+  """Forward FLOPs of one pre-LN `Block` over a [T, D] sequence; with `s`, the block also
+  cross-attends to a context of S positions."""
   m = mlp_ratio * d
-  per_token = (2 * layer_norm_flops(d)
-               + registry.dense_flops(d, 3 * d) + registry.dense_flops(d, d)
-               + registry.dense_flops(d, m) + registry.dense_flops(m, d)
-               + 8 * m  # GELU (tanh approximation)
-               + 2 * d)  # two residual adds
-  attention = t * t * (4.0 * d + 5 * heads)  # QK^T and PV matmuls, scale/mask/softmax
-  return t * per_token + attention
+  sublayer = t * (layer_norm_flops(d) + d)  # pre-LN and residual add
+  flops = (sublayer + attention_flops(t, d, heads)
+           + sublayer + t * (registry.dense_flops(d, m) + registry.dense_flops(m, d)
+                             + 8 * m))  # GELU (tanh approximation)
+  if s is not None:
+    flops += sublayer + attention_flops(t, d, heads, s)
+  return flops
 
 
-def transformer_flops(cfg: TransformerConfig, shape: tuple[int, ...]) -> float:
+def transformer_flops(cfg: TransformerConfig, shape: tuple[int, ...],
+                      context_length: int | None = None) -> float:
+  """Forward FLOPs of `Transformer` for one [T, D] example (cross-attending to a context of
+  `context_length` positions if given)."""
   t, d = shape
   return (t * d  # position add
-          + cfg.num_layers * block_flops(t, d, cfg.num_heads, cfg.mlp_ratio)
+          + cfg.num_layers * block_flops(t, d, cfg.num_heads, cfg.mlp_ratio, context_length)
           + t * layer_norm_flops(d))
 
 

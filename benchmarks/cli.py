@@ -6,6 +6,7 @@ Exit codes: 0 every cell ok, 1 some cell failed, 2 bad usage (one line on stderr
 from __future__ import annotations
 
 import json
+import logging as std_logging
 import os
 import pathlib
 import sys
@@ -47,7 +48,9 @@ def _describe() -> dict:
     arch_info[name] = {
         'family': spec.family, 'description': spec.description,
         'input': spec.input_kind,
-        'causal': {True: 'causal', False: 'bidirectional', None: 'configurable'}[spec.causal],
+        'causal': ('grid' if spec.input_kind == 'image' else
+                   {True: 'causal', False: 'bidirectional', None: 'configurable'}[spec.causal]),
+        'kinds': model_lib.served_kinds(spec),
         'tasks': [t for t, s in task_specs.items() if not model_lib.incompatibility(spec, s)],
         'params': {size: spec.param_count(spec.config(size)) for size in archs.SIZES},
         'width': {size: spec.config(size).width for size in archs.SIZES},
@@ -70,10 +73,12 @@ def cmd_list() -> int:
   if FLAGS.json:
     print(json.dumps(info, indent=2))
     return 0
-  print('Architectures (backbone parameters per size):')
+  print('Architectures (family, causality, task kinds served, backbone parameters per size):')
   for name, a in info['archs'].items():
-    params = ', '.join(f'{s} {n / 1e3:.0f}k' for s, n in a['params'].items())
-    print(f'  {name:12s} {a["family"]:11s} {a["causal"]:13s} {a["description"]} [{params}]')
+    params = ', '.join(f'{s} {n / 1e3:,.0f}k' for s, n in a['params'].items())
+    extra = ''.join(f'; {k} {v}' for k, v in a.get('notes', {}).items())
+    print(f'  {name:12s} {a["family"]:17s} {a["causal"]:13s} {a["description"]}'
+          f' [serves {", ".join(a["kinds"])}; {params}{extra}]')
   print('Tasks:')
   for name, t in info['tasks'].items():
     base = ', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
@@ -146,6 +151,9 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  flags.FLAGS.mark_as_parsed()  # our flags live in FLAGS above; absl's global set is unused
   logging.set_verbosity(logging.INFO)
   logging.use_absl_handler()
+  for noisy in ('jax', 'absl.logging.jax'):  # backend probing at INFO is not progress
+    std_logging.getLogger(noisy).setLevel(std_logging.WARNING)
   sys.exit(run(sys.argv if argv is None else argv))

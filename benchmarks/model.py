@@ -28,9 +28,30 @@ def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:
   if arch.input_kind == 'image':
     if spec.image_shape is None or spec.kind != 'classify':
       return f'{arch.name} reads images and serves image classification only'
+  if arch.input_kind == 'encdec' and spec.kind != 'seq2seq':
+    return f'{arch.name} is an encoder-decoder and serves seq2seq tasks only'
   if spec.causal and arch.causal is False:
     return f'{arch.name} is bidirectional and {spec.name} needs a causal model'
   return None
+
+
+def served_kinds(arch: ArchSpec) -> list[str]:
+  """The task kinds `arch` can serve, read off `incompatibility` with a prototype of each
+  kind (sequence tasks causal where the kind needs it), so the rules live in one place."""
+  prototypes = {
+      'classify': TaskSpec('image', 'classify', 64, 'eval/accuracy', True, {}, 1.0,
+                           image_shape=(8, 8, 1), num_classes=2),
+      'per_token': TaskSpec('lm', 'per_token', 8, 'eval/accuracy', True, {}, 1.0,
+                            vocab_size=4, num_classes=4, causal=True),
+      'regress': TaskSpec('reg', 'regress', 8, 'eval/mse', False, {}, 0.0,
+                          feature_dim=1, out_dim=1),
+      'seq2seq': TaskSpec('s2s', 'seq2seq', 8, 'eval/exact_match', True, {}, 1.0,
+                          vocab_size=4, num_classes=4, target_length=4, causal=True),
+  }
+  kinds = [k for k, spec in prototypes.items() if incompatibility(arch, spec) is None]
+  if arch.causal is False and arch.input_kind == 'sequence':  # per-token, not causal
+    kinds.insert(1, 'per_token (non-causal)')
+  return kinds
 
 
 def check_compatible(arch: ArchSpec, spec: TaskSpec) -> None:
@@ -82,8 +103,14 @@ class TaskModel(nn.Module):
 
   Adapters: tokens -> embedding; features -> dense; image -> row-major pixel sequence and
   dense for sequence backbones, the raw grid for image backbones. Heads: a dense layer per
-  position (per_token) or on a pooled vector (classify, regress): the last position for
-  causal backbones (the only one that has seen everything), the mean otherwise.
+  position (per_token, seq2seq) or on a pooled vector (classify, regress): the last
+  position for causal backbones (the only one that has seen everything), the mean
+  otherwise.
+
+  seq2seq takes `decoder_inputs` (the target shifted right behind BOS): an encoder-decoder
+  backbone reads source and target apart; a causal sequence backbone reads them as one
+  prefix-LM sequence `source, BOS, target[:-1]`, and its outputs from the BOS position on
+  predict the target.
   """
   backbone: nn.Module
   spec: TaskSpec
@@ -92,9 +119,17 @@ class TaskModel(nn.Module):
   causal: bool
 
   @nn.compact
-  def __call__(self, inputs, *, train: bool = False):
+  def __call__(self, inputs, decoder_inputs=None, *, train: bool = False):
     spec = self.spec
     x = inputs
+    if spec.kind == 'seq2seq':
+      embed = nn.Embed(spec.vocab_size, self.width, name='embed')  # shared by both sides
+      if self.input_kind == 'encdec':
+        y = self.backbone(embed(inputs), embed(decoder_inputs), train=train)  # [B, T, D]
+      else:
+        sequence = jnp.concatenate([inputs, decoder_inputs], axis=1)  # [B, S + T]
+        y = self.backbone(embed(sequence), train=train)[:, inputs.shape[1]:]  # [B, T, D]
+      return nn.Dense(spec.num_classes, name='head')(y)
     if self.input_kind == 'image':
       y = self.backbone(x, train=train)  # [B, H, W, C] -> [B, D]
     else:
@@ -122,6 +157,12 @@ def forward_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:
   """Analytic forward FLOPs for one example: adapter + backbone + head + loss."""
   d = config.width
   out = spec.num_classes if spec.kind != 'regress' else spec.out_dim
+  if spec.kind == 'seq2seq':
+    s, t = spec.length, spec.target_length
+    head = t * (dense_flops(d, out) + 5 * out)
+    if arch.input_kind == 'encdec':
+      return arch.flops(config, (s, t, d)) + head
+    return arch.flops(config, (s + t, d)) + head
   if arch.input_kind == 'image':
     return arch.flops(config, spec.image_shape) + dense_flops(d, out) + 5 * out
   t = spec.length

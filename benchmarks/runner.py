@@ -37,6 +37,9 @@ class Cell:
   task_params: dict[str, Any] = dataclasses.field(default_factory=dict)
   arch_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   train: train_lib.TrainConfig = train_lib.TrainConfig()
+  # Compile without backend optimisation: much faster compiles, slower steps. For suites
+  # that check that everything runs (smoke), never for suites whose timings matter.
+  fast_compile: bool = False
 
   @property
   def name(self) -> str:
@@ -138,7 +141,7 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
                             optimizer=optimizer, batch_size=tc.batch_size, num_steps=k)
   train_key = data.spec.train_key(cell.seed)
-  compiled, _, compile_s = timing.compile_ahead(chunk, state, train_key)
+  compiled, compile_s = timing.compile_ahead(chunk, state, train_key, fast=cell.fast_compile)
   out['perf'].update(compile_s=compile_s, **_memory(compiled))
 
   # Train: every dispatch is a timing window; the first is the warm-up.
@@ -155,7 +158,7 @@ def measure_cell(cell: Cell, out: dict[str, Any],
       log(f'  {cell.name}: step {(i + 1) * k}/{num_chunks * k} train/loss {losses[-1]:.4g}')
       last_log = time.perf_counter()
   step_s = chrono.median_s
-  tokens = spec.length
+  tokens = spec.tokens_per_example
   out['metrics'].update({'train/loss': losses[-1], 'train/steps': num_chunks * k})
   out['perf'].update(
       step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
@@ -175,8 +178,8 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   # Evaluate on the held-out set, one compiled scan over padded batches.
   batches, weights = train_lib.pad_eval_set(task.eval_data, tc.eval_batch_size)
   evaluate = functools.partial(train_lib.evaluate, model=model, spec=spec)
-  compiled_eval, _, eval_compile_s = timing.compile_ahead(evaluate, state.params, batches,
-                                                          weights)
+  compiled_eval, eval_compile_s = timing.compile_ahead(evaluate, state.params, batches,
+                                                       weights, fast=cell.fast_compile)
   eval_chrono = timing.Chrono(warmup_windows=0)
   sums = eval_chrono.time(compiled_eval, state.params, batches, weights)
   metrics = train_lib.finalize(spec, jax.device_get(sums), 'eval')
@@ -197,7 +200,7 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
   record = {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
             'task': cell.task, 'size': cell.size, 'seed': cell.seed,
             'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
-                       'train': cell.train},
+                       'train': cell.train, 'fast_compile': cell.fast_compile},
             'status': 'ok', 'error': None, 'metrics': {}, 'perf': {}, 'env': env}
   partial: dict[str, Any] = {}
   try:

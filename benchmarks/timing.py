@@ -15,12 +15,20 @@ import jax
 import jax.numpy as jnp
 
 
-def compile_ahead(fn, *args, **kwargs):
-  """Ahead-of-time `jit(fn).lower(...).compile()`: (compiled, lowered, seconds)."""
+# XLA options that trade run-time speed for ~4x faster compilation on CPU: for code that
+# runs once (initialisation) or suites that only check that everything runs (smoke).
+FAST_COMPILE = {'xla_backend_optimization_level': 0}
+
+
+def compile_ahead(fn, *args, fast: bool = False):
+  """Ahead-of-time `jit(fn).lower(...).compile()`: (compiled, seconds)."""
   start = time.perf_counter()
-  lowered = jax.jit(fn).lower(*args, **kwargs)
-  compiled = lowered.compile()
-  return compiled, lowered, time.perf_counter() - start
+  lowered = jax.jit(fn).lower(*args)
+  try:
+    compiled = lowered.compile(FAST_COMPILE) if fast else lowered.compile()
+  except Exception:  # a backend without that option: compile normally
+    compiled = lowered.compile()
+  return compiled, time.perf_counter() - start
 
 
 @dataclasses.dataclass

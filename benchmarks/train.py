@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from data.spec import Task, TaskSpec
+from benchmarks import timing
+from data.spec import BOS, PAD, Task, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,48 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
                      optax.adamw(schedule, weight_decay=cfg.weight_decay))
 
 
+def model_args(spec: TaskSpec, batch) -> tuple:
+  """Positional inputs of TaskModel: seq2seq adds the teacher-forced decoder input, the
+  target shifted right behind BOS."""
+  if spec.kind != 'seq2seq':
+    return (batch['inputs'],)
+  targets = batch['targets']
+  bos = jnp.full((targets.shape[0], 1), BOS, targets.dtype)
+  return batch['inputs'], jnp.concatenate([bos, targets[:, :-1]], axis=1)
+
+
+def greedy_decode(params, inputs, *, model, spec: TaskSpec) -> jax.Array:
+  """Greedy decoding for any model that serves seq2seq: [B, S] source -> [B, T] tokens.
+
+  Each step reruns the model on the decoder input decoded so far (PAD beyond it) and
+  reads position i; causality makes the PAD tail invisible to position i. O(T) forward
+  passes, which is fine for the short targets used here.
+  """
+  b, t = inputs.shape[0], spec.target_length
+  decoder_inputs = jnp.full((b, t), PAD, jnp.int32).at[:, 0].set(BOS)
+
+  def body(i, carry):
+    decoder_inputs, decoded = carry
+    logits = model.apply(params, inputs, decoder_inputs, train=False)  # [B, T, V]
+    token = jnp.argmax(jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False), -1)
+    decoded = decoded.at[:, i].set(token.astype(jnp.int32))
+    decoder_inputs = decoder_inputs.at[:, i + 1].set(token.astype(jnp.int32))  # dropped at T
+    return decoder_inputs, decoded
+
+  _, decoded = jax.lax.fori_loop(0, t, body, (decoder_inputs, jnp.zeros((b, t), jnp.int32)))
+  return decoded
+
+
+def decode_stats(spec: TaskSpec, decoded, batch, weights) -> dict[str, jax.Array]:
+  """Greedy-decoding scores: token accuracy over target positions (EOS included) and
+  exact match of the whole target."""
+  mask = batch['metric_mask'] > 0
+  hits = decoded == batch['targets']
+  exact = jnp.all(hits | ~mask, axis=1).astype(jnp.float32)
+  return {'greedy_correct': jnp.sum(weights[:, None] * (hits & mask)),
+          'exact': jnp.sum(weights * exact)}
+
+
 def batch_stats(spec: TaskSpec, outputs, batch, weights=None) -> dict[str, jax.Array]:
   """Weighted sums (not means) of the loss and metrics, so that evaluation can add them up
   over batches. `weights` [B] masks padding examples (1 = counts)."""
@@ -59,11 +102,12 @@ def batch_stats(spec: TaskSpec, outputs, batch, weights=None) -> dict[str, jax.A
   if spec.kind == 'classify':
     return {'loss': jnp.sum(w * ce), 'correct': jnp.sum(w * correct), 'count': jnp.sum(w),
             'metric_count': jnp.sum(w)}
-  # per_token: [B, T]; the loss and the accuracy may count different positions.
+  # per_token and seq2seq: [B, T]; the loss and the accuracy may count different positions.
   loss_w = batch['loss_mask'] * w[:, None]
   metric_w = batch['metric_mask'] * w[:, None]
   return {'loss': jnp.sum(loss_w * ce), 'count': jnp.sum(loss_w),
-          'correct': jnp.sum(metric_w * correct), 'metric_count': jnp.sum(metric_w)}
+          'correct': jnp.sum(metric_w * correct), 'metric_count': jnp.sum(metric_w),
+          'examples': jnp.sum(w)}
 
 
 def finalize(spec: TaskSpec, sums: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -74,11 +118,14 @@ def finalize(spec: TaskSpec, sums: dict[str, Any], prefix: str) -> dict[str, flo
     out[f'{prefix}/mae'] = float(sums['mae'] / sums['count'])
   else:
     out[f'{prefix}/accuracy'] = float(sums['correct'] / sums['metric_count'])
+  if 'exact' in sums:  # seq2seq evaluation decodes greedily
+    out[f'{prefix}/token_accuracy'] = float(sums['greedy_correct'] / sums['metric_count'])
+    out[f'{prefix}/exact_match'] = float(sums['exact'] / sums['examples'])
   return out
 
 
 def loss_fn(params, model, spec: TaskSpec, batch):
-  outputs = model.apply(params, batch['inputs'], train=True)
+  outputs = model.apply(params, *model_args(spec, batch), train=True)
   stats = batch_stats(spec, outputs, batch)
   return stats['loss'] / stats['count']
 
@@ -106,25 +153,15 @@ def train_chunk(state: TrainState, key: jax.Array, *, model, task: Task,
   return state, jnp.mean(losses)
 
 
-# Initialisation runs once, so it is compiled without backend optimisation (4x faster to
-# compile on CPU); the random numbers are the same integer maths either way.
-_INIT_COMPILER_OPTIONS = {'xla_backend_optimization_level': 0}
-
-
 def init_state(model, task: Task, optimizer, key: jax.Array, batch_size: int) -> TrainState:
   """Parameters and optimiser state, built in one compiled call (eager Flax init would
-  compile every small op on its own)."""
-  example = jax.eval_shape(lambda key: task.train_batch(key, batch_size),
-                           jax.random.PRNGKey(0))['inputs']
-
+  compile every small op on its own). It runs once, so it is compiled for compile speed;
+  the random numbers are the same integer maths either way."""
   def init(key):
-    params = model.init(key, jnp.zeros(example.shape, example.dtype), train=False)
+    batch = task.train_batch(jax.random.PRNGKey(0), batch_size)
+    params = model.init(key, *model_args(task.spec, batch), train=False)
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
-  lowered = jax.jit(init).lower(key)
-  try:
-    compiled = lowered.compile(_INIT_COMPILER_OPTIONS)
-  except Exception:  # a backend without that option
-    compiled = lowered.compile()
+  compiled, _ = timing.compile_ahead(init, key, fast=True)
   return compiled(key)
 
 
@@ -145,10 +182,16 @@ def pad_eval_set(eval_data: dict, eval_batch_size: int):
 
 
 def evaluate(params, batches, weights, *, model, spec: TaskSpec) -> dict[str, jax.Array]:
-  """Summed loss/metric statistics over the padded held-out set (see pad_eval_set)."""
+  """Summed loss/metric statistics over the padded held-out set (see pad_eval_set);
+  seq2seq tasks are also decoded greedily and scored on the decoded tokens."""
   def stats(xs):
     batch, w = xs
-    return batch_stats(spec, model.apply(params, batch['inputs'], train=False), batch, w)
+    out = batch_stats(spec, model.apply(params, *model_args(spec, batch), train=False),
+                      batch, w)
+    if spec.kind == 'seq2seq':
+      decoded = greedy_decode(params, batch['inputs'], model=model, spec=spec)
+      out.update(decode_stats(spec, decoded, batch, w))
+    return out
 
   def body(total, xs):
     return jax.tree_util.tree_map(jnp.add, total, stats(xs)), None

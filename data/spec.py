@@ -6,9 +6,11 @@ which model reads it. Shape legend: B batch, T time, F features, H/W/C image, K 
 
 Batches are dicts of arrays:
   inputs       [B, T] int tokens | [B, T, F] float features | [B, H, W, C] float image
+               | [B, S] int source tokens (seq2seq)
   targets      [B] int class | [B, T] int class per token | [B, O] float values
-  loss_mask    [B, T] (per_token only) positions that count in the loss
-  metric_mask  [B, T] (per_token only) positions that count in the accuracy
+               | [B, T] int target tokens, ending with EOS, then PAD (seq2seq)
+  loss_mask    [B, T] (per_token, seq2seq) positions that count in the loss
+  metric_mask  [B, T] (per_token, seq2seq) positions that count in the accuracy
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-KINDS = ('classify', 'per_token', 'regress')
+KINDS = ('classify', 'per_token', 'regress', 'seq2seq')
+
+# Reserved token ids of seq2seq vocabularies: padding, start of target, end of target.
+PAD, BOS, EOS = 0, 1, 2
 
 # Random streams folded from a run's seed: training batches and the held-out set never
 # share random numbers.
@@ -40,16 +45,19 @@ class TaskSpec:
   Attributes:
     name: registry key.
     kind: 'classify' (one class per sequence/image), 'per_token' (a class at every
-      position) or 'regress' (real values per sequence).
-    length: T, the number of input positions (H*W for images).
+      position), 'regress' (real values per sequence) or 'seq2seq' (a target token
+      sequence from a source token sequence, decoded greedily at evaluation).
+    length: T, the number of input positions (H*W for images; S, the source length, for
+      seq2seq).
     vocab_size: input vocabulary for token inputs, else None.
     feature_dim: F for real-valued sequence inputs, else None.
     image_shape: (H, W, C) for images, else None. Sequence models read an image as H*W
       pixels in row-major order; image models read the grid.
     num_classes: K for classify/per_token.
     out_dim: O for regress.
-    causal: outputs at t may only depend on inputs up to t (e.g. language modelling);
-      bidirectional models cannot serve such a task.
+    target_length: T of the target sequence (seq2seq only; EOS included).
+    causal: outputs at t may only depend on inputs up to t (language modelling, and the
+      target side of seq2seq); bidirectional models cannot serve such a task.
     metric: the headline metric key, e.g. 'eval/accuracy'.
     higher_is_better: direction of `metric`.
     baselines: metric key -> value a trivial predictor reaches (chance, memoryless,
@@ -68,6 +76,7 @@ class TaskSpec:
   image_shape: tuple[int, int, int] | None = None
   num_classes: int | None = None
   out_dim: int | None = None
+  target_length: int | None = None
   causal: bool = False
 
   def __post_init__(self):
@@ -76,6 +85,13 @@ class TaskSpec:
     inputs = [self.vocab_size, self.feature_dim, self.image_shape]
     if sum(i is not None for i in inputs) != 1:
       raise ValueError(f'{self.name}: exactly one of vocab_size, feature_dim, image_shape')
+    if (self.kind == 'seq2seq') != (self.target_length is not None):
+      raise ValueError(f'{self.name}: target_length is set for seq2seq tasks only')
+
+  @property
+  def tokens_per_example(self) -> int:
+    """Positions a model processes per example (source and target for seq2seq)."""
+    return self.length + (self.target_length or 0)
 
   def is_solved(self, value: float) -> bool:
     return value >= self.solved if self.higher_is_better else value <= self.solved

@@ -1,0 +1,55 @@
+"""Decoder-only Transformer (GPT-style): causal self-attention, pre-LN, final LayerNorm.
+
+It is the `transformer` encoder stack with the causal mask always on and learned positions
+(GPT-2's choice) by default; a config of its own keeps `causal` out of reach of overrides,
+so the registry's `causal=True` always holds.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+
+from archs import registry
+from archs import transformer
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+  """`num_layers` causal pre-LN blocks of width `d_model`. Learned positions are sized by
+  the sequence length seen at init."""
+  d_model: int = 64
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_ratio: int = 4
+  positions: transformer.Positions = transformer.Positions.LEARNED
+
+  @property
+  def width(self) -> int:
+    return self.d_model
+
+  def stack(self) -> transformer.TransformerConfig:
+    """The equivalent causal `transformer.Transformer` config."""
+    return transformer.TransformerConfig(
+        d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
+        mlp_ratio=self.mlp_ratio, causal=True, positions=self.positions)
+
+
+class Decoder(nn.Module):
+  """[B, T, D] -> [B, T, D]; output t depends on inputs 0..t only."""
+  config: DecoderConfig
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    return transformer.Transformer(self.config.stack(), name='stack')(x, train=train)
+
+
+def decoder_flops(cfg: DecoderConfig, shape: tuple[int, ...]) -> float:
+  return transformer.transformer_flops(cfg.stack(), shape)
+
+
+registry.register(registry.ArchSpec(
+    name='decoder', family='attention',
+    description='Decoder-only Transformer (GPT-style), causal, pre-LN, learned positions',
+    module=Decoder, config_for_width=lambda w: DecoderConfig(d_model=w),
+    input_kind='sequence', causal=True, flops=decoder_flops, width_step=4))

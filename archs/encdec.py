@@ -1,0 +1,70 @@
+"""Encoder-decoder Transformer (Vaswani et al. 2017, "Attention is all you need").
+
+The encoder reads the source with bidirectional self-attention; each decoder block applies
+causal self-attention over the target, cross-attention to the encoder output, then an MLP.
+Sinusoidal positions on both sides, as in the paper. One departure: blocks are pre-LN
+(LayerNorm before each sublayer, plus a final LayerNorm on each stack) rather than the
+paper's post-LN, which trains more stably without long learning-rate warm-up at the short
+budgets of a benchmark (Xiong et al. 2020).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+
+from archs import registry
+from archs import transformer
+
+
+@dataclasses.dataclass(frozen=True)
+class EncDecConfig:
+  """`encoder_layers` encoder blocks and `decoder_layers` decoder blocks, all of width
+  `d_model` with `num_heads` heads and an MLP of `mlp_ratio * d_model`."""
+  d_model: int = 64
+  # 2 heads, not the 4 of the other attention backbones: widths then step by 2, and no
+  # multiple of 4 lands within 10% of the tiny budget (16 -> -23%, 20 -> +19%).
+  num_heads: int = 2
+  encoder_layers: int = 2
+  decoder_layers: int = 2
+  mlp_ratio: int = 4
+
+  @property
+  def width(self) -> int:
+    return self.d_model
+
+  def _stack(self, layers: int, causal: bool) -> transformer.TransformerConfig:
+    return transformer.TransformerConfig(
+        d_model=self.d_model, num_layers=layers, num_heads=self.num_heads,
+        mlp_ratio=self.mlp_ratio, causal=causal, positions=transformer.Positions.SINUSOIDAL)
+
+  def encoder(self) -> transformer.TransformerConfig:
+    return self._stack(self.encoder_layers, causal=False)
+
+  def decoder(self) -> transformer.TransformerConfig:
+    return self._stack(self.decoder_layers, causal=True)
+
+
+class EncDec(nn.Module):
+  """(src [B, S, D], tgt [B, T, D]) -> [B, T, D]; output t sees all of src and tgt 0..t."""
+  config: EncDecConfig
+
+  @nn.compact
+  def __call__(self, src, tgt, *, train: bool = False):
+    cfg = self.config
+    memory = transformer.Transformer(cfg.encoder(), name='encoder')(src, train=train)
+    return transformer.Transformer(cfg.decoder(), name='decoder')(tgt, memory, train=train)
+
+
+def encdec_flops(cfg: EncDecConfig, shape: tuple[int, ...]) -> float:
+  """Forward FLOPs for one example of source length S and target length T."""
+  s, t, d = shape
+  return (transformer.transformer_flops(cfg.encoder(), (s, d))
+          + transformer.transformer_flops(cfg.decoder(), (t, d), context_length=s))
+
+
+registry.register(registry.ArchSpec(
+    name='encdec', family='attention',
+    description='Encoder-decoder Transformer (Vaswani et al.), pre-LN, cross-attention',
+    module=EncDec, config_for_width=lambda w: EncDecConfig(d_model=w),
+    input_kind='encdec', causal=True, flops=encdec_flops, width_step=2))
