@@ -36,9 +36,11 @@ class LRUConfig:
 
   The eigenvalue init follows the paper: |λ| uniform on the ring r_min <= |λ| <= r_max (by
   area, i.e. |λ|² uniform), phase uniform in [0, max_phase]. The defaults (0.9, 0.999, 2π)
-  are the paper's for sequential CIFAR: memory of roughly 10 to 1000 steps at init, all
-  frequencies. For the hardest long-range tasks the paper narrows the phase (π/10) so that
-  modes start as slow, low-frequency integrators; set `max_phase` per suite for that.
+  are the LRU reference settings for sequential CIFAR: memories of roughly 10 to 1000 steps
+  at init and every frequency, a general-purpose start for this suite's mix of short and
+  long tasks. For the hardest long-range tasks (PathX) the paper narrows the phase to
+  [0, π/10], so that modes start as slow, low-frequency integrators; pass `max_phase` (and a
+  larger r_min) through a suite's overrides for those.
   """
   d_model: int = 64
   d_state: int = 32

@@ -44,7 +44,7 @@ class ArchSpec:
 
   Attributes:
     name: registry key, e.g. 'lstm'.
-    family: 'convolution', 'recurrence' or 'attention'.
+    family: 'convolution', 'recurrence', 'linear recurrence' or 'attention'.
     description: one line for `archbench list`.
     module: the Linen module class; built as `module(config)`.
     config_for_width: width -> config at the default depth.
