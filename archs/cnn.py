@@ -41,17 +41,26 @@ class CNN(nn.Module):
     return nn.relu(nn.Dense(cfg.width)(x))
 
 
+def same_conv_taps(n: int, k: int) -> int:
+  """Kernel taps that land inside a length-n axis, summed over the n outputs of a 'SAME'
+  convolution (the padding taps multiply zeros; XLA does not count them, nor do we)."""
+  left = (k - 1) // 2
+  return sum(min(n, i - left + k) - max(0, i - left) for i in range(n))
+
+
 def cnn_flops(cfg: CNNConfig, shape: tuple[int, ...]) -> float:
-  """Forward FLOPs for one [H, W, C] image: convolutions dominate; bias, ReLU and pooling
-  are counted as one FLOP per element touched."""
+  """Forward FLOPs for one [H, W, C] image: convolutions over in-image taps, bias and ReLU
+  per output element, 3 comparisons per 2x2 max-pool output, the average pool, the dense
+  layer."""
   h, w, c_in = shape
   flops = 0.0
   for c in cfg.stage_channels():
+    taps = same_conv_taps(h, cfg.kernel) * same_conv_taps(w, cfg.kernel)
     for _ in range(2):
-      flops += h * w * (2.0 * cfg.kernel**2 * c_in * c + 2 * c)  # conv + bias + relu
+      flops += 2.0 * taps * c_in * c + 2 * h * w * c  # conv, bias, ReLU
       c_in = c
     h, w = -(-h // 2), -(-w // 2)
-    flops += h * w * c * 4  # 2x2 max pool
+    flops += h * w * c * 3  # 2x2 max pool
   flops += h * w * c_in  # global average pool
   flops += registry.dense_flops(c_in, cfg.width) + cfg.width
   return flops

@@ -1,8 +1,13 @@
 """Decoder-only Transformer (GPT-style): causal self-attention, pre-LN, final LayerNorm.
 
-It is the `transformer` encoder stack with the causal mask always on and learned positions
-(GPT-2's choice) by default; a config of its own keeps `causal` out of reach of overrides,
-so the registry's `causal=True` always holds.
+It is the `transformer` encoder stack with the causal mask always on; a config of its own
+keeps `causal` out of reach of overrides, so the registry's `causal=True` always holds, and
+the decoder stays causal even on classification tasks, where `transformer` runs
+bidirectionally: the two together compare causal against bidirectional attention.
+
+Positions are sinusoidal by default. GPT-2's learned table (`positions='learned'`) has
+T x D parameters, so it would break the equal-parameter comparison as T grows (at T=1024
+and the small size it alone would exceed half the budget).
 """
 from __future__ import annotations
 
@@ -16,13 +21,13 @@ from archs import transformer
 
 @dataclasses.dataclass(frozen=True)
 class DecoderConfig:
-  """`num_layers` causal pre-LN blocks of width `d_model`. Learned positions are sized by
-  the sequence length seen at init."""
+  """`num_layers` causal pre-LN blocks of width `d_model`. Learned positions, where chosen,
+  are sized by the sequence length seen at init."""
   d_model: int = 64
   num_layers: int = 2
   num_heads: int = 4
   mlp_ratio: int = 4
-  positions: transformer.Positions = transformer.Positions.LEARNED
+  positions: transformer.Positions = transformer.Positions.SINUSOIDAL
 
   @property
   def width(self) -> int:
@@ -50,6 +55,6 @@ def decoder_flops(cfg: DecoderConfig, shape: tuple[int, ...]) -> float:
 
 registry.register(registry.ArchSpec(
     name='decoder', family='attention',
-    description='Decoder-only Transformer (GPT-style), causal, pre-LN, learned positions',
+    description='Decoder-only Transformer (GPT-style), causal, pre-LN',
     module=Decoder, config_for_width=lambda w: DecoderConfig(d_model=w),
     input_kind='sequence', causal=True, flops=decoder_flops, width_step=4))

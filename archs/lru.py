@@ -272,4 +272,5 @@ registry.register(registry.ArchSpec(
     description='Linear Recurrent Unit (Orvieto et al. 2023), pre-norm GLU blocks, '
                 'associative scan',
     module=LRU, config_for_width=config_for_width, input_kind='sequence', causal=True,
-    flops=lru_flops, width_step=2, uses_scan=False))
+    flops=lru_flops, width_step=2, uses_scan=False,
+    backward_factor=2.5))  # the scan's and the GLU's derivatives weigh in

@@ -176,7 +176,8 @@ for _cell, _description in [
       name=_cell.value, family='recurrence', description=_description,
       module=Recurrent,
       config_for_width=lambda w, c=_cell: RecurrentConfig(cell=c, hidden=w),
-      input_kind='sequence', causal=True, flops=recurrent_flops, uses_scan=True))
+      input_kind='sequence', causal=True, flops=recurrent_flops, uses_scan=True,
+      backward_factor=2.25))
 
 for _cell, _description in [
     (Cell.ELMAN, 'bidirectional Elman RNN (tanh), stacked, lax.scan'),
@@ -188,4 +189,5 @@ for _cell, _description in [
       module=BiRecurrent,
       config_for_width=lambda w, c=_cell: _bi_config(c, w),
       input_kind='sequence', causal=False, flops=birecurrent_flops, width_step=2,
-      uses_scan=True))
+      uses_scan=True,
+      backward_factor=2.25))

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
+import os
+import pathlib
 from typing import Any, Callable
 
 import jax
@@ -57,6 +61,10 @@ class ArchSpec:
     width_step: widths are searched in multiples of this (e.g. the number of heads).
     uses_scan: True where the forward pass contains a lax.scan/while loop, so that
       cost_analysis() undercounts and only the analytic count is valid.
+    backward_factor: backward FLOPs / forward FLOPs, so a training step costs
+      (1 + backward_factor) x forward. 2 where matmuls dominate (one matmul each for the
+      input and the weight gradients); more where elementwise ops with costly derivatives
+      weigh in (gates, scans). Each value is checked against XLA in tests/test_flops.py.
   """
   name: str
   family: str
@@ -68,6 +76,7 @@ class ArchSpec:
   flops: Callable[[Any, tuple[int, ...]], float]
   width_step: int = 1
   uses_scan: bool = False
+  backward_factor: float = 2.0
 
   def build(self, config) -> nn.Module:
     return self.module(config)
@@ -121,9 +130,61 @@ def _count_at_width(name: str, width: int) -> int:
   return count_params(spec, spec.config_for_width(width))
 
 
+# Solved widths are cached on disk: solving traces the model ~6 times (0.1-0.2 s each), and
+# `archbench list` solves every architecture at every size. The key holds a digest of the
+# archs/ sources and the flax/jax versions, so an edited architecture is solved afresh.
+_CACHE_FILE = pathlib.Path(os.environ.get(
+    'ARCHBENCH_CACHE', pathlib.Path.home() / '.cache' / 'archbench')) / 'widths.json'
+
+
 @functools.cache
+def _source_digest() -> str:
+  import flax  # noqa: PLC0415  (only for its version)
+  digest = hashlib.sha1(f'{jax.__version__}/{flax.__version__}'.encode())
+  for path in sorted(pathlib.Path(__file__).parent.glob('*.py')):
+    digest.update(path.read_bytes())
+  return digest.hexdigest()[:16]
+
+
+def _read_cache() -> dict[str, list[int]]:
+  try:
+    return json.loads(_CACHE_FILE.read_text())
+  except (OSError, ValueError):
+    return {}
+
+
+def _write_cache(key: str, value: list[int]) -> None:
+  try:
+    cache = _read_cache()
+    cache[key] = value
+    _CACHE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _CACHE_FILE.with_suffix(f'.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(cache))
+    os.replace(tmp, _CACHE_FILE)  # concurrent writers may drop an entry, never corrupt one
+  except OSError:
+    pass  # read-only home: solve again next time
+
+
+@functools.cache
+def _solved(name: str, budget: int) -> tuple[int, int]:
+  """(width, backbone parameters) for a budget, from the disk cache when it has them."""
+  key = f'{name}:{budget}:{_source_digest()}'
+  cached = _read_cache().get(key)
+  if isinstance(cached, list) and len(cached) == 2:
+    return cached[0], cached[1]
+  width = _solve_width(name, budget)
+  solved = (width, _count_at_width(name, width))
+  _write_cache(key, list(solved))
+  return solved
+
+
 def solve_width(name: str, budget: int) -> int:
-  """The width (a multiple of `width_step`) whose parameter count is closest to `budget`.
+  """The width (a multiple of `width_step`) whose parameter count is closest to `budget`."""
+  return _solved(name, budget)[0]
+
+
+def _solve_width(name: str, budget: int) -> int:
+  """Solve for the width (a multiple of `width_step`) closest to `budget`.
 
   Parameters grow monotonically, about quadratically, with width: a quadratic through two
   probes gives the starting point, then a walk finds the bracketing pair of widths.
@@ -143,6 +204,11 @@ def solve_width(name: str, budget: int) -> int:
     k -= 1
   best = min((k - 1, k) if k > 1 else (k,), key=lambda j: abs(count(j) - budget))
   return best * step
+
+
+def budget_params(name: str, size: str) -> int:
+  """Backbone parameters of `name` at `size` (what `archbench list` shows)."""
+  return _solved(name, SIZES[size])[1]
 
 
 def dense_flops(d_in: int, d_out: int, bias: bool = True) -> float:

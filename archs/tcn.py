@@ -160,4 +160,5 @@ registry.register(registry.ArchSpec(
     name='tcn', family='convolution',
     description='TCN (Bai et al. 2018): residual blocks of dilated causal 1-D convs',
     module=TCN, config_for_width=lambda w: TCNConfig(channels=w),
-    input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False))
+    input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
+    backward_factor=2.25))

@@ -21,9 +21,12 @@ flags.DEFINE_list('tasks', None, 'Only these tasks (comma-separated).', flag_val
 flags.DEFINE_string('size', None, 'Parameter budget: overrides the suite\'s size.',
                     flag_values=FLAGS)
 flags.DEFINE_integer('seed', None, 'Run this seed instead of the suite\'s seeds.',
-                     flag_values=FLAGS)
+                     lower_bound=0, upper_bound=2**31 - 1, flag_values=FLAGS)
 flags.DEFINE_string('out', None, 'Output directory (default results/runs/<suite>-<UTC>/).',
                     flag_values=FLAGS)
+flags.DEFINE_integer('workers', None, 'Cells run at once (default: the suite\'s; timings '
+                     'are only comparable with 1).', lower_bound=1, upper_bound=64,
+                     flag_values=FLAGS)
 flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=FLAGS)
 
 USAGE = 'usage: archbench {list [--json] | run [flags] | report DIR}'
@@ -52,7 +55,7 @@ def _describe() -> dict:
                    {True: 'causal', False: 'bidirectional', None: 'configurable'}[spec.causal]),
         'kinds': model_lib.served_kinds(spec),
         'tasks': [t for t, s in task_specs.items() if not model_lib.incompatibility(spec, s)],
-        'params': {size: spec.param_count(spec.config(size)) for size in archs.SIZES},
+        'params': {size: archs.registry.budget_params(name, size) for size in archs.SIZES},
         'width': {size: spec.config(size).width for size in archs.SIZES},
     }
   task_info = {}
@@ -93,8 +96,8 @@ def cmd_list() -> int:
 def cmd_run() -> int:
   from benchmarks import model as model_lib
   from benchmarks import results, runner, suites
-  suite = suites.get(FLAGS.suite)
   try:
+    suite = suites.get(FLAGS.suite)
     cells = suite.cells(FLAGS.archs, FLAGS.tasks, FLAGS.size,
                         None if FLAGS.seed is None else [FLAGS.seed])
     for cell in cells:  # refuse a bad cell before spending minutes on the good ones
@@ -104,7 +107,8 @@ def cmd_run() -> int:
   stamp = results.utc_now().replace(':', '').replace('-', '')
   out = pathlib.Path(FLAGS.out) if FLAGS.out else _REPO / 'results' / 'runs' / f'{suite.name}-{stamp}'
   logging.info('suite %s: %d cells -> %s', suite.name, len(cells), out)
-  records = runner.run_suite(cells, out, suite=suite.name)
+  records = runner.run_suite(cells, out, suite=suite.name,
+                             workers=FLAGS.workers or suite.workers)
   failed = [r for r in records if r['status'] != 'ok']
   print((out / 'summary.md').read_text())
   print(f'{len(records) - len(failed)} ok, {len(failed)} failed; results in {out}')
@@ -137,8 +141,6 @@ def run(argv: list[str]) -> int:
     command, args = rest[0], rest[1:]
     if command != 'report' and args:
       raise Usage(f'unexpected argument(s) {" ".join(args)}; {USAGE}')
-    if FLAGS.seed is not None and FLAGS.seed < 0:
-      raise Usage(f'--seed must be >= 0, got {FLAGS.seed}')
     if command == 'list':
       return cmd_list()
     if command == 'run':
@@ -156,4 +158,9 @@ def main(argv: list[str] | None = None) -> None:
   logging.use_absl_handler()
   for noisy in ('jax', 'absl.logging.jax'):  # backend probing at INFO is not progress
     std_logging.getLogger(noisy).setLevel(std_logging.WARNING)
-  sys.exit(run(sys.argv if argv is None else argv))
+  try:
+    code = run(sys.argv if argv is None else argv)
+  except BrokenPipeError:  # `archbench list | head`: the reader left, nothing to report
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 0
+  sys.exit(code)

@@ -174,3 +174,8 @@ def forward_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:
   pool = 0 if spec.kind == 'per_token' else t * d
   head = positions * (dense_flops(d, out) + 5 * out)  # projection + softmax/loss
   return adapter + arch.flops(config, (t, d)) + pool + head
+
+
+def train_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:
+  """Analytic FLOPs of one training example: forward plus backward."""
+  return (1.0 + arch.backward_factor) * forward_flops(arch, config, spec)

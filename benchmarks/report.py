@@ -199,8 +199,10 @@ def _write(path: pathlib.Path, text: str) -> None:
 
 
 def write_summaries(out_dir: pathlib.Path) -> list[dict[str, Any]]:
-  """(Re)build summary.md and summary.csv from out_dir/results.jsonl."""
+  """(Re)build summary.md and summary.csv from out_dir/results.jsonl, in the suite's cell
+  order (parallel workers append records in the order cells finish)."""
   records = results.load_records(out_dir / 'results.jsonl')
+  records.sort(key=lambda r: (r.get('config') or {}).get('cell_index', 0))
   _write(out_dir / 'summary.md', summary_markdown(records))
   _write(out_dir / 'summary.csv', summary_csv(records))
   return records

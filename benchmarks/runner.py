@@ -5,9 +5,11 @@ status, and run_suite goes on to the next cell.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
+import multiprocessing
 import pathlib
 import time
 import traceback
@@ -166,12 +168,13 @@ def measure_cell(cell: Cell, out: dict[str, Any],
       examples_per_s=tc.batch_size / step_s, tokens_per_s=tc.batch_size * tokens / step_s,
       train_s=sum(s for s, _ in chrono.windows))
 
-  # FLOPs: analytic always (forward + backward ~ 3x forward); XLA's count only where the
-  # model itself has no scan, since cost_analysis() counts a loop body once.
-  flops = 3.0 * model_lib.forward_flops(arch, config, spec) * tc.batch_size
+  # FLOPs: analytic always (forward x (1 + the arch's backward factor)); XLA's count only
+  # where the model itself has no scan, since cost_analysis() counts a loop body once.
+  flops = model_lib.train_flops(arch, config, spec) * tc.batch_size
   peak, peak_source = timing.device_peak_flops()
   xla = None if arch.uses_scan else _xla_flops_per_step(compiled)
   out['perf'].update(flops_per_step=flops, xla_flops_per_step=xla,
+                     infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
                      mfu=(flops / step_s / peak) if peak else None, peak_flops=peak,
                      peak_flops_source=peak_source)
 
@@ -213,23 +216,55 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
   return record
 
 
+def _run_cell_quietly(cell: Cell, suite: str, run_id: str, env: dict[str, Any]):
+  """run_cell in a worker process (module level, so that it pickles)."""
+  return run_cell(cell, suite=suite, run_id=run_id, env=env, log=lambda _: None)
+
+
 def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
-              env: dict[str, Any] | None = None,
+              env: dict[str, Any] | None = None, workers: int = 1,
               log: Callable[[str], None] = logging.info) -> list[dict[str, Any]]:
-  """Run cells in order, appending each record to out_dir/results.jsonl as it finishes and
-  refreshing the summaries, so a killed run keeps everything finished."""
+  """Run cells, appending each record to out_dir/results.jsonl as it finishes and
+  refreshing the summaries, so a killed run keeps everything finished.
+
+  `workers` > 1 runs cells in that many processes at once. XLA compiles on one thread, so
+  this speeds up compile-bound suites (smoke) on a multi-core CPU; the cells then share the
+  machine, so their timings are not comparable, and timing suites keep one worker. The
+  record's env says how many workers ran.
+  """
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
   run_id = f'{suite}-{results.utc_now()}-{uuid.uuid4().hex[:6]}'
-  env = env or results.environment()
-  records = []
-  for i, cell in enumerate(cells, 1):
-    log(f'[{i}/{len(cells)}] {cell.name} ...')
-    start = time.perf_counter()
-    record = run_cell(cell, suite=suite, run_id=run_id, env=env, log=log)
+  env = dict(env or results.environment(), workers=workers)
+  records, start = [], time.perf_counter()
+
+  def finish(i, cell, record):
+    record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
     results.append_record(path, record)
     records.append(record)
     report.write_summaries(out_dir)
-    log(f'[{i}/{len(cells)}] {cell.name}: {report.one_line(record)} '
-        f'({time.perf_counter() - start:.1f} s)')
+    log(f'[{len(records)}/{len(cells)}] {cell.name}: {report.one_line(record)} '
+        f'({time.perf_counter() - start:.1f} s into the run)')
+
+  if workers <= 1:
+    for i, cell in enumerate(cells):
+      log(f'[{i + 1}/{len(cells)}] {cell.name} ...')
+      finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, log=log))
+    return records
+  # Spawned, not forked: a forked JAX runtime is not safe to use.
+  context = multiprocessing.get_context('spawn')
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    futures = {pool.submit(_run_cell_quietly, cell, suite, run_id, env): (i, cell)
+               for i, cell in enumerate(cells)}
+    for future in concurrent.futures.as_completed(futures):
+      i, cell = futures[future]
+      try:
+        record = future.result()
+      except Exception as error:  # the worker itself died (e.g. killed for memory)
+        record = {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite,
+                  'arch': cell.arch, 'task': cell.task, 'size': cell.size, 'seed': cell.seed,
+                  'config': {'task': cell.task_params, 'train': cell.train},
+                  'status': _status_of(error), 'error': _error_text(error),
+                  'metrics': {}, 'perf': {}, 'env': env}
+      finish(i, cell, record)
   return records

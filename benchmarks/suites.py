@@ -34,6 +34,11 @@ class Suite:
   archs: tuple[str, ...] | None = None  # None: every registered architecture
   seeds: tuple[int, ...] = (0,)
   fast_compile: bool = False  # see runner.Cell.fast_compile
+  # Run every backbone at this depth (whichever of DEPTH_FIELDS its config has) instead of
+  # its default: compile time grows with depth, and a suite that only checks that every
+  # pair runs need not pay for it. None keeps the default depth.
+  depth: int | None = None
+  workers: int = 1  # cells run at once; see runner.run_suite (timing suites keep 1)
 
   @property
   def summary(self) -> str:
@@ -66,13 +71,23 @@ class Suite:
           continue
         train = dataclasses.replace(plan.train, **plan.per_arch_train.get(arch_name, {}))
         for seed in seeds if seeds is not None else self.seeds:
-          cells.append(Cell(arch_name, task_name, size, seed, dict(plan.params), {}, train,
-                            self.fast_compile))
+          cells.append(Cell(arch_name, task_name, size, seed, dict(plan.params),
+                            depth_overrides(arch_name, self.depth), train, self.fast_compile))
     if not cells:
       raise model_lib.UsageError(
           f'no architecture in {",".join(arch_names)} can run any task in '
           f'{",".join(task_names)}')
     return cells
+
+
+DEPTH_FIELDS = ('num_layers', 'num_blocks', 'stages', 'encoder_layers', 'decoder_layers')
+
+
+def depth_overrides(arch_name: str, depth: int | None) -> dict[str, int]:
+  if depth is None:
+    return {}
+  fields = {f.name for f in dataclasses.fields(archs.get(arch_name).config_for_width(8))}
+  return {name: depth for name in DEPTH_FIELDS if name in fields}
 
 
 _SUITES: dict[str, Suite] = {}
@@ -101,12 +116,16 @@ register(Suite(
     doc="""Every architecture x every task at size tiny, a few steps: does everything run?
 
     Command: archbench run --suite smoke
-    Runtime: under a minute on a 2-core CPU (mostly compilation, which is done without
-    backend optimisation here, so its step times are not representative).
+    Runtime: under a minute on a 2-core CPU. It is nearly all compilation, so it is made
+    cheap: every backbone at depth 1 (the default depths are covered by the unit tests at
+    tiny and by `quick` at small), compiled without backend optimisation, two cells at
+    once (XLA compiles on one thread). Its step times are therefore not representative.
     Results: meaningless accuracies (10 steps); every status `ok`. The tests run it.
     """,
     size='tiny',
     fast_compile=True,
+    workers=2,
+    depth=1,
     tasks={
         'adding': TaskPlan({'length': 16, 'eval_size': 64}, _SMOKE_TRAIN),
         'copy': TaskPlan({'length': 8, 'eval_size': 64}, _SMOKE_TRAIN),

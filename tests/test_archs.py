@@ -12,7 +12,6 @@ from archs import recurrent, registry, transformer
 
 B, T = 2, 6
 IMAGE = (8, 8, 1)  # the bundled digits' shape
-SEQUENCE_ARCHS = [n for n in archs.names() if archs.get(n).input_kind == 'sequence']
 RECURRENT = ['rnn', 'lstm', 'gru']
 
 
@@ -30,32 +29,37 @@ def _perturb(params, seed, scale=0.3):
   return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(l, jnp.float32) for l in leaves])
 
 
-def _init(module, x, seed=0):
-  return jax.jit(module.init)(jax.random.PRNGKey(seed), x)
+def _init(module, *inputs, seed=0):
+  return jax.jit(module.init)(jax.random.PRNGKey(seed), *inputs)
 
 
 def _init_apply(module, x, seed=0):
-  params = _init(module, x, seed)
+  params = _init(module, x, seed=seed)
   return params, jax.jit(module.apply)(params, x)
 
 
 # ---------------------------------------------------------------------------------------
 # Shapes and dtypes, parametrised over the registry itself.
 
+def _example(spec, cfg, rng, length=T):
+  """Random backbone inputs (a tuple) and the expected output shape, per input kind."""
+  if spec.input_kind == 'image':
+    return (jnp.asarray(rng.random((B, *IMAGE)), jnp.float32),), (B, cfg.width)
+  seq = lambda t: jnp.asarray(rng.standard_normal((B, t, cfg.width)), jnp.float32)
+  if spec.input_kind == 'encdec':  # (src [B, S, D], tgt [B, T, D]) -> [B, T, D]
+    return (seq(length - 1), seq(length)), (B, length, cfg.width)
+  assert spec.input_kind == 'sequence', spec.input_kind
+  return (seq(length),), (B, length, cfg.width)
+
+
 @pytest.mark.parametrize('name', archs.names())
 def test_backbone_shape_dtype_finite(name):
   spec = archs.get(name)
   cfg = spec.config('tiny')
   module = spec.build(cfg)
-  rng = _rng(1)
-  if spec.input_kind == 'image':
-    x = jnp.asarray(rng.random((B, *IMAGE)), jnp.float32)
-    expected = (B, cfg.width)
-  else:
-    assert spec.input_kind == 'sequence'
-    x = jnp.asarray(rng.standard_normal((B, T, cfg.width)), jnp.float32)
-    expected = (B, T, cfg.width)
-  _, y = _init_apply(module, x)
+  inputs, expected = _example(spec, cfg, _rng(1))
+  params = jax.jit(module.init)(jax.random.PRNGKey(0), *inputs)
+  y = jax.jit(module.apply)(params, *inputs)
   assert y.shape == expected
   assert y.dtype == jnp.float32
   assert np.all(np.isfinite(np.asarray(y)))
@@ -111,18 +115,6 @@ def _sigmoid(z):
   return 1.0 / (1.0 + np.exp(-z))
 
 
-def _layer_cell_params(params, i):
-  """Layer i's cell parameters. The documented layout (the one `recurrent.step` reads) is
-  params['layer_i']['cell']; if the tree is laid out otherwise (e.g. cells adopted by the
-  parent module as '<Cell>_i'), fall back to the i-th cell child so that this test checks
-  the maths alone (test_scan_equals_step pins the layout)."""
-  if f'layer_{i}' in params:
-    return params[f'layer_{i}']['cell']
-  matches = [k for k in params if k.endswith(f'Cell_{i}')]
-  assert len(matches) == 1, list(params)
-  return params[matches[0]]
-
-
 def _np_layer(cell, p, x):
   """One recurrent layer over x [B, T, D], zero initial state, float64 numpy."""
   p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), p)
@@ -162,7 +154,7 @@ def test_recurrent_matches_numpy_loop(name):
   y = np.asarray(module.apply(params, jnp.asarray(x)))
   ref = x.astype(np.float64)
   for i in range(cfg.num_layers):
-    ref = _np_layer(name, _layer_cell_params(params['params'], i), ref)
+    ref = _np_layer(name, params['params'][f'layer_{i}']['cell'], ref)
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -192,35 +184,39 @@ def _causal_config(spec):
   return cfg
 
 
-def _check_causal(module, width, seed):
-  """Changing inputs after t leaves outputs <= t alone and changes some output after t."""
+def _check_causal(spec, cfg, seed):
+  """Changing (target-side) inputs after t leaves outputs <= t alone and changes some
+  output after t. Encoder-decoders are checked on the target; the source is all visible."""
+  module = spec.build(cfg)
   rng = _rng(seed)
   length = 7
-  x = rng.standard_normal((B, length, width)).astype(np.float32)
-  params = _perturb(_init(module, jnp.asarray(x)), seed=seed + 1, scale=0.1)
+  inputs, _ = _example(spec, cfg, rng, length)
+  inputs = [np.asarray(a) for a in inputs]
+  params = _perturb(_init(module, *map(jnp.asarray, inputs)), seed=seed + 1, scale=0.1)
   apply = jax.jit(module.apply)
-  y = np.asarray(apply(params, jnp.asarray(x)))
+  y = np.asarray(apply(params, *map(jnp.asarray, inputs)))
   for t in (0, 3, length - 2):
-    x2 = x.copy()
+    changed = [a.copy() for a in inputs]
+    x2 = changed[-1]  # the sequence, or the target of an encoder-decoder
     x2[:, t + 1:] = rng.standard_normal(x2[:, t + 1:].shape)
-    y2 = np.asarray(apply(params, jnp.asarray(x2)))
+    y2 = np.asarray(apply(params, *map(jnp.asarray, changed)))
     np.testing.assert_allclose(y2[:, :t + 1], y[:, :t + 1], rtol=0, atol=1e-6)
     assert np.max(np.abs(y2[:, t + 1:] - y[:, t + 1:])) > 1e-4
 
 
 @pytest.mark.parametrize(
-    'name', [n for n in SEQUENCE_ARCHS if archs.get(n).causal is not False])
+    'name', [n for n in archs.names()
+             if archs.get(n).input_kind != 'image' and archs.get(n).causal is not False])
 def test_causal_archs_are_causal(name):
   """Every sequence arch that is causal (or can be made causal) passes the check."""
   spec = archs.get(name)
-  cfg = _causal_config(spec)
-  _check_causal(spec.build(cfg), cfg.width, seed=10)
+  _check_causal(spec, _causal_config(spec), seed=10)
 
 
 def test_causal_transformer_is_causal():
   spec = archs.get('transformer')
   cfg = dataclasses.replace(spec.config('tiny'), causal=True)
-  _check_causal(spec.build(cfg), cfg.width, seed=20)
+  _check_causal(spec, cfg, seed=20)
 
 
 def test_bidirectional_transformer_sees_the_future():

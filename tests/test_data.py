@@ -46,6 +46,8 @@ def test_adding_baseline_is_mse_of_predicting_one():
   # Std of the estimate ~ sqrt(Var((S-1)^2) / n) ~ 0.0012, i.e. < 1% of 1/6.
   assert empirical == pytest.approx(synthetic.ADDING_BASELINE_MSE, rel=0.03)
   assert task.spec.baselines['eval/mse'] == synthetic.ADDING_BASELINE_MSE
+  # The regression loss is the MSE, so the loss baseline is the same number.
+  assert task.spec.baselines['eval/loss'] == pytest.approx(empirical, rel=0.03)
   assert not task.spec.higher_is_better and task.spec.metric == 'eval/mse'
 
 
@@ -207,6 +209,13 @@ def test_digits_spec_and_baseline():
   values, counts = np.unique(y, return_counts=True)
   majority = counts.max() / len(y)
   assert spec.baselines['eval/accuracy'] == pytest.approx(majority, rel=1e-12)
+  # Loss baseline: cross-entropy on the test labels of predicting the training set's class
+  # frequencies (a model that ignores its input).
+  images, labels = digits.load_digits_arrays()
+  train, _ = digits.split_indices(len(labels), 0.2, 0)
+  freq = np.array([np.mean(labels[train] == c) for c in range(10)])
+  prior_ce = np.mean([-math.log(freq[c]) for c in y])
+  assert spec.baselines['eval/loss'] == pytest.approx(prior_ce, rel=1e-9)
   drawn = _draw(task, jax.random.PRNGKey(3), 64)
   assert drawn['inputs'].shape == (64, 8, 8, 1) and drawn['targets'].shape == (64,)
 
@@ -223,7 +232,7 @@ def test_unknown_task_names_valid_ones():
     assert name in message
 
 
-@pytest.mark.parametrize('name', ['adding', 'copy', 'digits'])
+@pytest.mark.parametrize('name', data.names())
 def test_unknown_parameter_names_valid_ones(name):
   with pytest.raises(KeyError) as e:
     data.build(name, bogus=1)

@@ -29,13 +29,21 @@ def test_analytic_forward_flops_match_xla(name):
   spec = archs.get(name)
   cfg = spec.config('tiny')
   if spec.uses_scan:
-    cfg = dataclasses.replace(cfg, unroll=True)  # XLA counts a loop body once
+    # XLA counts a loop body once: unroll fully so it counts every step.
+    assert 'unroll' in {f.name for f in dataclasses.fields(cfg)}, (
+        f'{name} scans but its config has no `unroll` to check its FLOPs against XLA')
+    cfg = dataclasses.replace(cfg, unroll=True)
   module = spec.build(cfg)
-  shape = IMAGE if spec.input_kind == 'image' else (T, cfg.width)
-  x = jnp.zeros((B, *shape), jnp.float32)
-  params = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+  if spec.input_kind == 'image':
+    shape, inputs = IMAGE, [(B, *IMAGE)]
+  elif spec.input_kind == 'encdec':
+    shape, inputs = (T - 2, T, cfg.width), [(B, T - 2, cfg.width), (B, T, cfg.width)]
+  else:
+    shape, inputs = (T, cfg.width), [(B, T, cfg.width)]
+  inputs = [jnp.zeros(s, jnp.float32) for s in inputs]
+  params = jax.eval_shape(module.init, jax.random.PRNGKey(0), *inputs)
   params = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), params)
-  xla = _xla_flops(lambda p, x: module.apply(p, x), params, x)
+  xla = _xla_flops(lambda p, *x: module.apply(p, *x), params, *inputs)
   analytic = B * spec.flops(cfg, shape)
   assert xla > 0
   ratio = analytic / xla
@@ -80,3 +88,29 @@ def test_train_chunk_flops_are_one_step():
   # And one step is about 3x the forward pass (forward + backward), per the analytic count.
   forward = model_lib.forward_flops(arch, config, task.spec) * tc.batch_size
   assert 2.0 < counts[1] / forward < 4.5
+
+
+@pytest.mark.parametrize('name', archs.names())
+def test_analytic_train_flops_match_xla(name):
+  """Forward + backward: XLA's count of the gradient (w.r.t. parameters and inputs, as in
+  training, where the input adapter is trained) against (1 + backward_factor) x forward."""
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  if spec.uses_scan:
+    cfg = dataclasses.replace(cfg, unroll=True)
+  module = spec.build(cfg)
+  if spec.input_kind == 'image':
+    shape, shapes = IMAGE, [(B, *IMAGE)]
+  elif spec.input_kind == 'encdec':
+    shape, shapes = (T - 2, T, cfg.width), [(B, T - 2, cfg.width), (B, T, cfg.width)]
+  else:
+    shape, shapes = (T, cfg.width), [(B, T, cfg.width)]
+  inputs = [jax.random.normal(jax.random.PRNGKey(i), s) for i, s in enumerate(shapes)]
+  params = module.init(jax.random.PRNGKey(9), *inputs)
+  # An image is data, not an activation: its gradient is not computed in training.
+  wrt = (0,) if spec.input_kind == 'image' else tuple(range(len(inputs) + 1))
+  grad = jax.grad(lambda p, *x: jnp.sum(module.apply(p, *x)), argnums=wrt)
+  xla = _xla_flops(grad, params, *inputs)
+  analytic = B * (1 + spec.backward_factor) * spec.flops(cfg, shape)
+  ratio = analytic / xla
+  assert abs(ratio - 1) <= 0.10, f'{name}: analytic/XLA = {ratio:.3f} ({analytic:.0f} vs {xla:.0f})'
