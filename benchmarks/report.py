@@ -16,7 +16,8 @@ from typing import Any
 
 from benchmarks import results
 
-METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss'}
+METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss',
+                 'eval/exact_match': 'exact match'}
 PERF_COLUMNS = [  # (key, header, scale, format)
     ('params', 'params', 1, '{:,.0f}'),
     ('compile_s', 'compile s', 1, '{:.2f}'),
