@@ -61,6 +61,7 @@ class ArchSpec:
     width_step: widths are searched in multiples of this (e.g. the number of heads).
     uses_scan: True where the forward pass contains a lax.scan/while loop, so that
       cost_analysis() undercounts and only the analytic count is valid.
+    details: config -> extra facts for `archbench list` (e.g. a TCN's receptive field).
     backward_factor: backward FLOPs / forward FLOPs, so a training step costs
       (1 + backward_factor) x forward. 2 where matmuls dominate (one matmul each for the
       input and the weight gradients); more where elementwise ops with costly derivatives
@@ -77,6 +78,7 @@ class ArchSpec:
   width_step: int = 1
   uses_scan: bool = False
   backward_factor: float = 2.0
+  details: Callable[[Any], dict[str, Any]] | None = None
 
   def build(self, config) -> nn.Module:
     return self.module(config)

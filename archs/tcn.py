@@ -62,12 +62,6 @@ def receptive_field(config: TCNConfig) -> int:
   return 1 + 2 * (config.kernel_size - 1) * (2**config.num_blocks - 1)
 
 
-def receptive_fields() -> dict[str, int]:
-  """Receptive field of the registered 'tcn' at each size, for `archbench list`."""
-  spec = registry.get('tcn')
-  return {size: receptive_field(spec.config(size)) for size in registry.SIZES}
-
-
 class CausalConv(nn.Module):
   """Dilated causal 1-D convolution, [B, T, C_in] -> [B, T, features], as a sum of k
   shifted matmuls: tap j of output t reads x[t - (k-1-j) * dilation] (zeros before the
@@ -161,4 +155,5 @@ registry.register(registry.ArchSpec(
     description='TCN (Bai et al. 2018): residual blocks of dilated causal 1-D convs',
     module=TCN, config_for_width=lambda w: TCNConfig(channels=w),
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
-    backward_factor=2.25))
+    backward_factor=2.25,
+    details=lambda cfg: {'receptive field': receptive_field(cfg)}))

@@ -57,6 +57,7 @@ def _describe() -> dict:
         'tasks': [t for t, s in task_specs.items() if not model_lib.incompatibility(spec, s)],
         'params': {size: archs.registry.budget_params(name, size) for size in archs.SIZES},
         'width': {size: spec.config(size).width for size in archs.SIZES},
+        'notes': spec.details(spec.config('small')) if spec.details else {},
     }
   task_info = {}
   for name, spec in task_specs.items():

@@ -7,6 +7,6 @@ from data.registry import build, get, names, register
 from data.spec import KINDS, Task, TaskSpec
 
 # Task modules register themselves on import.
-from data import synthetic, digits, translate  # noqa: F401  (registration side effect)
+from data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
 
 __all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register']

@@ -1,7 +1,8 @@
 """The 8x8 handwritten digits bundled with scikit-learn (UCI ML digits): real data, offline.
 
 1797 images, 10 classes. The train/test split is fixed by `split_seed` (not the run's
-seed), so every run and architecture is scored on the same held-out images.
+seed), so every run and architecture is scored on the same held-out images. `pdigits` is
+the same task with the pixels in a fixed shuffled order (as permuted MNIST).
 """
 from __future__ import annotations
 
@@ -45,21 +46,51 @@ def array_sampler(arrays: dict[str, np.ndarray]):
   return sample
 
 
-@register('digits', '8x8 handwritten digits (scikit-learn), 10 classes, accuracy')
-def make_digits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0) -> Task:
-  del seed  # the split is fixed by split_seed; training randomness comes from the harness
-  images, labels = load_digits_arrays()
+def _image_task(name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,
+                split_seed: int, params: dict) -> Task:
+  """A 10-class image task on the digits' train/test split (fixed by split_seed)."""
   train, test = split_indices(len(labels), test_fraction, split_seed)
   majority = np.bincount(labels[test]).max() / len(test)
   # Chance-level loss: cross-entropy of predicting the training class frequencies.
   prior = np.bincount(labels[train], minlength=10) / len(train)
   prior_loss = -np.mean(np.log(prior[labels[test]]))
   spec = TaskSpec(
-      name='digits', kind='classify', length=int(np.prod(DIGITS_SHAPE[:2])),
+      name=name, kind='classify', length=int(np.prod(DIGITS_SHAPE[:2])),
       image_shape=DIGITS_SHAPE, num_classes=10,
       metric='eval/accuracy', higher_is_better=True,
       baselines={'eval/accuracy': float(majority), 'eval/loss': float(prior_loss)},
       solved=0.95)
-  return Task(spec, {'test_fraction': test_fraction, 'split_seed': split_seed},
+  return Task(spec, {'test_fraction': test_fraction, 'split_seed': split_seed, **params},
               array_sampler({'inputs': images[train], 'targets': labels[train]}),
               {'inputs': images[test], 'targets': labels[test]})
+
+
+@register('digits', '8x8 handwritten digits (scikit-learn), 10 classes, accuracy')
+def make_digits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0) -> Task:
+  del seed  # the split is fixed by split_seed; training randomness comes from the harness
+  images, labels = load_digits_arrays()
+  return _image_task('digits', images, labels, test_fraction, split_seed, {})
+
+
+def pixel_permutation(permutation_seed: int) -> np.ndarray:
+  """[64] the fixed order in which pdigits lays out the row-major pixels."""
+  return np.random.RandomState(permutation_seed).permutation(int(np.prod(DIGITS_SHAPE)))
+
+
+@register('pdigits', 'digits with a fixed permutation of the 64 pixels (as permuted MNIST)')
+def make_pdigits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0,
+                 permutation_seed: int = 0) -> Task:
+  """Permuted digits: every image's pixels shuffled by one permutation fixed by
+  `permutation_seed` (not the run's seed), on the same split as digits.
+
+  A sequence model reads the permuted pixels as a 64-step sequence, so dependencies span
+  the whole sequence instead of neighbouring steps; for the CNN and ViT the permutation
+  destroys spatial locality, which is the point: their image priors no longer help.
+  """
+  del seed
+  images, labels = load_digits_arrays()
+  n = len(labels)
+  # [N, 8, 8, 1] -> [N, 64] row-major -> permuted -> [N, 8, 8, 1]
+  flat = images.reshape(n, -1)[:, pixel_permutation(permutation_seed)]
+  return _image_task('pdigits', flat.reshape(images.shape), labels, test_fraction, split_seed,
+                     {'permutation_seed': permutation_seed})

@@ -237,6 +237,17 @@ def test_list_json_params():
     expected_tasks = [t for t in data.names()
                       if model_lib.incompatibility(spec, data.build(t).spec) is None]
     assert entry['tasks'] == expected_tasks
+    assert entry['family'] == spec.family
+    assert entry['kinds'] == model_lib.served_kinds(spec)
+    if entry['causal'] != 'grid':
+      assert entry['causal'] == {True: 'causal', False: 'bidirectional',
+                                 None: 'configurable'}[spec.causal]
+  # The TCN reports its receptive field: 1 + 2(k-1)(2^L - 1) for the small config.
+  tcn_config = archs.get('tcn').config('small')
+  assert info['archs']['tcn']['notes']['receptive field'] == (
+      1 + 2 * (tcn_config.kernel_size - 1) * (2**tcn_config.num_blocks - 1))
+  assert info['archs']['encdec']['kinds'] == ['seq2seq']
+  assert 'seq2seq' not in info['archs']['bilstm']['kinds']
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,22 +24,27 @@ def _xla_flops(fn, *args):
   return float(cost['flops'])
 
 
-@pytest.mark.parametrize('name', archs.names())
-def test_analytic_forward_flops_match_xla(name):
+def _short_case(name):
+  """(spec, config, module, flops shape, input shapes) of a short case at size tiny, with
+  any scan fully unrolled: XLA counts a loop body once, so it then counts every step."""
   spec = archs.get(name)
   cfg = spec.config('tiny')
   if spec.uses_scan:
-    # XLA counts a loop body once: unroll fully so it counts every step.
     assert 'unroll' in {f.name for f in dataclasses.fields(cfg)}, (
         f'{name} scans but its config has no `unroll` to check its FLOPs against XLA')
     cfg = dataclasses.replace(cfg, unroll=True)
-  module = spec.build(cfg)
   if spec.input_kind == 'image':
     shape, inputs = IMAGE, [(B, *IMAGE)]
   elif spec.input_kind == 'encdec':
     shape, inputs = (T - 2, T, cfg.width), [(B, T - 2, cfg.width), (B, T, cfg.width)]
   else:
     shape, inputs = (T, cfg.width), [(B, T, cfg.width)]
+  return spec, cfg, spec.build(cfg), shape, inputs
+
+
+@pytest.mark.parametrize('name', archs.names())
+def test_analytic_forward_flops_match_xla(name):
+  spec, cfg, module, shape, inputs = _short_case(name)
   inputs = [jnp.zeros(s, jnp.float32) for s in inputs]
   params = jax.eval_shape(module.init, jax.random.PRNGKey(0), *inputs)
   params = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), params)
@@ -94,17 +99,7 @@ def test_train_chunk_flops_are_one_step():
 def test_analytic_train_flops_match_xla(name):
   """Forward + backward: XLA's count of the gradient (w.r.t. parameters and inputs, as in
   training, where the input adapter is trained) against (1 + backward_factor) x forward."""
-  spec = archs.get(name)
-  cfg = spec.config('tiny')
-  if spec.uses_scan:
-    cfg = dataclasses.replace(cfg, unroll=True)
-  module = spec.build(cfg)
-  if spec.input_kind == 'image':
-    shape, shapes = IMAGE, [(B, *IMAGE)]
-  elif spec.input_kind == 'encdec':
-    shape, shapes = (T - 2, T, cfg.width), [(B, T - 2, cfg.width), (B, T, cfg.width)]
-  else:
-    shape, shapes = (T, cfg.width), [(B, T, cfg.width)]
+  spec, cfg, module, shape, shapes = _short_case(name)
   inputs = [jax.random.normal(jax.random.PRNGKey(i), s) for i, s in enumerate(shapes)]
   params = module.init(jax.random.PRNGKey(9), *inputs)
   # An image is data, not an activation: its gradient is not computed in training.
