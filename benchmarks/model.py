@@ -13,7 +13,6 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-import archs
 from archs.registry import ArchSpec, dense_flops
 from data.spec import TaskSpec
 

@@ -80,9 +80,9 @@ def _fmt(values: list[float], fmt: str = '{:.3g}') -> str:
 
 
 def _metric_format(key: str | None) -> str:
-  """Accuracies to three decimals; losses and errors to three significant digits, since
-  they span decades (0.167 at the baseline, 1e-5 when solved)."""
-  return '{:.3f}' if key and key.endswith('accuracy') else '{:.3g}'
+  """Accuracies and exact-match rates to three decimals; losses and errors to three
+  significant digits, since they span decades (0.167 at the baseline, 1e-5 solved)."""
+  return '{:.3f}' if key and key.endswith(('accuracy', 'exact_match')) else '{:.3g}'
 
 
 def _cell_text(group: list[dict], key: str, mark_solved: bool) -> str:

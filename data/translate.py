@@ -16,7 +16,7 @@ import numpy as np
 
 from data.digits import array_sampler
 from data.registry import register
-from data.spec import BOS, EOS, PAD, Task, TaskSpec
+from data.spec import EOS, PAD, Task, TaskSpec
 
 ONES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine',
         'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen',

@@ -1,7 +1,6 @@
 """End to end: the `archbench` command line (smoke suite, report, list, bad input) and the
 harness's handling of failing cells."""
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -16,7 +15,7 @@ import pytest
 import archs
 import data
 from benchmarks import model as model_lib
-from benchmarks import report, results, runner, suites
+from benchmarks import results, runner, suites
 from benchmarks import train as train_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
