@@ -85,7 +85,7 @@ class ArchSpec:
 
   def config(self, size: str):
     """The config whose backbone parameter count is closest to the size's budget."""
-    return self.config_for_width(solve_width(self.name, SIZES[size]))
+    return self.config_for_width(solve_width(self.name, budget(size)))
 
   def param_count(self, config) -> int:
     return count_params(self, config)
@@ -111,6 +111,12 @@ def get(name: str) -> ArchSpec:
 
 def names() -> list[str]:
   return list(_REGISTRY)
+
+
+def budget(size: str) -> int:
+  if size not in SIZES:
+    raise KeyError(f'unknown size {size!r}; valid: {", ".join(SIZES)}')
+  return SIZES[size]
 
 
 def count_params(spec: ArchSpec, config) -> int:
@@ -210,7 +216,7 @@ def _solve_width(name: str, budget: int) -> int:
 
 def budget_params(name: str, size: str) -> int:
   """Backbone parameters of `name` at `size` (what `archbench list` shows)."""
-  return _solved(name, SIZES[size])[1]
+  return _solved(name, budget(size))[1]
 
 
 def dense_flops(d_in: int, d_out: int, bias: bool = True) -> float:

@@ -5,6 +5,7 @@ ignorant of each other; the compatibility rules and the width plumbing live here
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import typing
@@ -22,6 +23,16 @@ class UsageError(ValueError):
   it into a one-line message and exit code 2."""
 
 
+@contextlib.contextmanager
+def usage_errors():
+  """Registry look-ups raise KeyError naming the valid choices; for a user's request that
+  is a usage error."""
+  try:
+    yield
+  except KeyError as e:
+    raise UsageError(e.args[0]) from None
+
+
 def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:
   """Why `arch` cannot serve `spec`, or None if it can."""
   if arch.input_kind == 'image':
@@ -36,21 +47,20 @@ def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:
 
 def served_kinds(arch: ArchSpec) -> list[str]:
   """The task kinds `arch` can serve, read off `incompatibility` with a prototype of each
-  kind (sequence tasks causal where the kind needs it), so the rules live in one place."""
+  kind, so the rules live in one place."""
   prototypes = {
       'classify': TaskSpec('image', 'classify', 64, 'eval/accuracy', True, {}, 1.0,
                            image_shape=(8, 8, 1), num_classes=2),
-      'per_token': TaskSpec('lm', 'per_token', 8, 'eval/accuracy', True, {}, 1.0,
-                            vocab_size=4, num_classes=4, causal=True),
+      'per_token': TaskSpec('recall', 'per_token', 8, 'eval/accuracy', True, {}, 1.0,
+                            vocab_size=4, num_classes=4),
+      'per_token (causal)': TaskSpec('lm', 'per_token', 8, 'eval/accuracy', True, {}, 1.0,
+                                     vocab_size=4, num_classes=4, causal=True),
       'regress': TaskSpec('reg', 'regress', 8, 'eval/mse', False, {}, 0.0,
                           feature_dim=1, out_dim=1),
       'seq2seq': TaskSpec('s2s', 'seq2seq', 8, 'eval/exact_match', True, {}, 1.0,
                           vocab_size=4, num_classes=4, target_length=4, causal=True),
   }
-  kinds = [k for k, spec in prototypes.items() if incompatibility(arch, spec) is None]
-  if arch.causal is False and arch.input_kind == 'sequence':  # per-token, not causal
-    kinds.insert(1, 'per_token (non-causal)')
-  return kinds
+  return [k for k, spec in prototypes.items() if incompatibility(arch, spec) is None]
 
 
 def check_compatible(arch: ArchSpec, spec: TaskSpec) -> None:

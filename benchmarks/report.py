@@ -104,37 +104,44 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
   return '\n'.join(lines)
 
 
+def _grouped(records):
+  """(row labels, column labels, {(row, column): records}), in order of appearance."""
+  row, col = _keys(records)
+  groups: dict[tuple, list] = {}
+  for r in records:
+    groups.setdefault((row(r), col(r)), []).append(r)
+  return _ordered(a for a, _ in groups), _ordered(c for _, c in groups), groups
+
+
+def _column_header(column: str, key: str | None) -> str:
+  if key is None:
+    return f'{column} (None)'
+  arrow = '↓' if key.endswith(('mse', 'loss')) else '↑'
+  return f'{column} ({METRIC_LABELS.get(key, key)} {arrow})'
+
+
 def metric_table(records, key_of=None) -> str:
   """One row per architecture, one column per task: by default the task's headline metric
   (marked ✓ where solved), else the metric `key_of[column]`; the baseline comes first."""
-  row, col = _keys(records)
-  cols, rows = _ordered(col(r) for r in records), _ordered(row(r) for r in records)
-  groups: dict[tuple, list] = {}
-  for r in records:
-    groups.setdefault((row(r), col(r)), []).append(r)
-  headline = {c: next((_headline(r) for r in records if col(r) == c and _headline(r)), None)
-              for c in cols}
+  rows, cols, groups = _grouped(records)
   mark_solved = key_of is None
-  key_of = key_of or headline
-  header = ['arch'] + [f'{c} ({METRIC_LABELS.get(key_of[c], key_of[c])}'
-                       f'{"" if key_of[c] is None else (" ↓" if key_of[c].endswith(("mse", "loss")) else " ↑")})'
-                       for c in cols]
+  if key_of is None:
+    key_of = {c: next((_headline(r) for (_, c2), g in groups.items() if c2 == c for r in g
+                       if _headline(r)), None) for c in cols}
 
-  def from_any(c, name):
-    return next((r['metrics'].get(name) for r in records
-                 if col(r) == c and r['metrics'].get(name) is not None), None)
-  baseline = ['*baseline*'] + [_fmt([v], _metric_format(key_of[c])) if (v := from_any(c, f'baseline/{key_of[c]}')) is not None
-                               else '' for c in cols]
+  def baseline(c):
+    key = f'baseline/{key_of[c]}'
+    value = next((r['metrics'][key] for (_, c2), g in groups.items() if c2 == c for r in g
+                  if r['metrics'].get(key) is not None), None)
+    return '' if value is None else _fmt([value], _metric_format(key_of[c]))
+  header = ['arch'] + [_column_header(c, key_of[c]) for c in cols]
   body = [[a] + [_cell_text(groups[(a, c)], key_of[c], mark_solved) if (a, c) in groups else ''
                  for c in cols] for a in rows]
-  return _markdown_table(header, [baseline] + body)
+  return _markdown_table(header, [['*baseline*'] + [baseline(c) for c in cols]] + body)
 
 
 def perf_table(records) -> str:
-  row, col = _keys(records)
-  groups: dict[tuple, list] = {}
-  for r in records:
-    groups.setdefault((row(r), col(r)), []).append(r)
+  _, _, groups = _grouped(records)
   header = ['arch', 'task', 'status'] + [h for _, h, _, _ in PERF_COLUMNS]
   body = []
   for (a, c), group in groups.items():
@@ -164,8 +171,7 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
       'mean ± std over seeds.',
       metric_table(records),
       '## Held-out loss',
-      metric_table(records, key_of={c: 'eval/loss' for c in
-                                    _ordered(_keys(records)[1](r) for r in records)}),
+      metric_table(records, key_of={c: 'eval/loss' for c in _grouped(records)[1]}),
       '## Performance (training step, median over timed windows)',
       perf_table(records),
   ]

@@ -100,14 +100,9 @@ def _xla_flops_per_step(compiled) -> float | None:
 def prepare(cell: Cell):
   """Resolve a cell into (arch spec, backbone config, task, model); raises UsageError for a
   cell that cannot run (unknown name, incompatible pair, bad override)."""
-  try:
-    arch = archs.get(cell.arch)
-    task_entry = data.get(cell.task)
-  except KeyError as e:
-    raise model_lib.UsageError(e.args[0]) from None
-  if cell.size not in archs.SIZES:
-    raise model_lib.UsageError(
-        f'unknown size {cell.size!r}; valid: {", ".join(archs.SIZES)}')
+  with model_lib.usage_errors():
+    arch, task_entry = archs.get(cell.arch), data.get(cell.task)
+    archs.registry.budget(cell.size)
   try:
     task = task_entry.build(cell.seed, **cell.task_params)
   except (KeyError, ValueError) as e:
@@ -186,10 +181,9 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   eval_chrono = timing.Chrono(warmup_windows=0)
   sums = eval_chrono.time(compiled_eval, state.params, batches, weights)
   metrics = train_lib.finalize(spec, jax.device_get(sums), 'eval')
-  if not all(math.isfinite(v) for v in metrics.values()):
-    out['metrics'].update(metrics)
-    raise Diverged(f'evaluation gave non-finite metrics: {metrics}')
   out['metrics'].update(metrics)
+  if not all(math.isfinite(v) for v in metrics.values()):
+    raise Diverged(f'evaluation gave non-finite metrics: {metrics}')
   out['metrics'].update({f'baseline/{k}': v for k, v in spec.baselines.items()})
   out['metrics']['solved'] = spec.is_solved(metrics[spec.metric])
   out['perf'].update(eval_compile_s=eval_compile_s,
@@ -197,14 +191,22 @@ def measure_cell(cell: Cell, out: dict[str, Any],
                      device_peak_bytes=_device_peak_bytes())
 
 
+def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
+            error: BaseException | None = None) -> dict[str, Any]:
+  """A cell's record before its measurements: identity, requested config, status."""
+  return {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
+          'task': cell.task, 'size': cell.size, 'seed': cell.seed,
+          'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
+                     'train': cell.train, 'fast_compile': cell.fast_compile},
+          'status': 'ok' if error is None else _status_of(error),
+          'error': None if error is None else _error_text(error),
+          'metrics': {}, 'perf': {}, 'env': env}
+
+
 def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
              log: Callable[[str], None] = logging.info) -> dict[str, Any]:
   """Measure one cell and return its record; never raises."""
-  record = {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
-            'task': cell.task, 'size': cell.size, 'seed': cell.seed,
-            'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
-                       'train': cell.train, 'fast_compile': cell.fast_compile},
-            'status': 'ok', 'error': None, 'metrics': {}, 'perf': {}, 'env': env}
+  record = _record(cell, suite, run_id, env)
   partial: dict[str, Any] = {}
   try:
     measure_cell(cell, partial, log)
@@ -261,10 +263,6 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
       try:
         record = future.result()
       except Exception as error:  # the worker itself died (e.g. killed for memory)
-        record = {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite,
-                  'arch': cell.arch, 'task': cell.task, 'size': cell.size, 'seed': cell.seed,
-                  'config': {'task': cell.task_params, 'train': cell.train},
-                  'status': _status_of(error), 'error': _error_text(error),
-                  'metrics': {}, 'perf': {}, 'env': env}
+        record = _record(cell, suite, run_id, env, error)
       finish(i, cell, record)
   return records

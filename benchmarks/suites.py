@@ -50,16 +50,13 @@ class Suite:
     cannot run raise UsageError; unrequested incompatible pairs are skipped."""
     default_archs = list(self.archs or archs.names())
     task_names = list(tasks_filter or self.tasks)
-    for name in archs_filter or []:
-      if name not in archs.names():
-        raise model_lib.UsageError(
-            f'unknown architecture {name!r}; valid: {", ".join(archs.names())}')
-    for name in task_names:
-      if name not in data.names():
-        raise model_lib.UsageError(f'unknown task {name!r}; valid: {", ".join(data.names())}')
     size = size or self.size
-    if size not in archs.SIZES:
-      raise model_lib.UsageError(f'unknown size {size!r}; valid: {", ".join(archs.SIZES)}')
+    with model_lib.usage_errors():
+      for name in archs_filter or []:
+        archs.get(name)
+      for name in task_names:
+        data.get(name)
+      archs.registry.budget(size)
     cells = []
     for task_name in task_names:
       plan = self.tasks.get(task_name, TaskPlan())

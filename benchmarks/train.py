@@ -80,7 +80,7 @@ def greedy_decode(params, inputs, *, model, spec: TaskSpec) -> jax.Array:
   return decoded
 
 
-def decode_stats(spec: TaskSpec, decoded, batch, weights) -> dict[str, jax.Array]:
+def decode_stats(decoded, batch, weights) -> dict[str, jax.Array]:
   """Greedy-decoding scores: token accuracy over target positions (EOS included) and
   exact match of the whole target."""
   mask = batch['metric_mask'] > 0
@@ -194,7 +194,7 @@ def evaluate(params, batches, weights, *, model, spec: TaskSpec) -> dict[str, ja
                       batch, w)
     if spec.kind == 'seq2seq':
       decoded = greedy_decode(params, batch['inputs'], model=model, spec=spec)
-      out.update(decode_stats(spec, decoded, batch, w))
+      out.update(decode_stats(decoded, batch, w))
     return out
 
   def body(total, xs):
