@@ -13,6 +13,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from archs.registry import ArchSpec, dense_flops
 from data.spec import TaskSpec
@@ -128,19 +129,32 @@ class TaskModel(nn.Module):
   causal: bool
 
   @nn.compact
-  def __call__(self, inputs, decoder_inputs=None, *, train: bool = False):
+  def __call__(self, inputs, decoder_inputs=None, *, train: bool = False,
+               embedded_offset=None):
+    """`embedded_offset` [B, L, F] (shape: `offset_shape`), if given, is added to the input
+    representation, the adapter's output, at every position: the long-range probes
+    differentiate with respect to it (benchmarks/lrd.py)."""
     spec = self.spec
     x = inputs
+
+    def shifted(x, start=0):  # x [B, L', ...] + the offset's positions start..start + L'
+      if embedded_offset is None:
+        return x
+      length = x.size // (x.shape[0] * embedded_offset.shape[-1])  # L' (H*W for a grid)
+      return x + embedded_offset[:, start:start + length].reshape(x.shape)
+
     if spec.kind == 'seq2seq':
       embed = nn.Embed(spec.vocab_size, self.width, name='embed')  # shared by both sides
       if self.input_kind == 'encdec':
-        y = self.backbone(embed(inputs), embed(decoder_inputs), train=train)  # [B, T, D]
+        source_length = inputs.shape[1]
+        y = self.backbone(shifted(embed(inputs)),
+                          shifted(embed(decoder_inputs), source_length), train=train)
       else:
         sequence = jnp.concatenate([inputs, decoder_inputs], axis=1)  # [B, S + T]
-        y = self.backbone(embed(sequence), train=train)[:, inputs.shape[1]:]  # [B, T, D]
-      return nn.Dense(spec.num_classes, name='head')(y)
+        y = self.backbone(shifted(embed(sequence)), train=train)[:, inputs.shape[1]:]
+      return nn.Dense(spec.num_classes, name='head')(y)  # [B, T, V]
     if self.input_kind == 'image':
-      y = self.backbone(x, train=train)  # [B, H, W, C] -> [B, D]
+      y = self.backbone(shifted(x), train=train)  # [B, H, W, C] -> [B, D]
     else:
       if spec.image_shape is not None:
         b = x.shape[0]
@@ -149,11 +163,22 @@ class TaskModel(nn.Module):
         x = nn.Embed(spec.vocab_size, self.width, name='embed')(x)
       else:
         x = nn.Dense(self.width, name='adapter')(x)
-      y = self.backbone(x, train=train)  # [B, T, D]
+      y = self.backbone(shifted(x), train=train)  # [B, T, D]
       if spec.kind != 'per_token':
         y = y[:, -1] if self.causal else jnp.mean(y, axis=1)  # [B, D]
     outputs = spec.num_classes if spec.kind != 'regress' else spec.out_dim
     return nn.Dense(outputs, name='head')(y)
+
+  def offset_shape(self, inputs, decoder_inputs=None) -> tuple[int, ...]:
+    """[B, L, F] of `embedded_offset`: L positions in reading order (source then target
+    for seq2seq; row-major pixels for images) of F features (the width; an image
+    backbone has no adapter and reads the pixels' C channels)."""
+    b = inputs.shape[0]
+    if self.spec.kind == 'seq2seq':
+      return b, inputs.shape[1] + decoder_inputs.shape[1], self.width
+    if self.input_kind == 'image':
+      return b, int(np.prod(inputs.shape[1:3])), inputs.shape[3]
+    return b, self.spec.length, self.width
 
 
 def build_model(arch: ArchSpec, config, spec: TaskSpec) -> TaskModel:

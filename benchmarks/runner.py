@@ -23,7 +23,7 @@ from absl import logging
 import archs
 import data
 from benchmarks import model as model_lib
-from benchmarks import report, results, timing
+from benchmarks import lrd, report, results, timing
 from benchmarks import train as train_lib
 
 INIT_STREAM = 2  # the seed's stream for parameter initialisation (data uses 0 and 1)
@@ -42,6 +42,10 @@ class Cell:
   # Compile without backend optimisation: much faster compiles, slower steps. For suites
   # that check that everything runs (smoke), never for suites whose timings matter.
   fast_compile: bool = False
+  # Long-range probes (benchmarks/lrd.py): 'gradient' records gradient-versus-distance
+  # curves at initialisation and after training; 'length' marks the cell as a point of an
+  # accuracy-versus-length sweep (its record carries lrd/length).
+  probes: tuple[str, ...] = ()
 
   @property
   def name(self) -> str:
@@ -132,6 +136,13 @@ def measure_cell(cell: Cell, out: dict[str, Any],
                          'train': tc},
               'metrics': {},
               'perf': {'params': params, 'backbone_params': backbone_params}})
+  if 'length' in cell.probes:
+    out['metrics']['lrd/length'] = spec.length
+  if 'gradient' in cell.probes:  # before training: the curve at initialisation
+    probe = lrd.GradientProbe(model, task, state.params, cell.seed,
+                              fast_compile=cell.fast_compile)
+    out['metrics'].update(probe.measure(state.params, 'init'))
+    out['perf']['probe_compile_s'] = probe.compile_s
 
   # Compile ahead of time, apart from any timing.
   k = max(1, min(tc.steps_per_dispatch, tc.steps))
@@ -189,6 +200,8 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   out['perf'].update(eval_compile_s=eval_compile_s,
                      eval_examples_per_s=task.eval_size / eval_chrono.median_s,
                      device_peak_bytes=_device_peak_bytes())
+  if 'gradient' in cell.probes:
+    out['metrics'].update(probe.measure(state.params, 'trained'))
 
 
 def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
@@ -197,7 +210,8 @@ def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
   return {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
           'task': cell.task, 'size': cell.size, 'seed': cell.seed,
           'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
-                     'train': cell.train, 'fast_compile': cell.fast_compile},
+                     'train': cell.train, 'fast_compile': cell.fast_compile,
+                     'probes': list(cell.probes)},
           'status': 'ok' if error is None else _status_of(error),
           'error': None if error is None else _error_text(error),
           'metrics': {}, 'perf': {}, 'env': env}
