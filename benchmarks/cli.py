@@ -123,7 +123,7 @@ def cmd_report(args: list[str]) -> int:
   out = pathlib.Path(args[0])
   if not (out / 'results.jsonl').is_file():
     raise Usage(f'no results.jsonl in {out}')
-  records = report.write_summaries(out)
+  records = report.write_summaries(out, plots=True)
   print((out / 'summary.md').read_text())
   print(f'{len(records)} records; wrote {out / "summary.md"} and {out / "summary.csv"}')
   return 0

@@ -30,7 +30,7 @@ PERF_COLUMNS = [  # (key, header, scale, format)
 ]
 
 
-def _headline(record) -> str | None:
+def headline_metric(record) -> str | None:
   """The task's headline metric, as its spec named it (records of failed cells that never
   built their task fall back to what their metrics hold)."""
   named = (record.get('config', {}).get('task_spec') or {}).get('metric')
@@ -52,7 +52,7 @@ def _varying_params(records) -> dict[str, list[str]]:
   return {t: sorted(k for k, vals in ps.items() if len(vals) > 1) for t, ps in seen.items()}
 
 
-def _keys(records):
+def row_column_labels(records):
   sizes = {r['size'] for r in records}
   varying = _varying_params(records)
 
@@ -106,7 +106,7 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _grouped(records):
   """(row labels, column labels, {(row, column): records}), in order of appearance."""
-  row, col = _keys(records)
+  row, col = row_column_labels(records)
   groups: dict[tuple, list] = {}
   for r in records:
     groups.setdefault((row(r), col(r)), []).append(r)
@@ -126,8 +126,8 @@ def metric_table(records, key_of=None) -> str:
   rows, cols, groups = _grouped(records)
   mark_solved = key_of is None
   if key_of is None:
-    key_of = {c: next((_headline(r) for (_, c2), g in groups.items() if c2 == c for r in g
-                       if _headline(r)), None) for c in cols}
+    key_of = {c: next((headline_metric(r) for (_, c2), g in groups.items() if c2 == c for r in g
+                       if headline_metric(r)), None) for c in cols}
 
   def baseline(c):
     key = f'baseline/{key_of[c]}'
@@ -154,6 +154,122 @@ def perf_table(records) -> str:
   return _markdown_table(header, body)
 
 
+# ---------------------------------------------------------------------------------------
+# Long-range dependency probes (benchmarks/lrd.py): records with lrd/ metrics.
+
+def sweep_points(records) -> dict[str, dict[str, dict[int, list[dict]]]]:
+  """task -> row -> length -> records, for the points of accuracy-versus-length sweeps."""
+  row, _ = row_column_labels(records)
+  out: dict = {}
+  for r in records:
+    length = r['metrics'].get('lrd/length')
+    if length is not None:
+      out.setdefault(r['task'], {}).setdefault(row(r), {}).setdefault(length, []).append(r)
+  return out
+
+
+def _solved_at(group: list[dict]) -> bool:
+  """A sweep point is solved when the mean over its ok seeds meets the task's threshold
+  (a failed cell counts as unsolved)."""
+  ok = [r for r in group if r['status'] == 'ok']
+  key = headline_metric(group[0])
+  spec = group[0].get('config', {}).get('task_spec') or {}
+  if not ok or len(ok) < len(group) or key is None or 'solved' not in spec:
+    return False
+  mean = statistics.fmean(r['metrics'][key] for r in ok)
+  return mean >= spec['solved'] if spec.get('higher_is_better', True) else mean <= spec['solved']
+
+
+def longest_solved(records) -> dict[tuple[str, str], int | None]:
+  """(row, task) -> the longest swept length at which the task is solved, or None."""
+  return {(a, task): max((n for n, g in points.items() if _solved_at(g)), default=None)
+          for task, by_arch in sweep_points(records).items() for a, points in by_arch.items()}
+
+
+def longest_solved_table(records) -> str:
+  sweeps = sweep_points(records)
+  best = longest_solved(records)
+  tasks = list(sweeps)
+  rows = _ordered(a for t in tasks for a in sweeps[t])
+
+  def text(a, t):
+    if a not in sweeps[t]:
+      return ''
+    n = best[(a, t)]
+    return '—' if n is None else (f'≥{n}' if n == max(sweeps[t][a]) else str(n))
+  lengths = {t: sorted({n for points in sweeps[t].values() for n in points}) for t in tasks}
+  header = ['arch'] + [f'{t} (of {", ".join(map(str, lengths[t]))})' for t in tasks]
+  return _markdown_table(header, [[a] + [text(a, t) for t in tasks] for a in rows])
+
+
+def length_table(records, task: str) -> str:
+  by_arch = sweep_points(records)[task]
+  lengths = sorted({n for points in by_arch.values() for n in points})
+  key = headline_metric(next(iter(next(iter(by_arch.values())).values()))[0])
+  header = ['arch'] + [f'L={n}' for n in lengths]
+  body = [[a] + [_cell_text(points[n], key, True) if n in points else '' for n in lengths]
+          for a, points in by_arch.items()]
+  return _markdown_table(header, body)
+
+
+GRADIENT_FIGURES = [('rate', 'decay rate /step', '{:.3f}'), ('horizon', 'horizon', '{:.0f}'),
+                    ('far_near', 'far/near', '{:.2g}')]
+
+
+def gradient_table(records, task: str, length: int) -> str:
+  """Rows: architectures; columns: the curve's figures at init and after training (mean
+  over seeds)."""
+  row, _ = row_column_labels(records)
+  groups: dict[str, list] = {}
+  for r in records:
+    if (r['task'], r['metrics'].get('lrd/length')) == (task, length) and \
+        'lrd/rate_init' in r['metrics']:
+      groups.setdefault(row(r), []).append(r)
+  header = ['arch'] + [f'{label} ({when})' for when in ('init', 'trained')
+                       for _, label, _ in GRADIENT_FIGURES]
+  body = []
+  for a, group in groups.items():
+    cells = []
+    for when in ('init', 'trained'):
+      for name, _, fmt in GRADIENT_FIGURES:
+        values = [r['metrics'][f'lrd/{name}_{when}'] for r in group
+                  if r['metrics'].get(f'lrd/{name}_{when}') is not None]
+        values = [v for v in values if not math.isnan(v)]
+        cells.append(fmt.format(statistics.fmean(values)) if values else '—')
+    body.append([a] + cells)
+  return _markdown_table(header, body)
+
+
+def gradient_probes(records) -> list[tuple[str, int]]:
+  """(task, length) pairs that have gradient curves, in order of appearance."""
+  return _ordered((r['task'], r['metrics']['lrd/length']) for r in records
+                  if 'lrd/rate_init' in r['metrics'])
+
+
+def lrd_sections(records) -> list[str]:
+  """The summary's long-range part; empty for runs without probes."""
+  parts = []
+  if sweep_points(records):
+    parts += ['## Long-range dependencies: longest solved length',
+              'The longest swept sequence length (positions the model reads) at which the '
+              'task\'s solved threshold is met; ≥ where that is the longest length swept, — '
+              'where no length was solved.',
+              longest_solved_table(records)]
+    for task in sweep_points(records):
+      parts += [f'### Accuracy versus length: {task}', length_table(records, task)]
+  probes = gradient_probes(records)
+  if probes:
+    parts += ['## Long-range dependencies: gradient versus distance',
+              'Norm of the readout\'s gradient with respect to the input representation k '
+              'steps back. decay rate: fitted slope of ln(norm) per step (ln a for a curve '
+              '∝ a^k, 0 for no decay); horizon: the farthest k whose norm is ≥ 1e-3 of the '
+              'maximum; far/near: mean norm over the farthest quarter of distances over the '
+              'nearest quarter.']
+    for task, length in probes:
+      parts += [f'### {task}, L={length}', gradient_table(records, task, length)]
+  return parts
+
+
 def summary_markdown(records: list[dict[str, Any]]) -> str:
   if not records:
     return '# archbench summary\n\nNo records.\n'
@@ -172,6 +288,7 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
       metric_table(records),
       '## Held-out loss',
       metric_table(records, key_of={c: 'eval/loss' for c in _grouped(records)[1]}),
+      *lrd_sections(records),
       '## Performance (training step, median over timed windows)',
       perf_table(records),
   ]
@@ -183,8 +300,10 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
 
 
 def summary_csv(records: list[dict[str, Any]]) -> str:
-  """Long format: one row per record, metrics and perf flattened to columns."""
-  metric_keys = _ordered(k for r in records for k in r.get('metrics', {}))
+  """Long format: one row per record, metrics and perf flattened to columns (curves, i.e.
+  list-valued metrics, stay in results.jsonl)."""
+  metric_keys = _ordered(k for r in records for k, v in r.get('metrics', {}).items()
+                         if not isinstance(v, list))
   perf_keys = _ordered(k for r in records for k in r.get('perf', {}))
   out = io.StringIO()
   writer = csv.writer(out, lineterminator='\n')
@@ -205,13 +324,17 @@ def _write(path: pathlib.Path, text: str) -> None:
   os.replace(tmp, path)  # readers never see a half-written summary
 
 
-def write_summaries(out_dir: pathlib.Path) -> list[dict[str, Any]]:
+def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str, Any]]:
   """(Re)build summary.md and summary.csv from out_dir/results.jsonl, in the suite's cell
-  order (parallel workers append records in the order cells finish)."""
+  order (parallel workers append records in the order cells finish), and with `plots` the
+  PNG plots of the long-range probes (benchmarks/plots.py)."""
   records = results.load_records(out_dir / 'results.jsonl')
   records.sort(key=lambda r: (r.get('config') or {}).get('cell_index', 0))
   _write(out_dir / 'summary.md', summary_markdown(records))
   _write(out_dir / 'summary.csv', summary_csv(records))
+  if plots:
+    from benchmarks import plots as plots_lib  # matplotlib only when plots are asked for
+    plots_lib.write_plots(out_dir, records)
   return records
 
 
@@ -219,7 +342,7 @@ def one_line(record) -> str:
   """Progress line for a finished cell."""
   if record['status'] != 'ok':
     return f'{record["status"]}: {record.get("error")}'
-  key = _headline(record)
+  key = headline_metric(record)
   value, base = record['metrics'].get(key), record['metrics'].get(f'baseline/{key}')
   perf = record['perf']
   text = f'ok {key}={value:.4g}' if value is not None else 'ok'

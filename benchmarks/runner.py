@@ -266,6 +266,7 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
     for i, cell in enumerate(cells):
       log(f'[{i + 1}/{len(cells)}] {cell.name} ...')
       finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, log=log))
+    report.write_summaries(out_dir, plots=True)
     return records
   # Spawned, not forked: a forked JAX runtime is not safe to use.
   context = multiprocessing.get_context('spawn')
@@ -279,4 +280,5 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
       except Exception as error:  # the worker itself died (e.g. killed for memory)
         record = _record(cell, suite, run_id, env, error)
       finish(i, cell, record)
+  report.write_summaries(out_dir, plots=True)
   return records

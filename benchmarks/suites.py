@@ -24,6 +24,20 @@ class TaskPlan:
   train: TrainConfig = TrainConfig()
   per_arch_train: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
   archs: tuple[str, ...] | None = None  # None: every architecture that can serve the task
+  # Accuracy versus length (benchmarks/lrd.py): one cell per value of the parameter
+  # sweep[0] in sweep[1], e.g. ('length', (16, 32, 64)), each recording lrd/length; the
+  # gradient probe runs on the cells whose value is in `gradient_probe_at`.
+  sweep: tuple[str, tuple[Any, ...]] | None = None
+  gradient_probe_at: tuple[Any, ...] = ()
+
+  def points(self) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+    """(task parameters, probes) of each cell the plan makes per architecture and seed."""
+    if self.sweep is None:
+      return [(dict(self.params), ())]
+    name, values = self.sweep
+    return [({**self.params, name: v},
+             ('length', 'gradient') if v in self.gradient_probe_at else ('length',))
+            for v in values]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +83,11 @@ class Suite:
             raise model_lib.UsageError(f'cannot run {arch_name} on {task_name}: {reason}')
           continue
         train = dataclasses.replace(plan.train, **plan.per_arch_train.get(arch_name, {}))
-        for seed in seeds if seeds is not None else self.seeds:
-          cells.append(Cell(arch_name, task_name, size, seed, dict(plan.params),
-                            depth_overrides(arch_name, self.depth), train, self.fast_compile))
+        for params, probes in plan.points():
+          for seed in seeds if seeds is not None else self.seeds:
+            cells.append(Cell(arch_name, task_name, size, seed, params,
+                              depth_overrides(arch_name, self.depth), train,
+                              self.fast_compile, probes))
     if not cells:
       raise model_lib.UsageError(
           f'no architecture in {",".join(archs_filter or default_archs)} can run any task '
@@ -180,3 +196,76 @@ register(Suite(
     size='small',
     tasks={name: dataclasses.replace(plan, archs=None)
            for name, plan in get('quick').tasks.items()}))
+
+
+# ---------------------------------------------------------------------------------------
+# Long-range dependency studies (benchmarks/lrd.py): accuracy versus length at a fixed
+# parameter budget and training budget, the longest solved length, and gradient versus
+# distance at initialisation and after training.
+
+_LRD_ARCHS = ('rnn', 'lstm', 'gru', 'transformer', 'lru', 'tcn')
+
+register(Suite(
+    name='lrd-cpu',
+    doc="""Long-range dependencies, reduced to fit a CPU: the six sequence families on adding
+    and copy at growing lengths, with gradient-versus-distance curves.
+
+    Command: archbench run --suite lrd-cpu
+    Runtime: about 11 minutes measured on a 2-core CPU (42 cells at size tiny).
+    Results (tables and PNG plots in the run directory): the Elman RNN's gradient decays
+    fastest (about e^-0.2 per step at init, a horizon of a few dozen steps) and it solves
+    adding only at the shortest lengths; LSTM and GRU decay as fast at init but learn to
+    carry the gradient, solving adding to longer lengths; attention shows no decay at all
+    and the LRU very little, and both solve every length they are given, limited by step
+    cost (attention's grows quadratically) rather than by memory; the TCN's gradient is
+    exactly zero beyond its receptive field. On copy, which needs ten symbols held over the
+    whole delay, no RNN gets past the memoryless baseline in this budget while attention,
+    LRU and TCN solve every length.
+    """,
+    size='tiny',
+    archs=_LRD_ARCHS,
+    tasks={
+        'adding': TaskPlan(
+            {'eval_size': 500},
+            TrainConfig(steps=500, batch_size=32, lr=3e-3, warmup_steps=50,
+                        steps_per_dispatch=50),
+            sweep=('length', (16, 32, 64, 128)), gradient_probe_at=(128,)),
+        'copy': TaskPlan(
+            {'eval_size': 500},
+            TrainConfig(steps=600, batch_size=32, lr=3e-3, warmup_steps=50,
+                        steps_per_dispatch=50),
+            sweep=('length', (8, 32, 64)), gradient_probe_at=(64,)),
+    }))
+
+_LRD_TRAIN = TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup_steps=200,
+                         steps_per_dispatch=100)
+_LRD_LENGTHS = (16, 32, 64, 128, 256, 512, 1024)
+
+register(Suite(
+    name='lrd',
+    doc="""Long-range dependencies, the full study for an accelerator: every sequence
+    architecture on the four long-range tasks from 16 to 1024 steps, three seeds.
+
+    Command: archbench run --suite lrd
+    Runtime: not measured (no accelerator was available when it was written); it is
+    about 30x the work of lrd-cpu per cell and ~20x the cells, so expect a few hours on
+    one H100. `--tasks`, `--archs` and `--seed` run parts of it.
+    Results: as lrd-cpu, at a 100k budget and longer: the Elman RNN's longest solved
+    length is the shortest on every task; LSTM and GRU reach further on adding; on the
+    content-dependent tasks (selective_copy, mqar) attention solves every length and
+    time-invariant mixers (TCN, and the LRU without input-dependent gating) fall off, as
+    Gu & Dao (2023) and Arora et al. (2023) report.
+    """,
+    size='small',
+    seeds=(0, 1, 2),
+    tasks={
+        'adding': TaskPlan({'eval_size': 1000}, _LRD_TRAIN,
+                           sweep=('length', _LRD_LENGTHS), gradient_probe_at=(256,)),
+        'copy': TaskPlan({'eval_size': 1000}, _LRD_TRAIN,
+                         sweep=('length', _LRD_LENGTHS), gradient_probe_at=(256,)),
+        'selective_copy': TaskPlan({'eval_size': 1000}, _LRD_TRAIN,
+                                   sweep=('length', _LRD_LENGTHS), gradient_probe_at=(256,)),
+        'mqar': TaskPlan({'eval_size': 1000, 'num_queries': 8, 'vocab_size': 1024},
+                         _LRD_TRAIN, sweep=('num_pairs', (8, 16, 32, 64, 128, 256, 512)),
+                         gradient_probe_at=(128,)),
+    }))
