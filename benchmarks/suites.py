@@ -130,6 +130,9 @@ register(Suite(
         'copy': TaskPlan({'length': 8, 'eval_size': 64}, _SMOKE_TRAIN),
         'digits': TaskPlan({}, _SMOKE_TRAIN),
         'translate': TaskPlan({'max_value': 1000, 'test_size': 64}, _SMOKE_TRAIN),
+        'listops': TaskPlan({'max_depth': 4, 'max_args': 5, 'min_length': 16,
+                             'max_length': 48, 'num_examples': 640, 'test_fraction': 0.1},
+                            _SMOKE_TRAIN),
     }))
 
 
