@@ -23,10 +23,11 @@ from absl import logging
 import archs
 import data
 from benchmarks import model as model_lib
-from benchmarks import report, results, timing
+from benchmarks import generate, report, results, timing
 from benchmarks import train as train_lib
 
 INIT_STREAM = 2  # the seed's stream for parameter initialisation (data uses 0 and 1)
+SAMPLE_STREAM = 3  # ... and for sampling text from the trained model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +190,14 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   out['perf'].update(eval_compile_s=eval_compile_s,
                      eval_examples_per_s=task.eval_size / eval_chrono.median_s,
                      device_peak_bytes=_device_peak_bytes())
+
+  # Text generation: sample continuations of held-out prompts, scored by the task.
+  if task.score_samples is not None:
+    scores, sample_compile_s = generate.sample_and_score(
+        state.params, task, jax.random.fold_in(root, SAMPLE_STREAM), model=model,
+        num_samples=min(task.eval_size, tc.eval_batch_size), fast=cell.fast_compile)
+    out['metrics'].update(scores)
+    out['perf']['sample_compile_s'] = sample_compile_s
 
 
 def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],

@@ -133,6 +133,7 @@ register(Suite(
         'listops': TaskPlan({'max_depth': 4, 'max_args': 5, 'min_length': 16,
                              'max_length': 48, 'num_examples': 640, 'test_fraction': 0.1},
                             _SMOKE_TRAIN),
+        'lm': TaskPlan({'length': 32, 'eval_size': 64}, _SMOKE_TRAIN),
     }))
 
 

@@ -1,20 +1,25 @@
 """The task zoo's offline tasks: ListOps (labels against an independent evaluator, limits,
-cache, split); one end-to-end harness cell per task."""
+cache, split) and the Markov-source language model (entropy rate, validity scoring,
+sampling); one end-to-end harness cell per task."""
 import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import data
+from benchmarks import generate
 from benchmarks import train as train_lib
-from data import cache, listops
+from data import cache, language, listops
+from data import spec as spec_lib
 
 # One configuration per task, shared by the tests (the harness cells included), so that
 # generators and models compile for few shapes.
 LO = {'max_depth': 4, 'max_args': 5, 'min_length': 16, 'max_length': 48,
       'num_examples': 600, 'test_fraction': 0.2}
+LM = {'length': 32, 'eval_size': 64}
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -184,10 +189,187 @@ def test_listops_rejects_impossible_requests():
 
 
 # ---------------------------------------------------------------------------------------
+# Language modelling on a Markov source.
+
+def _source(task):
+  p = task.params
+  return language.markov_source(p['alphabet_size'], p['order'], p['support'], p['source_seed'])
+
+
+def _context_index(window, v):
+  return sum(int(c) * v ** (len(window) - 1 - i) for i, c in enumerate(window))
+
+
+def test_lm_source_table_and_stationary_distribution():
+  task = data.build('lm', **LM)
+  source = _source(task)
+  v, k, support = 16, 2, 4
+  p, pi = source.transitions, source.stationary
+  assert p.shape == (v ** k, v) and pi.shape == (v ** k,)
+  np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+  assert np.all(np.count_nonzero(p, axis=1) == support)
+  assert np.all(pi >= 0) and pi.sum() == pytest.approx(1.0, rel=1e-12)
+  # Stationary: one step of the chain, written out context by context, leaves pi as is.
+  after = np.zeros_like(pi)
+  for s in range(v ** k):
+    window = [(s // v ** (k - 1 - i)) % v for i in range(k)]
+    for c in range(v):
+      after[_context_index(window[1:] + [c], v)] += pi[s] * p[s, c]
+  np.testing.assert_allclose(after, pi, atol=1e-12)
+  # The entropy rate and the unigram entropy, recomputed.
+  rate = sum(pi[s] * -sum(q * math.log2(q) for q in p[s] if q > 0) for s in range(v ** k))
+  unigram = np.array([sum(pi[s] for s in range(v ** k) if s % v == c) for c in range(v)])
+  assert source.entropy_rate == pytest.approx(rate, rel=1e-12)
+  assert source.unigram_entropy == pytest.approx(-np.sum(unigram * np.log2(unigram)), rel=1e-12)
+  assert 1.0 < source.entropy_rate < source.unigram_entropy - 1.0  # memory is worth bits
+
+
+def test_lm_spec_and_baselines():
+  task = data.build('lm', **LM)
+  spec, source = task.spec, _source(task)
+  assert spec.kind == 'per_token' and spec.causal and spec.length == LM['length']
+  assert spec.metric == 'eval/bits_per_char' and not spec.higher_is_better
+  assert spec.baselines['eval/bits_per_char'] == source.unigram_entropy
+  assert spec.baselines['eval/loss'] == pytest.approx(source.unigram_entropy * math.log(2))
+  assert spec.baselines['floor/bits_per_char'] == source.entropy_rate
+  assert spec.solved == pytest.approx(1.05 * source.entropy_rate)
+  assert spec.baselines['eval/sample_valid_transitions'] == 4 / 16
+  assert task.prompt_length == 2 and task.score_samples is not None
+
+
+def test_lm_batches_are_next_character_prediction():
+  task = data.build('lm', **LM)
+  b = _draw(task, jax.random.PRNGKey(0), 64)
+  x, y = b['inputs'], b['targets']
+  assert x.shape == y.shape == (64, LM['length']) and x.min() >= 0 and x.max() < 16
+  np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+  mask = np.ones(LM['length'])
+  mask[0] = 0  # order 2: the first target has one character of context only
+  np.testing.assert_array_equal(b['loss_mask'], np.broadcast_to(mask, x.shape))
+  np.testing.assert_array_equal(b['metric_mask'], b['loss_mask'])
+
+
+def test_lm_empirical_entropy_matches_the_rate():
+  """-mean log2 P(x_t | context) of 256k sampled characters, and the plug-in conditional
+  entropy of their counts, are within 1% of the stated entropy rate."""
+  task = data.build('lm', length=1001, eval_size=2)
+  source = _source(task)
+  b = _draw(task, jax.random.PRNGKey(3), 256)
+  tokens = np.concatenate([b['inputs'][:, :1], b['targets']], axis=1)  # [B, L + 1]
+  ctx = sum(tokens[:, i:tokens.shape[1] - 2 + i] * 16 ** (1 - i) for i in range(2))
+  nxt = tokens[:, 2:]
+  probs = source.transitions[ctx, nxt]
+  assert np.all(probs > 0)  # the source never emits an impossible transition
+  assert -np.mean(np.log2(probs)) == pytest.approx(source.entropy_rate, rel=0.01)
+  counts = np.zeros((256, 16))
+  np.add.at(counts, (ctx.ravel(), nxt.ravel()), 1)
+  joint = counts / counts.sum()
+  cond = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+  plug_in = -np.sum(joint[counts > 0] * np.log2(cond[counts > 0]))
+  assert plug_in == pytest.approx(source.entropy_rate, rel=0.01)
+
+
+def test_lm_sequences_start_from_the_stationary_distribution():
+  task = data.build('lm', length=3, eval_size=2)
+  pi = _source(task).stationary
+  first = _draw(task, jax.random.PRNGKey(4), 40_000)['inputs'][:, :2]
+  freq = np.bincount(first[:, 0] * 16 + first[:, 1], minlength=256) / len(first)
+  assert 0.5 * np.abs(freq - pi).sum() < 0.05
+  assert 0.5 * np.abs(np.full(256, 1 / 256) - pi).sum() > 0.2  # a test that could fail
+
+
+def test_lm_determinism_and_streams():
+  a, b = data.build('lm', seed=3, **LM), data.build('lm', seed=3, **LM)
+  c = data.build('lm', seed=4, **LM)
+  np.testing.assert_array_equal(a.eval_data['inputs'], b.eval_data['inputs'])
+  assert not np.array_equal(a.eval_data['inputs'], c.eval_data['inputs'])
+  eager = a.train_batch(jax.random.PRNGKey(1), 16)
+  np.testing.assert_array_equal(_draw(a, jax.random.PRNGKey(1), 16)['inputs'], eager['inputs'])
+  # Training text never repeats the held-out text (16**32-ish sequences).
+  train = _draw(a, jax.random.fold_in(spec_lib.train_key(3), 0), 512)['inputs']
+  assert not _rows(train) & _rows(a.eval_data['inputs'])
+  # The source is fixed by source_seed, not by the run's seed.
+  np.testing.assert_array_equal(_source(a).transitions, _source(c).transitions)
+  other = data.build('lm', source_seed=1, **LM)
+  assert not np.array_equal(_source(other).transitions, _source(a).transitions)
+
+
+def test_lm_scorer_flags_an_invalid_transition():
+  task = data.build('lm', **LM)
+  source = _source(task)
+  text = np.concatenate([task.eval_data['inputs'], task.eval_data['targets'][:, -1:]], axis=1)
+  assert task.score_samples(text) == {'sample_valid_transitions': 1.0, 'sample_valid': 1.0}
+  # Replace the last character of one sequence by one its context forbids.
+  bad = text.copy()
+  context = _context_index(bad[5, -3:-1], 16)
+  bad[5, -1] = np.flatnonzero(source.transitions[context] == 0)[0]
+  scores = task.score_samples(bad)
+  n, t = bad.shape
+  assert scores['sample_valid_transitions'] == pytest.approx(1 - 1 / (n * (t - 2)))
+  assert scores['sample_valid'] == pytest.approx(1 - 1 / n)
+
+
+class _TableModel:
+  """Test stand-in for a trained causal model: at position t its logits are the source's
+  log-probabilities of the next character given characters t-1 and t (uniform at t = 0),
+  or uniform everywhere when `table` is None."""
+
+  def __init__(self, table):
+    self.table = table
+
+  def apply(self, params, tokens, train=False):
+    del params, train
+    b, t = tokens.shape
+    if self.table is None:
+      return jnp.zeros((b, t, 16))
+    previous = jnp.pad(tokens, ((0, 0), (1, 0)))[:, :-1]  # [B, T]: token t - 1 (0 at t = 0)
+    logits = jnp.log(jnp.asarray(self.table, jnp.float32))[previous * 16 + tokens]
+    return jnp.where((jnp.arange(t) >= 1)[None, :, None], logits, 0.0)
+
+
+@pytest.mark.parametrize('true_model', [True, False])
+def test_generate_is_valid_from_the_source_and_not_from_noise(true_model):
+  task = data.build('lm', **LM)
+  source = _source(task)
+  model = _TableModel(source.transitions if true_model else None)
+  prompts = jnp.asarray(task.eval_data['inputs'][:, :2])
+  samples = np.asarray(jax.jit(lambda p, k: generate.sample(
+      None, p, k, model=model, length=LM['length']))(prompts, jax.random.PRNGKey(0)))
+  assert samples.shape == (64, LM['length'])
+  np.testing.assert_array_equal(samples[:, :2], task.eval_data['inputs'][:, :2])
+  scores = task.score_samples(samples)
+  ctx = samples[:, :-2] * 16 + samples[:, 1:-1]
+  bits = -np.mean(np.log2(np.maximum(source.transitions[ctx, samples[:, 2:]], 1e-30)))
+  if true_model:
+    assert scores == {'sample_valid_transitions': 1.0, 'sample_valid': 1.0}
+    # Sampled at temperature 1, not greedily: the samples carry the source's entropy.
+    assert bits == pytest.approx(source.entropy_rate, rel=0.08)
+  else:
+    assert scores['sample_valid_transitions'] == pytest.approx(0.25, abs=0.04)
+    assert scores['sample_valid'] == 0.0
+  # The harness's entry point gives the same scores for the same key.
+  harness, _ = generate.sample_and_score(None, task, jax.random.PRNGKey(0), model=model,
+                                         num_samples=64, fast=True)
+  assert harness == {f'eval/{k}': v for k, v in scores.items()}
+
+
+def test_bits_per_char_only_for_causal_per_token_tasks():
+  sums = {'loss': 6.0, 'count': 3.0, 'correct': 1.0, 'metric_count': 2.0, 'examples': 1.0}
+  lm = data.build('lm', **LM).spec
+  out = train_lib.finalize(lm, sums, 'eval')
+  assert out['eval/bits_per_char'] == pytest.approx(2.0 / math.log(2))
+  copy = data.build('copy', length=4, eval_size=2).spec
+  assert 'eval/bits_per_char' not in train_lib.finalize(copy, sums, 'eval')
+
+
+# ---------------------------------------------------------------------------------------
 # End to end through the harness.
 
 @pytest.mark.parametrize('task,params,keys', [
     ('listops', LO, ['eval/accuracy', 'baseline/eval/accuracy', 'baseline/eval/loss']),
+    ('lm', LM, ['eval/bits_per_char', 'baseline/eval/bits_per_char',
+                'baseline/floor/bits_per_char', 'eval/sample_valid_transitions',
+                'eval/sample_valid']),
 ])
 def test_harness_cell(task, params, keys):
   from benchmarks import runner
@@ -200,3 +382,7 @@ def test_harness_cell(task, params, keys):
     assert math.isfinite(metrics[key]), key
   assert isinstance(metrics['solved'], bool)
   assert params.items() <= record['config']['task'].items()
+  if task == 'lm':
+    assert 0 <= metrics['eval/sample_valid'] <= metrics['eval/sample_valid_transitions'] <= 1
+    assert metrics['eval/bits_per_char'] == pytest.approx(metrics['eval/loss'] / math.log(2))
+    assert record['perf']['sample_compile_s'] > 0
