@@ -134,6 +134,8 @@ register(Suite(
                              'max_length': 48, 'num_examples': 640, 'test_fraction': 0.1},
                             _SMOKE_TRAIN),
         'lm': TaskPlan({'length': 32, 'eval_size': 64}, _SMOKE_TRAIN),
+        'forecast': TaskPlan({'length': 16, 'horizon': 4, 'train_length': 600,
+                              'test_length': 200}, _SMOKE_TRAIN),
     }))
 
 

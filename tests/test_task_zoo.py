@@ -1,6 +1,7 @@
 """The task zoo's offline tasks: ListOps (labels against an independent evaluator, limits,
-cache, split) and the Markov-source language model (entropy rate, validity scoring,
-sampling); one end-to-end harness cell per task."""
+cache, split), the Markov-source language model (entropy rate, validity scoring,
+sampling) and Mackey-Glass forecasting (integrator against a reference, baselines
+recomputed, time split); one end-to-end harness cell per task."""
 import math
 import os
 
@@ -12,7 +13,7 @@ import pytest
 import data
 from benchmarks import generate
 from benchmarks import train as train_lib
-from data import cache, language, listops
+from data import cache, forecast, language, listops
 from data import spec as spec_lib
 
 # One configuration per task, shared by the tests (the harness cells included), so that
@@ -20,6 +21,7 @@ from data import spec as spec_lib
 LO = {'max_depth': 4, 'max_args': 5, 'min_length': 16, 'max_length': 48,
       'num_examples': 600, 'test_fraction': 0.2}
 LM = {'length': 32, 'eval_size': 64}
+FC = {'length': 16, 'horizon': 4, 'train_length': 600, 'test_length': 200}
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -363,6 +365,122 @@ def test_bits_per_char_only_for_causal_per_token_tasks():
 
 
 # ---------------------------------------------------------------------------------------
+# Mackey-Glass forecasting.
+
+def _euler_reference(duration, x0, dt=0.0005):
+  """Forward Euler of the same delay equation with a fine step (constant history)."""
+  delay = round(17 / dt)
+  x = [x0] * (delay + 1)
+  for _ in range(round(duration / dt)):
+    lagged = x[-1 - delay]
+    x.append(x[-1] + dt * (0.2 * lagged / (1 + lagged ** 10) - 0.1 * x[-1]))
+  return np.array(x[delay::round(1 / dt)])  # every time unit
+
+
+def test_integrator_matches_a_fine_euler_reference():
+  rk4 = forecast.mackey_glass(301, 1.0, x0=1.2, transient=0.0)
+  reference = _euler_reference(300, 1.2)
+  assert rk4.shape == reference.shape == (301,)
+  # Both converge to the same solution: after 300 time units (several oscillations, the
+  # chaotic growth of errors included) they agree to 1e-3 on a signal of range ~1.
+  np.testing.assert_allclose(rk4, reference, atol=1e-3)
+  assert np.abs(rk4 - reference).max() > 0  # not the same code path
+
+
+def test_series_is_bounded_aperiodic_and_chaotic():
+  clean, observed = forecast.observed_series(6000, 1.0, 0.02, 0)
+  assert 0.2 < clean.min() and clean.max() < 1.5 and clean.std() > 0.15
+  # Not periodic: no shift of 10..3000 samples maps the series onto itself.
+  n = len(clean)
+  closest = min(np.sqrt(np.mean((clean[:n - lag] - clean[lag:]) ** 2)) for lag in range(10, n // 2))
+  assert closest > 0.05
+  # Sensitive dependence: histories 1e-4 apart end up far apart.
+  a = forecast.mackey_glass(3000, 1.0, x0=1.2, transient=0.0)
+  b = forecast.mackey_glass(3000, 1.0, x0=1.2 + 1e-4, transient=0.0)
+  assert np.abs(a[:200] - b[:200]).max() < 1e-2 and np.abs(a[-500:] - b[-500:]).max() > 0.1
+  # The observations are the series plus noise of the stated size.
+  assert np.std(observed - clean) == pytest.approx(0.02, rel=0.05)
+
+
+def _forecast_series(task):
+  p = task.params
+  total = p['train_length'] + p['length'] + p['horizon'] + p['test_length']
+  _, observed = forecast.observed_series(total, p['sample_every'], p['noise'], p['data_seed'])
+  train = observed[:p['train_length']]
+  return (observed - train.mean()) / train.std()
+
+
+def _starts(rows, series):
+  """The time index at which each window [N, T] starts in the (noisy, float32) series,
+  found by its first two values."""
+  where = {(a, b): i for i, (a, b) in enumerate(zip(series[:-1], series[1:]))}
+  return np.array([where[(r[0], r[1])] for r in rows])
+
+
+def test_forecast_windows_split_in_time_without_overlap():
+  task = data.build('forecast', **FC)
+  t, h = FC['length'], FC['horizon']
+  series = _forecast_series(task).astype(np.float32)
+  spec = task.spec
+  assert spec.kind == 'regress' and spec.length == t and spec.out_dim == h
+  assert spec.feature_dim == 1 and task.eval_data['inputs'].shape[1:] == (t, 1)
+  test_starts = _starts(task.eval_data['inputs'][..., 0], series)
+  drawn = _draw(task, jax.random.PRNGKey(0), 4096)
+  train_starts = _starts(drawn['inputs'][..., 0], series)
+  for rows, starts, split in [(task.eval_data, test_starts, 'test'), (drawn, train_starts, 'train')]:
+    for x, y, s in zip(rows['inputs'][..., 0], rows['targets'], starts):
+      np.testing.assert_allclose(x, series[s:s + t], rtol=1e-6, err_msg=split)
+      np.testing.assert_allclose(y, series[s + t:s + t + h], rtol=1e-6, err_msg=split)
+  # Every time index a training window reads (past and future) precedes, by at least a
+  # window and a horizon, every index a test window reads.
+  assert train_starts.max() + t + h <= FC['train_length']
+  assert test_starts.min() >= FC['train_length'] + t + h
+  assert len(set(test_starts)) == task.eval_size == FC['test_length'] - t - h + 1
+  assert len(set(train_starts)) > 0.9 * (FC['train_length'] - t - h + 1)  # all are drawn
+  # Normalised by the training part: mean 0, std 1 there.
+  train_part = series[:FC['train_length']]
+  assert abs(train_part.mean()) < 1e-5 and train_part.std() == pytest.approx(1, rel=1e-5)
+
+
+def test_forecast_baselines_recomputed():
+  task = data.build('forecast', **FC)
+  t, h = FC['length'], FC['horizon']
+  series = _forecast_series(task)
+  x, y = task.eval_data['inputs'][..., 0].astype(np.float64), task.eval_data['targets']
+  persistence = np.repeat(x[:, -1:], h, axis=1)
+  base = task.spec.baselines
+  assert base['persistence/mse'] == pytest.approx(np.mean((persistence - y) ** 2), rel=1e-5)
+  assert base['persistence/mae'] == pytest.approx(np.mean(np.abs(persistence - y)), rel=1e-5)
+  assert base['eval/mse'] == base['eval/loss'] == base['persistence/mse']
+  # Linear AR(p = T) with a bias, every horizon step fitted directly on the training
+  # windows (all of them, built here from the series).
+  n_train = FC['train_length'] - t - h + 1
+  past = np.stack([series[i:i + t] for i in range(n_train)])
+  future = np.stack([series[i + t:i + t + h] for i in range(n_train)])
+  design = np.hstack([past, np.ones((n_train, 1))])
+  w = np.linalg.lstsq(design, future, rcond=None)[0]
+  predicted = np.hstack([x, np.ones((len(x), 1))]) @ w
+  assert base['linear_ar/mse'] == pytest.approx(np.mean((predicted - y) ** 2), rel=1e-4)
+  assert base['linear_ar/mae'] == pytest.approx(np.mean(np.abs(predicted - y)), rel=1e-4)
+  assert task.spec.solved == base['linear_ar/mse'] < base['persistence/mse']
+  assert task.spec.metric == 'eval/mse' and not task.spec.higher_is_better
+  # A shorter AR order is a weaker (higher MSE) baseline.
+  short = data.build('forecast', ar_order=2, **FC).spec.baselines['linear_ar/mse']
+  assert short > base['linear_ar/mse']
+
+
+def test_forecast_is_fixed_by_data_seed():
+  a = data.build('forecast', **FC)
+  b = data.build('forecast', seed=5, **FC)
+  c = data.build('forecast', data_seed=1, **FC)
+  np.testing.assert_array_equal(a.eval_data['inputs'], b.eval_data['inputs'])
+  assert not np.allclose(a.eval_data['inputs'][:, :, 0], c.eval_data['inputs'][:, :, 0], atol=0.1)
+  clean = data.build('forecast', noise=0.0, **FC)
+  x = clean.eval_data['inputs'][..., 0]
+  assert np.abs(np.diff(x, 2, axis=1)).max() < 0.2  # noiseless: smooth at this sampling
+
+
+# ---------------------------------------------------------------------------------------
 # End to end through the harness.
 
 @pytest.mark.parametrize('task,params,keys', [
@@ -370,6 +488,9 @@ def test_bits_per_char_only_for_causal_per_token_tasks():
     ('lm', LM, ['eval/bits_per_char', 'baseline/eval/bits_per_char',
                 'baseline/floor/bits_per_char', 'eval/sample_valid_transitions',
                 'eval/sample_valid']),
+    ('forecast', FC, ['eval/mse', 'eval/mae', 'baseline/eval/mse',
+                      'baseline/persistence/mse', 'baseline/linear_ar/mse',
+                      'baseline/linear_ar/mae']),
 ])
 def test_harness_cell(task, params, keys):
   from benchmarks import runner
