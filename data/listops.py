@@ -124,9 +124,10 @@ def make_listops(seed: int = 0, max_depth: int = 6, max_args: int = 10, min_leng
   max_args=10, min_length=501, max_length=1999, num_examples=100_000."""
   del seed  # the data is fixed by data_seed and split_seed; the run's seed trains
   if not (2 <= max_depth and 2 <= max_args and 1 <= min_length <= max_length
-          and 4 <= max_length and 0 < test_fraction < 1 and num_examples >= 2):
+          and 4 <= max_length and 1 <= round(num_examples * test_fraction) < num_examples):
     raise ValueError('listops: need max_depth >= 2, max_args >= 2, 1 <= min_length <= '
-                     'max_length, max_length >= 4, 0 < test_fraction < 1, num_examples >= 2')
+                     'max_length, max_length >= 4, and a test_fraction of num_examples that '
+                     'leaves both splits non-empty')
   config = {'num_examples': num_examples, 'max_depth': max_depth, 'max_args': max_args,
             'min_length': min_length, 'max_length': max_length, 'data_seed': data_seed}
   arrays = cached_arrays('listops', {**config, 'version': GENERATOR_VERSION},

@@ -184,6 +184,8 @@ def test_listops_cache_hit_returns_the_same_arrays(monkeypatch, tmp_path):
 def test_listops_rejects_impossible_requests():
   with pytest.raises(ValueError):
     data.build('listops', min_length=100, max_length=50)
+  with pytest.raises(ValueError):  # no test expression at all
+    data.build('listops', num_examples=4, test_fraction=0.1)
   # Only 4 operators x 10 x 10 expressions of 4 tokens exist.
   with pytest.raises(ValueError, match='distinct'):
     data.build('listops', max_depth=2, max_args=2, min_length=4, max_length=4,
