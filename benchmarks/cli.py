@@ -87,7 +87,7 @@ def cmd_list() -> int:
   for name, t in info['tasks'].items():
     base = ', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
     print(f'  {name:12s} {t["kind"]:9s} {t["description"]} '
-          f'[baseline {base}; solved at {t["metric"]} {t["solved"]}]')
+          f'[baseline {base}; solved at {t["metric"]} {t["solved"]:.4g}]')
   print('Suites:')
   for name, s in info['suites'].items():
     print(f'  {name:12s} size {s["size"]:6s} {s["summary"]}')

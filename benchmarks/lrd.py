@@ -35,7 +35,6 @@ from benchmarks import train as train_lib
 from data.spec import TaskSpec
 
 HORIZON_FLOOR = 1e-3  # the horizon is the farthest k whose norm is >= this x the maximum
-PROBE_STREAM = 3  # the seed's stream for probe vectors (data 0, 1; init 2)
 FIT_FLOOR = 1e-30     # norms below this (exact zeros, float underflow) are left out of fits
 
 
@@ -111,13 +110,12 @@ def gradient_profile(model, params, spec: TaskSpec, batch, key: jax.Array | None
 
 class GradientProbe:
   """The gradient probe of one cell, compiled once and applied to the parameters at
-  initialisation and after training, on the same fixed batch: the first `num_examples`
-  held-out examples, with one probe key fixed by the seed."""
+  initialisation and after training, on the same fixed batch (the first `num_examples`
+  held-out examples) and the same probe vectors (from `key`)."""
 
-  def __init__(self, model, task, params, seed: int, num_examples: int = 64,
+  def __init__(self, model, task, params, key: jax.Array, num_examples: int = 64,
                num_vjps: int = 4, fast_compile: bool = False):
     batch = {k: jnp.asarray(v[:num_examples]) for k, v in task.eval_data.items()}
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), PROBE_STREAM)
     profile = functools.partial(gradient_profile, model=model, spec=task.spec, batch=batch,
                                 key=key, num_vjps=num_vjps)
     self._compiled, self.compile_s = timing.compile_ahead(

@@ -17,7 +17,8 @@ from typing import Any
 from benchmarks import results
 
 METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss',
-                 'eval/exact_match': 'exact match'}
+                 'eval/exact_match': 'exact match', 'eval/bits_per_char': 'bits/char'}
+LOWER_IS_BETTER = ('mse', 'mae', 'loss', 'bits_per_char')  # metric key suffixes
 PERF_COLUMNS = [  # (key, header, scale, format)
     ('params', 'params', 1, '{:,.0f}'),
     ('compile_s', 'compile s', 1, '{:.2f}'),
@@ -116,7 +117,7 @@ def _grouped(records):
 def _column_header(column: str, key: str | None) -> str:
   if key is None:
     return f'{column} (None)'
-  arrow = '↓' if key.endswith(('mse', 'loss')) else '↑'
+  arrow = '↓' if key.endswith(LOWER_IS_BETTER) else '↑'
   return f'{column} ({METRIC_LABELS.get(key, key)} {arrow})'
 
 

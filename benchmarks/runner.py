@@ -23,10 +23,12 @@ from absl import logging
 import archs
 import data
 from benchmarks import model as model_lib
-from benchmarks import lrd, report, results, timing
+from benchmarks import generate, lrd, report, results, timing
 from benchmarks import train as train_lib
 
 INIT_STREAM = 2  # the seed's stream for parameter initialisation (data uses 0 and 1)
+SAMPLE_STREAM = 3  # ... and for sampling text from the trained model
+PROBE_STREAM = 4  # ... and for the gradient probe's random vectors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +141,8 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   if 'length' in cell.probes:
     out['metrics']['lrd/length'] = spec.length
   if 'gradient' in cell.probes:  # before training: the curve at initialisation
-    probe = lrd.GradientProbe(model, task, state.params, cell.seed,
+    probe = lrd.GradientProbe(model, task, state.params,
+                              jax.random.fold_in(root, PROBE_STREAM),
                               fast_compile=cell.fast_compile)
     out['metrics'].update(probe.measure(state.params, 'init'))
     out['perf']['probe_compile_s'] = probe.compile_s
@@ -202,6 +205,14 @@ def measure_cell(cell: Cell, out: dict[str, Any],
                      device_peak_bytes=_device_peak_bytes())
   if 'gradient' in cell.probes:
     out['metrics'].update(probe.measure(state.params, 'trained'))
+
+  # Text generation: sample continuations of held-out prompts, scored by the task.
+  if task.score_samples is not None:
+    scores, sample_compile_s = generate.sample_and_score(
+        state.params, task, jax.random.fold_in(root, SAMPLE_STREAM), model=model,
+        num_samples=min(task.eval_size, tc.eval_batch_size), fast=cell.fast_compile)
+    out['metrics'].update(scores)
+    out['perf']['sample_compile_s'] = sample_compile_s
 
 
 def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],

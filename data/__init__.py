@@ -8,5 +8,6 @@ from data.spec import KINDS, Task, TaskSpec
 
 # Task modules register themselves on import.
 from data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
+from data import listops, language, forecast  # noqa: F401
 
 __all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register']

@@ -46,20 +46,26 @@ def array_sampler(arrays: dict[str, np.ndarray]):
   return sample
 
 
+def class_baselines(train_labels: np.ndarray, test_labels: np.ndarray,
+                    num_classes: int) -> dict[str, float]:
+  """What an input-blind classifier reaches on a fixed split: the accuracy of the test
+  set's majority class, and the cross-entropy of predicting the training class
+  frequencies (the chance-level loss)."""
+  majority = np.bincount(test_labels, minlength=num_classes).max() / len(test_labels)
+  prior = np.bincount(train_labels, minlength=num_classes) / len(train_labels)
+  prior_loss = -np.mean(np.log(prior[test_labels]))
+  return {'eval/accuracy': float(majority), 'eval/loss': float(prior_loss)}
+
+
 def _image_task(name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,
                 split_seed: int, params: dict) -> Task:
   """A 10-class image task on the digits' train/test split (fixed by split_seed)."""
   train, test = split_indices(len(labels), test_fraction, split_seed)
-  majority = np.bincount(labels[test]).max() / len(test)
-  # Chance-level loss: cross-entropy of predicting the training class frequencies.
-  prior = np.bincount(labels[train], minlength=10) / len(train)
-  prior_loss = -np.mean(np.log(prior[labels[test]]))
   spec = TaskSpec(
       name=name, kind='classify', length=int(np.prod(DIGITS_SHAPE[:2])),
       image_shape=DIGITS_SHAPE, num_classes=10,
       metric='eval/accuracy', higher_is_better=True,
-      baselines={'eval/accuracy': float(majority), 'eval/loss': float(prior_loss)},
-      solved=0.95)
+      baselines=class_baselines(labels[train], labels[test], 10), solved=0.95)
   return Task(spec, {'test_fraction': test_fraction, 'split_seed': split_seed, **params},
               array_sampler({'inputs': images[train], 'targets': labels[train]}),
               {'inputs': images[test], 'targets': labels[test]})

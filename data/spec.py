@@ -111,11 +111,19 @@ class Task:
       training batches on device inside its compiled training loop: synthetic tasks
       generate them, dataset tasks gather from arrays already on device.
     eval_data: the fixed held-out set as one batch dict of arrays (numpy).
+    score_samples: for text generation (causal per_token tasks): token sequences [N, T]
+      sampled from the trained model -> scores in [0, 1] (e.g. the fraction of valid
+      transitions under the source). The harness samples continuations of the first
+      `prompt_length` tokens of held-out inputs and records each score as `eval/<name>`.
+      None: the task does not score samples.
+    prompt_length: how many held-out tokens prompt each sample.
   """
   spec: TaskSpec
   params: dict[str, Any]
   train_batch: Callable[[jax.Array, int], dict[str, jax.Array]]
   eval_data: dict[str, np.ndarray]
+  score_samples: Callable[[np.ndarray], dict[str, float]] | None = None
+  prompt_length: int = 1
 
   @property
   def eval_size(self) -> int:

@@ -1,0 +1,152 @@
+"""Multi-step forecasting of the Mackey-Glass chaotic time series (Mackey & Glass 1977).
+
+The "stock prices" use case with dynamics that are known, deterministic and chaotic, so
+that what a model gets right beyond a linear predictor is nonlinear structure, not luck:
+
+    dx/dt = beta x(t - tau) / (1 + x(t - tau)^n) - gamma x(t),
+    beta = 0.2, gamma = 0.1, n = 10, tau = 17 (chaotic for tau above ~16.8).
+
+Integration: classic RK4 with step dt = 0.1, so the delay is exactly 170 steps; RK4's
+first and last stages read the delayed term on the grid, its two midpoint stages read
+x(t - tau + dt/2) by linear interpolation (the mean of the two neighbouring grid values).
+The history is constant, x(t) = x0 for t <= 0 with x0 ~ U(0.5, 1.5) drawn from
+`data_seed`; the first 1000 time units (the transient) are dropped; the series is then
+sampled every `sample_every` time units and observed with additive Gaussian noise of std
+`noise` (in the series' own units: its std is about 0.23).
+
+The task: from a window of the last T observations (inputs [B, T, 1]) predict the next H
+(targets [B, H]); both normalised by the training part's mean and std. One long series
+is split in time: training windows lie in its first `train_length` samples, test windows
+in its last `test_length`, with a gap of T + H samples between, so no time index (and no
+window's future) is shared. Windows are taken at every start (stride 1).
+
+Baselines, on the test windows: persistence (repeat the last observed value H times) and
+a linear autoregression (least squares on the last p = `ar_order` values and a bias, one
+output per horizon step, fitted on the training windows only). `solved` is an MSE below
+the linear AR's: a model that cannot beat it has learned nothing a linear filter cannot.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from data.digits import array_sampler
+from data.registry import register
+from data.spec import Task, TaskSpec
+
+BETA, GAMMA, EXPONENT, TAU = 0.2, 0.1, 10, 17.0
+DT = 0.1           # RK4 step (time units); TAU / DT = 170 steps
+TRANSIENT = 1000.0  # time units dropped before sampling
+
+
+def _steps(duration: float, name: str) -> int:
+  n = round(duration / DT)
+  if n < 1 or abs(n * DT - duration) > 1e-9:
+    raise ValueError(f'forecast: {name} must be a positive multiple of dt={DT}, got {duration}')
+  return n
+
+
+def mackey_glass(num_samples: int, sample_every: float = 1.0, x0: float = 1.2,
+                 transient: float = TRANSIENT) -> np.ndarray:
+  """[num_samples] noiseless x(transient + i * sample_every), from x(t) = x0 for t <= 0."""
+  delay, stride = _steps(TAU, 'tau'), _steps(sample_every, 'sample_every')
+  skip = round(transient / DT)
+
+  def f(x, lagged):
+    return BETA * lagged / (1.0 + lagged ** EXPONENT) - GAMMA * x
+
+  x = [float(x0)] * (delay + 1)  # x[-1] = x(t), x[-1 - delay] = x(t - tau)
+  for _ in range(skip + (num_samples - 1) * stride):  # Python floats: ~1 us per step
+    now, lag0, lag1 = x[-1], x[-1 - delay], x[-delay]
+    lag_half = 0.5 * (lag0 + lag1)
+    k1 = f(now, lag0)
+    k2 = f(now + 0.5 * DT * k1, lag_half)
+    k3 = f(now + 0.5 * DT * k2, lag_half)
+    k4 = f(now + DT * k3, lag1)
+    x.append(now + DT / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4))
+  return np.array(x[delay + skip::stride])
+
+
+@functools.cache
+def observed_series(num_samples: int, sample_every: float, noise: float,
+                    data_seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(clean, observed) [num_samples]: the series from a seeded x0, and it plus noise."""
+  rng = np.random.default_rng(data_seed)
+  clean = mackey_glass(num_samples, sample_every, x0=rng.uniform(0.5, 1.5))
+  return clean, clean + noise * rng.standard_normal(num_samples)
+
+
+def windows(series: np.ndarray, length: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+  """Every window of a 1-D series: (past [N, T], future [N, H]), N = len - T - H + 1."""
+  w = np.lib.stride_tricks.sliding_window_view(series, length + horizon)
+  return w[:, :length], w[:, length:]
+
+
+def persistence_forecast(past: np.ndarray, horizon: int) -> np.ndarray:
+  """[N, T] -> [N, H]: the last observed value, repeated."""
+  return np.repeat(past[:, -1:], horizon, axis=1)
+
+
+def fit_linear_ar(past: np.ndarray, future: np.ndarray, order: int):
+  """Least squares of every horizon step on the last `order` values and a bias (a direct
+  multi-output forecast); returns the predictor [N, T] -> [N, H]."""
+  def features(p):
+    return np.concatenate([p[:, -order:], np.ones((len(p), 1))], axis=1)
+  weights, *_ = np.linalg.lstsq(features(past), future, rcond=None)  # [p + 1, H]
+  return lambda p: features(p) @ weights
+
+
+def _errors(prediction: np.ndarray, future: np.ndarray) -> tuple[float, float]:
+  return float(np.mean((prediction - future) ** 2)), float(np.mean(np.abs(prediction - future)))
+
+
+@functools.cache
+def _prepared(length: int, horizon: int, sample_every: float, noise: float, train_length: int,
+              test_length: int, order: int, data_seed: int):
+  """(train arrays, test arrays, persistence (MSE, MAE), linear AR (MSE, MAE)), cached:
+  the harness and `archbench list` build a task many times, and the AR fit is the slow part."""
+  gap = length + horizon
+  _, observed = observed_series(train_length + gap + test_length, sample_every, noise,
+                                data_seed)
+  train_part, test_part = observed[:train_length], observed[train_length + gap:]
+  mean, std = train_part.mean(), train_part.std()
+  train_past, train_future = windows((train_part - mean) / std, length, horizon)
+  test_past, test_future = windows((test_part - mean) / std, length, horizon)
+  persistence = _errors(persistence_forecast(test_past, horizon), test_future)
+  linear = _errors(fit_linear_ar(train_past, train_future, order)(test_past), test_future)
+
+  def arrays(past, future):
+    out = {'inputs': past[..., None].astype(np.float32), 'targets': future.astype(np.float32)}
+    for a in out.values():
+      a.setflags(write=False)  # shared by every build of the task
+    return out
+  return arrays(train_past, train_future), arrays(test_past, test_future), persistence, linear
+
+
+@register('forecast', 'Mackey-Glass chaotic series: forecast the next H noisy values (MSE)')
+def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_every: float = 1.0,
+                  noise: float = 0.02, train_length: int = 6000, test_length: int = 2000,
+                  ar_order: int | None = None, data_seed: int = 0) -> Task:
+  """`length` is the window T; `ar_order` the linear AR's p (None: p = T, the window the
+  model sees). The series is fixed by data_seed, never by the run's seed."""
+  del seed
+  order = length if ar_order is None else ar_order
+  if not (1 <= horizon and 1 <= order <= length and noise >= 0
+          and min(train_length, test_length) >= 2 * (length + horizon)):
+    raise ValueError('forecast: need horizon >= 1, 1 <= ar_order <= length, noise >= 0 and '
+                     'train_length, test_length >= 2 * (length + horizon)')
+  train, test, persistence, linear = _prepared(length, horizon, sample_every, noise,
+                                               train_length, test_length, order, data_seed)
+  spec = TaskSpec(
+      name='forecast', kind='regress', length=length, feature_dim=1, out_dim=horizon,
+      metric='eval/mse', higher_is_better=False,
+      baselines={'eval/mse': persistence[0], 'eval/mae': persistence[1],
+                 'eval/loss': persistence[0],
+                 'persistence/mse': persistence[0], 'persistence/mae': persistence[1],
+                 'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]},
+      solved=linear[0])
+  params = {'length': length, 'horizon': horizon, 'sample_every': sample_every, 'noise': noise,
+            'train_length': train_length, 'test_length': test_length, 'ar_order': order,
+            'data_seed': data_seed}
+  return Task(spec, params, array_sampler(train), dict(test))
