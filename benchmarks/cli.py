@@ -44,7 +44,8 @@ def _describe() -> dict:
   import data
   from benchmarks import model as model_lib
   from benchmarks import suites
-  task_specs = {name: data.build(name).spec for name in data.names()}
+  # Specs only: dataset tasks are described without reading (or needing) their data.
+  task_specs = {name: data.spec_of(name) for name in data.names()}
   arch_info = {}
   for name in archs.names():
     spec = archs.get(name)
@@ -65,7 +66,7 @@ def _describe() -> dict:
     task_info[name] = {
         'description': entry.description, 'kind': spec.kind, 'metric': spec.metric,
         'baselines': spec.baselines, 'solved': spec.solved,
-        'causal': spec.causal, 'defaults': entry.defaults}
+        'causal': spec.causal, 'defaults': entry.defaults, 'reads_data': entry.reads_data}
   suite_info = {name: {'summary': suites.get(name).summary, 'size': suites.get(name).size,
                        'tasks': list(suites.get(name).tasks), 'doc': suites.get(name).doc}
                 for name in suites.names()}
@@ -85,7 +86,8 @@ def cmd_list() -> int:
           f' [serves {", ".join(a["kinds"])}; {params}{extra}]')
   print('Tasks:')
   for name, t in info['tasks'].items():
-    base = ', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
+    base = (', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
+            or 'computed from the data')
     print(f'  {name:12s} {t["kind"]:9s} {t["description"]} '
           f'[baseline {base}; solved at {t["metric"]} {t["solved"]}]')
   print('Suites:')
@@ -102,7 +104,7 @@ def cmd_run() -> int:
     cells = suite.cells(FLAGS.archs, FLAGS.tasks, FLAGS.size,
                         None if FLAGS.seed is None else [FLAGS.seed])
     for cell in cells:  # refuse a bad cell before spending minutes on the good ones
-      runner.prepare(cell)
+      runner.prepare(cell, build_task=False)  # a missing dataset fails its cells, not the run
   except model_lib.UsageError as e:
     raise Usage(str(e)) from None
   stamp = results.utc_now().replace(':', '').replace('-', '')

@@ -60,7 +60,7 @@ class Suite:
     cells = []
     for task_name in task_names:
       plan = self.tasks.get(task_name, TaskPlan())
-      spec = data.build(task_name, **plan.params).spec
+      spec = data.spec_of(task_name, **plan.params)  # dataset tasks read no data here
       arch_names = list(archs_filter or plan.archs or default_archs)
       for arch_name in arch_names:
         reason = model_lib.incompatibility(archs.get(arch_name), spec)

@@ -3,10 +3,10 @@
 `data` never imports `archs` or `benchmarks`: a task describes inputs and outputs through
 its TaskSpec and knows nothing of the model that reads it.
 """
-from data.registry import build, get, names, register
+from data.registry import build, get, names, register, spec_of
 from data.spec import KINDS, Task, TaskSpec
 
 # Task modules register themselves on import.
 from data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
 
-__all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register']
+__all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register', 'spec_of']
