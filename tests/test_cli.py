@@ -188,6 +188,11 @@ BAD_INPUTS = {
     'bad worker count': (['run', '--suite', 'smoke', '--workers', '0'], ['workers']),
     'report without results': (['report', '{empty}'], ['results.jsonl']),
     'report without dir': (['report'], ['report']),
+    'unknown dataset': (['data', 'prepare', 'nope'], ['nope', 'mnist', 'fashion_mnist',
+                                                      'cifar10', 'imdb', 'shakespeare']),
+    'data without prepare': (['data'], ['prepare', 'mnist']),
+    'data prepare without name': (['data', 'prepare'], ['prepare', 'mnist']),
+    'task name for a dataset': (['data', 'prepare', 'smnist'], ['smnist', 'mnist']),
 }
 
 
@@ -247,6 +252,12 @@ def test_list_json_params():
       1 + 2 * (tcn_config.kernel_size - 1) * (2**tcn_config.num_blocks - 1))
   assert info['archs']['encdec']['kinds'] == ['seq2seq']
   assert 'seq2seq' not in info['archs']['bilstm']['kinds']
+  # Dataset tasks are listed from their specs alone: no data read, baselines left to it.
+  for name, entry in info['tasks'].items():
+    assert entry['reads_data'] == data.get(name).reads_data
+    assert (entry['baselines'] == {}) == entry['reads_data'], name
+  assert 'smnist' in info['archs']['lstm']['tasks'] and 'smnist' not in info['archs']['cnn']['tasks']
+  assert 'mnist' in info['archs']['cnn']['tasks']
 
 
 # ---------------------------------------------------------------------------------------
