@@ -260,6 +260,21 @@ def test_list_json_params():
   assert 'mnist' in info['archs']['cnn']['tasks']
 
 
+def test_dataset_suite_is_apart_from_the_offline_suites():
+  """`real` holds the tasks that need prepared data; the suites that must run anywhere
+  hold none of them."""
+  real = suites.get('real')
+  assert real.tasks and all(data.get(t).reads_data for t in real.tasks)
+  assert set(real.tasks) == {n for n in data.names() if data.get(n).reads_data}
+  for name in ('smoke', 'quick', 'standard'):
+    assert not any(data.get(t).reads_data for t in suites.get(name).tasks), name
+  for line in ('Command:', 'Runtime:', 'Results:', 'archbench data prepare'):
+    assert line in real.doc
+  cells = real.cells()  # planned from specs: works without the data
+  tcn = [c for c in cells if c.arch == 'tcn' and c.task != 'shakespeare']
+  assert tcn and all(c.arch_overrides == {'num_blocks': 8} for c in tcn)
+
+
 # ---------------------------------------------------------------------------------------
 # Failing cells.
 

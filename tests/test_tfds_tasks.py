@@ -430,3 +430,16 @@ def test_cli_prepare_without_tensorflow_names_the_extra(tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and 'Traceback' not in proc.stderr, proc.stderr
   assert 'tensorflow' in lines[0] and ".[prepare]" in lines[0]
+
+
+def test_cli_run_offline_records_the_missing_dataset(tmp_path):
+  """The `real` suite's cell for a dataset that is not there: an error record, exit 1,
+  within the subprocess timeout (TFDS's own download would retry for ~200 s)."""
+  out = tmp_path / 'run'
+  proc = _archbench('run', '--suite', 'real', '--tasks', 'scifar', '--archs', 'lru',
+                    '--data_dir', tmp_path / 'nothing', '--out', out, timeout=60)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr
+  (record,) = [json.loads(line) for line in (out / 'results.jsonl').read_text().splitlines()]
+  assert record['status'] == 'error' and 'archbench data prepare cifar10' in record['error']
+  assert '0 ok, 1 failed' in proc.stdout
