@@ -1,7 +1,8 @@
-"""archbench command line: `list`, `run` and `report`. Intentionally short: the work is
-done by suites, runner and report.
+"""archbench command line: `list`, `run`, `report` and `data prepare`. Intentionally short:
+the work is done by suites, runner, report and data.
 
-Exit codes: 0 every cell ok, 1 some cell failed, 2 bad usage (one line on stderr).
+Exit codes: 0 every cell ok, 1 some cell failed (or preparing a dataset failed), 2 bad
+usage (one line on stderr).
 """
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ flags.DEFINE_integer('workers', None, 'Cells run at once (default: the suite\'s;
                      'are only comparable with 1).', lower_bound=1, upper_bound=64,
                      flag_values=FLAGS)
 flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=FLAGS)
+flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
+                    '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
+                    flag_values=FLAGS)
 
-USAGE = 'usage: archbench {list [--json] | run [flags] | report DIR}'
-COMMANDS = ('list', 'run', 'report')
+USAGE = ('usage: archbench {list [--json] | run [flags] | report DIR | '
+         'data prepare NAME [--data_dir DIR]}')
+COMMANDS = ('list', 'run', 'report', 'data')
 _REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -44,7 +49,8 @@ def _describe() -> dict:
   import data
   from benchmarks import model as model_lib
   from benchmarks import suites
-  task_specs = {name: data.build(name).spec for name in data.names()}
+  # Specs only: dataset tasks are described without reading (or needing) their data.
+  task_specs = {name: data.spec_of(name) for name in data.names()}
   arch_info = {}
   for name in archs.names():
     spec = archs.get(name)
@@ -65,7 +71,7 @@ def _describe() -> dict:
     task_info[name] = {
         'description': entry.description, 'kind': spec.kind, 'metric': spec.metric,
         'baselines': spec.baselines, 'solved': spec.solved,
-        'causal': spec.causal, 'defaults': entry.defaults}
+        'causal': spec.causal, 'defaults': entry.defaults, 'reads_data': entry.reads_data}
   suite_info = {name: {'summary': suites.get(name).summary, 'size': suites.get(name).size,
                        'tasks': list(suites.get(name).tasks), 'doc': suites.get(name).doc}
                 for name in suites.names()}
@@ -85,7 +91,8 @@ def cmd_list() -> int:
           f' [serves {", ".join(a["kinds"])}; {params}{extra}]')
   print('Tasks:')
   for name, t in info['tasks'].items():
-    base = ', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
+    base = (', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
+            or 'computed from the data')
     print(f'  {name:12s} {t["kind"]:9s} {t["description"]} '
           f'[baseline {base}; solved at {t["metric"]} {t["solved"]:.4g}]')
   print('Suites:')
@@ -102,7 +109,7 @@ def cmd_run() -> int:
     cells = suite.cells(FLAGS.archs, FLAGS.tasks, FLAGS.size,
                         None if FLAGS.seed is None else [FLAGS.seed])
     for cell in cells:  # refuse a bad cell before spending minutes on the good ones
-      runner.prepare(cell)
+      runner.prepare(cell, build_task=False)  # a missing dataset fails its cells, not the run
   except model_lib.UsageError as e:
     raise Usage(str(e)) from None
   stamp = results.utc_now().replace(':', '').replace('-', '')
@@ -129,6 +136,31 @@ def cmd_report(args: list[str]) -> int:
   return 0
 
 
+def cmd_data(args: list[str]) -> int:
+  """`data prepare NAME`: download and prepare a TFDS dataset (needs network and the
+  `prepare` extra). Failures other than usage are one line and exit code 1."""
+  from data import tfds_tasks
+  valid = ', '.join(tfds_tasks.DATASETS)
+  if len(args) != 2 or args[0] != 'prepare':
+    raise Usage(f'data takes `prepare NAME` with NAME one of {valid}; {USAGE}')
+  name = args[1]
+  if name not in tfds_tasks.DATASETS:
+    raise Usage(f'unknown dataset {name!r}; valid: {valid}')
+  try:
+    path, fresh = tfds_tasks.prepare(name)
+  except tfds_tasks.PrepareError as e:  # e.g. TensorFlow is not installed
+    print(f'archbench: error: {e}', file=sys.stderr)
+    return 1
+  except Exception as e:  # no network, a failed build: one line
+    text = ' '.join(str(e).split())[:500]
+    print(f'archbench: error: preparing {name} failed: {type(e).__name__}: {text}',
+          file=sys.stderr)
+    return 1
+  sizes = ', '.join(f'{split} {n:,}' for split, n in tfds_tasks.split_sizes(name).items())
+  print(f'{name}: {"prepared" if fresh else "already prepared"} in {path} ({sizes} examples)')
+  return 0
+
+
 def run(argv: list[str]) -> int:
   """Parse argv and run a command; returns the exit code."""
   try:
@@ -140,12 +172,17 @@ def run(argv: list[str]) -> int:
       got = f'unknown command {rest[0]!r}' if rest else 'no command'
       raise Usage(f'{got}; valid: {", ".join(COMMANDS)}. {USAGE}')
     command, args = rest[0], rest[1:]
-    if command != 'report' and args:
+    if command not in ('report', 'data') and args:
       raise Usage(f'unexpected argument(s) {" ".join(args)}; {USAGE}')
+    if FLAGS.data_dir:  # inherited by worker processes through the environment
+      from data import tfds_tasks
+      tfds_tasks.use_data_dir(FLAGS.data_dir)
     if command == 'list':
       return cmd_list()
     if command == 'run':
       return cmd_run()
+    if command == 'data':
+      return cmd_data(args)
     return cmd_report(args)
   except Usage as e:
     print(f'archbench: error: {e}', file=sys.stderr)

@@ -103,19 +103,26 @@ def _xla_flops_per_step(compiled) -> float | None:
     return None
 
 
-def prepare(cell: Cell):
+def prepare(cell: Cell, build_task: bool = True):
   """Resolve a cell into (arch spec, backbone config, task, model); raises UsageError for a
-  cell that cannot run (unknown name, incompatible pair, bad override)."""
+  cell that cannot run (unknown name, incompatible pair, bad override).
+
+  build_task=False checks the cell from its task's spec alone and returns None for the
+  task: a dataset task then reads no data, so that checking a whole suite before running
+  it is cheap, and a dataset that is not prepared fails its own cells (status `error`)
+  instead of the whole run.
+  """
   with model_lib.usage_errors():
     arch, task_entry = archs.get(cell.arch), data.get(cell.task)
     archs.registry.budget(cell.size)
   try:
-    task = task_entry.build(cell.seed, **cell.task_params)
+    task = task_entry.build(cell.seed, **cell.task_params) if build_task else None
+    spec = task.spec if task is not None else task_entry.spec(**cell.task_params)
   except (KeyError, ValueError) as e:
     raise model_lib.UsageError(str(e.args[0])) from None
-  model_lib.check_compatible(arch, task.spec)
-  config = model_lib.resolve_config(arch, cell.size, task.spec, cell.arch_overrides)
-  return arch, config, task, model_lib.build_model(arch, config, task.spec)
+  model_lib.check_compatible(arch, spec)
+  config = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides)
+  return arch, config, task, model_lib.build_model(arch, config, spec)
 
 
 def measure_cell(cell: Cell, out: dict[str, Any],

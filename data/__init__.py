@@ -1,13 +1,14 @@
-"""Tasks: on-device synthetic generators and bundled datasets, registered by name.
+"""Tasks: on-device synthetic generators, bundled datasets and TFDS datasets, by name.
 
 `data` never imports `archs` or `benchmarks`: a task describes inputs and outputs through
 its TaskSpec and knows nothing of the model that reads it.
 """
-from data.registry import build, get, names, register
+from data.registry import build, get, names, register, spec_of
 from data.spec import KINDS, Task, TaskSpec
 
 # Task modules register themselves on import.
 from data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
 from data import listops, language, forecast  # noqa: F401
+from data import tfds_tasks  # noqa: F401
 
-__all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register']
+__all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register', 'spec_of']

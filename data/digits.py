@@ -6,6 +6,7 @@ the same task with the pixels in a fixed shuffled order (as permuted MNIST).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -34,15 +35,20 @@ def split_indices(n: int, test_fraction: float, split_seed: int):
   return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def array_sampler(arrays: dict[str, np.ndarray]):
+def array_sampler(arrays: dict[str, np.ndarray], transform=None):
   """A jittable (key, batch_size) -> batch that draws examples uniformly (with
-  replacement) from arrays held on device: no host I/O inside the training loop."""
+  replacement) from arrays held on device: no host I/O inside the training loop.
+
+  `transform` (batch -> batch, traced on device) lets the arrays be stored compactly, e.g.
+  uint8 pixels converted to float per batch instead of a 4x larger float copy on device.
+  """
   on_device = {k: jnp.asarray(v) for k, v in arrays.items()}
   n = len(next(iter(arrays.values())))
 
   def sample(key, batch_size):
     idx = jax.random.randint(key, (batch_size,), 0, n)
-    return {k: v[idx] for k, v in on_device.items()}
+    batch = {k: v[idx] for k, v in on_device.items()}
+    return batch if transform is None else transform(batch)
   return sample
 
 
@@ -57,18 +63,41 @@ def class_baselines(train_labels: np.ndarray, test_labels: np.ndarray,
   return {'eval/accuracy': float(majority), 'eval/loss': float(prior_loss)}
 
 
+def image_spec(name: str, image_shape: tuple[int, int, int], num_classes: int,
+               solved: float) -> TaskSpec:
+  """An image classification spec, its baselines to be filled from the labels."""
+  return TaskSpec(
+      name=name, kind='classify', length=int(np.prod(image_shape[:2])),
+      image_shape=tuple(image_shape), num_classes=num_classes,
+      metric='eval/accuracy', higher_is_better=True, baselines={}, solved=solved)
+
+
+def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndarray],
+                  test: tuple[np.ndarray, np.ndarray], to_inputs=None) -> Task:
+  """A classification task on fixed (inputs, labels) train and test arrays: the spec's
+  baselines computed from the labels, training batches drawn on device from the train
+  arrays, the test arrays as the held-out set.
+
+  `to_inputs` maps stored inputs to model inputs (e.g. uint8 pixels -> floats in [0, 1]).
+  It must work on numpy and jax arrays alike: it runs on device on every training batch
+  and once, in numpy, on the held-out set.
+  """
+  spec = dataclasses.replace(spec, baselines=class_baselines(train[1], test[1], spec.num_classes))
+  transform = None
+  if to_inputs is not None:
+    transform = lambda batch: {**batch, 'inputs': to_inputs(batch['inputs'])}
+  test_inputs = test[0] if to_inputs is None else np.asarray(to_inputs(test[0]))
+  return Task(spec, params, array_sampler({'inputs': train[0], 'targets': train[1]}, transform),
+              {'inputs': test_inputs, 'targets': test[1]})
+
+
 def _image_task(name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,
                 split_seed: int, params: dict) -> Task:
   """A 10-class image task on the digits' train/test split (fixed by split_seed)."""
   train, test = split_indices(len(labels), test_fraction, split_seed)
-  spec = TaskSpec(
-      name=name, kind='classify', length=int(np.prod(DIGITS_SHAPE[:2])),
-      image_shape=DIGITS_SHAPE, num_classes=10,
-      metric='eval/accuracy', higher_is_better=True,
-      baselines=class_baselines(labels[train], labels[test], 10), solved=0.95)
-  return Task(spec, {'test_fraction': test_fraction, 'split_seed': split_seed, **params},
-              array_sampler({'inputs': images[train], 'targets': labels[train]}),
-              {'inputs': images[test], 'targets': labels[test]})
+  return labelled_task(image_spec(name, DIGITS_SHAPE, 10, solved=0.95),
+                       {'test_fraction': test_fraction, 'split_seed': split_seed, **params},
+                       (images[train], labels[train]), (images[test], labels[test]))
 
 
 @register('digits', '8x8 handwritten digits (scikit-learn), 10 classes, accuracy')
@@ -78,9 +107,10 @@ def make_digits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0) 
   return _image_task('digits', images, labels, test_fraction, split_seed, {})
 
 
-def pixel_permutation(permutation_seed: int) -> np.ndarray:
-  """[64] the fixed order in which pdigits lays out the row-major pixels."""
-  return np.random.RandomState(permutation_seed).permutation(int(np.prod(DIGITS_SHAPE)))
+def pixel_permutation(permutation_seed: int, size: int = 64) -> np.ndarray:
+  """[size] the fixed order in which a permuted task lays out the row-major pixels (64 for
+  pdigits, 784 for pmnist)."""
+  return np.random.RandomState(permutation_seed).permutation(size)
 
 
 @register('pdigits', 'digits with a fixed permutation of the 64 pixels (as permuted MNIST)')

@@ -2,6 +2,10 @@
 
 A task is registered as a factory `make(seed, **params) -> Task` with its default
 parameters; suites override parameters (e.g. the length `T`) per cell.
+
+A task whose data must be read from disk (TFDS datasets) also registers `spec(**params) ->
+TaskSpec`, its shape without its data, so that `archbench list` and the planning of a run
+neither read nor need the data; baselines computed from the data are then left empty.
 """
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable
 
-from data.spec import Task
+from data.spec import Task, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,29 +21,47 @@ class TaskEntry:
   name: str
   description: str
   make: Callable[..., Task]  # make(seed, **params)
+  # spec(**params) -> TaskSpec without the data; None: the spec of make(seed=0, **params).
+  make_spec: Callable[..., TaskSpec] | None = None
 
   @property
   def defaults(self) -> dict[str, Any]:
     sig = inspect.signature(self.make)
     return {k: p.default for k, p in sig.parameters.items() if k != 'seed'}
 
-  def build(self, seed: int = 0, **params) -> Task:
+  @property
+  def reads_data(self) -> bool:
+    """True for tasks read from disk (their spec leaves data-derived baselines empty)."""
+    return self.make_spec is not None
+
+  def _check(self, params) -> None:
     unknown = set(params) - set(self.defaults)
     if unknown:
       raise KeyError(f'task {self.name!r} has no parameter(s) {", ".join(sorted(unknown))}; '
                      f'valid: {", ".join(self.defaults)}')
+
+  def build(self, seed: int = 0, **params) -> Task:
+    self._check(params)
     return self.make(seed=seed, **params)
+
+  def spec(self, **params) -> TaskSpec:
+    """The task's spec, without reading data where the task reads it from disk."""
+    self._check(params)
+    if self.make_spec is None:
+      return self.make(seed=0, **params).spec
+    return self.make_spec(**params)
 
 
 _REGISTRY: dict[str, TaskEntry] = {}
 
 
-def register(name: str, description: str):
-  """Decorator for a task factory `make(seed, **params) -> Task`."""
+def register(name: str, description: str, spec: Callable[..., TaskSpec] | None = None):
+  """Decorator for a task factory `make(seed, **params) -> Task`; `spec(**params)`, for
+  tasks that read data, gives the spec without reading it (same parameters as make)."""
   def wrap(make):
     if name in _REGISTRY:
       raise ValueError(f'task {name!r} registered twice')
-    _REGISTRY[name] = TaskEntry(name, description, make)
+    _REGISTRY[name] = TaskEntry(name, description, make, spec)
     return make
   return wrap
 
@@ -56,3 +78,8 @@ def names() -> list[str]:
 
 def build(name: str, seed: int = 0, **params) -> Task:
   return get(name).build(seed, **params)
+
+
+def spec_of(name: str, **params) -> TaskSpec:
+  """The spec of `name` with `params`, without reading its data (see TaskEntry.spec)."""
+  return get(name).spec(**params)

@@ -188,6 +188,11 @@ BAD_INPUTS = {
     'bad worker count': (['run', '--suite', 'smoke', '--workers', '0'], ['workers']),
     'report without results': (['report', '{empty}'], ['results.jsonl']),
     'report without dir': (['report'], ['report']),
+    'unknown dataset': (['data', 'prepare', 'nope'], ['nope', 'mnist', 'fashion_mnist',
+                                                      'cifar10', 'imdb', 'shakespeare']),
+    'data without prepare': (['data'], ['prepare', 'mnist']),
+    'data prepare without name': (['data', 'prepare'], ['prepare', 'mnist']),
+    'task name for a dataset': (['data', 'prepare', 'smnist'], ['smnist', 'mnist']),
 }
 
 
@@ -234,7 +239,7 @@ def test_list_json_params():
     for size, count in entry['params'].items():
       assert count == spec.param_count(spec.config(size)), (name, size)
     expected_tasks = [t for t in data.names()
-                      if model_lib.incompatibility(spec, data.build(t).spec) is None]
+                      if model_lib.incompatibility(spec, data.spec_of(t)) is None]
     assert entry['tasks'] == expected_tasks
     assert entry['family'] == spec.family
     assert entry['kinds'] == model_lib.served_kinds(spec)
@@ -247,6 +252,27 @@ def test_list_json_params():
       1 + 2 * (tcn_config.kernel_size - 1) * (2**tcn_config.num_blocks - 1))
   assert info['archs']['encdec']['kinds'] == ['seq2seq']
   assert 'seq2seq' not in info['archs']['bilstm']['kinds']
+  # Dataset tasks are listed from their specs alone: no data read, baselines left to it.
+  for name, entry in info['tasks'].items():
+    assert entry['reads_data'] == data.get(name).reads_data
+    assert (entry['baselines'] == {}) == entry['reads_data'], name
+  assert 'smnist' in info['archs']['lstm']['tasks'] and 'smnist' not in info['archs']['cnn']['tasks']
+  assert 'mnist' in info['archs']['cnn']['tasks']
+
+
+def test_dataset_suite_is_apart_from_the_offline_suites():
+  """`real` holds the tasks that need prepared data; the suites that must run anywhere
+  hold none of them."""
+  real = suites.get('real')
+  assert real.tasks and all(data.get(t).reads_data for t in real.tasks)
+  assert set(real.tasks) == {n for n in data.names() if data.get(n).reads_data}
+  for name in ('smoke', 'quick', 'standard'):
+    assert not any(data.get(t).reads_data for t in suites.get(name).tasks), name
+  for line in ('Command:', 'Runtime:', 'Results:', 'archbench data prepare'):
+    assert line in real.doc
+  cells = real.cells()  # planned from specs: works without the data
+  tcn = [c for c in cells if c.arch == 'tcn' and c.task != 'shakespeare']
+  assert tcn and all(c.arch_overrides == {'num_blocks': 8} for c in tcn)
 
 
 # ---------------------------------------------------------------------------------------
