@@ -36,8 +36,8 @@ def _expected_smoke_cells():
   smoke = suites.get('smoke')
   pairs = set()
   for task_name, plan in smoke.tasks.items():
-    spec = data.build(task_name, **plan.params).spec
-    for arch_name in smoke.archs or archs.names():
+    spec = data.spec_of(task_name, **plan.params)
+    for arch_name in plan.archs or smoke.archs or archs.names():
       if model_lib.incompatibility(archs.get(arch_name), spec) is None:
         pairs.add((arch_name, task_name))
   return pairs
@@ -65,6 +65,9 @@ def test_smoke_exit_code_and_cells(smoke_run):
   assert set(pairs) == expected
   # Every architecture appears; only image classification takes the CNN.
   assert {a for a, _ in expected} == set(archs.names())
+  # Every task that needs no prepared data is in smoke.
+  offline = {name for name in data.names() if not data.get(name).reads_data}
+  assert {t for _, t in expected} == offline
   lines = (out / 'results.jsonl').read_text().splitlines()
   assert len(lines) == len(expected)
 
