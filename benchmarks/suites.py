@@ -210,10 +210,10 @@ register(Suite(
         # 400 steps reach the entropy floor; samples are scored for validity.
         'lm': TaskPlan({'length': 32, 'alphabet_size': 8, 'support': 3}, TrainConfig(
             steps=400, batch_size=32, lr=3e-3, warmup_steps=30, steps_per_dispatch=50),
-            archs=('decoder',)),
+            archs=('lstm', 'decoder')),
         'forecast': TaskPlan({'length': 32, 'horizon': 8}, TrainConfig(
             steps=300, batch_size=32, lr=3e-3, warmup_steps=30, steps_per_dispatch=50),
-            archs=('lstm',)),
+            archs=('lstm', 'tcn')),
     }))
 
 
