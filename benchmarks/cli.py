@@ -83,21 +83,22 @@ def cmd_list() -> int:
   if FLAGS.json:
     print(json.dumps(info, indent=2))
     return 0
+  w = max(map(len, [*info['archs'], *info['tasks'], *info['suites']]))  # name column
   print('Architectures (family, causality, task kinds served, backbone parameters per size):')
   for name, a in info['archs'].items():
     params = ', '.join(f'{s} {n / 1e3:,.0f}k' for s, n in a['params'].items())
     extra = ''.join(f'; {k} {v}' for k, v in a.get('notes', {}).items())
-    print(f'  {name:12s} {a["family"]:17s} {a["causal"]:13s} {a["description"]}'
+    print(f'  {name:{w}s} {a["family"]:17s} {a["causal"]:13s} {a["description"]}'
           f' [serves {", ".join(a["kinds"])}; {params}{extra}]')
   print('Tasks:')
   for name, t in info['tasks'].items():
     base = (', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
             or 'computed from the data')
-    print(f'  {name:12s} {t["kind"]:9s} {t["description"]} '
+    print(f'  {name:{w}s} {t["kind"]:9s} {t["description"]} '
           f'[baseline {base}; solved at {t["metric"]} {t["solved"]:.4g}]')
   print('Suites:')
   for name, s in info['suites'].items():
-    print(f'  {name:12s} size {s["size"]:6s} {s["summary"]}')
+    print(f'  {name:{w}s} size {s["size"]:6s} {s["summary"]}')
   return 0
 
 

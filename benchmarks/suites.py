@@ -132,8 +132,7 @@ _SMOKE_TRAIN = TrainConfig(steps=10, batch_size=8, lr=1e-3, warmup_steps=2,
 
 register(Suite(
     name='smoke',
-    doc="""Every architecture x every task kind it serves, and every offline task, at size tiny
-    for a few steps: does everything run?
+    doc="""Does everything run? Every architecture x task kind, and every offline task, briefly.
 
     Command: archbench run --suite smoke
     Runtime: about 1.5 minutes on a 2-core CPU. It is nearly all compilation, so it is made
@@ -242,8 +241,10 @@ _LRD_ARCHS = ('rnn', 'lstm', 'gru', 'transformer', 'lru', 'tcn')
 
 register(Suite(
     name='lrd-cpu',
-    doc="""Long-range dependencies, reduced to fit a CPU: the six sequence families on adding
-    and copy at growing lengths, with gradient-versus-distance curves.
+    doc="""Long-range dependencies on a CPU: six families, adding and copy at growing lengths.
+
+    Accuracy versus length, the longest solved length and gradient-versus-distance curves
+    (at init and after training) for rnn, lstm, gru, transformer, lru and tcn.
 
     Command: archbench run --suite lrd-cpu
     Runtime: 8 min 21 s measured on a 2-core CPU (42 cells at size tiny, compilation
@@ -283,8 +284,10 @@ _LRD_LENGTHS = (16, 32, 64, 128, 256, 512, 1024)
 
 register(Suite(
     name='lrd',
-    doc="""Long-range dependencies, the full study for an accelerator: every sequence
-    architecture on the four long-range tasks from 16 to 1024 steps, three seeds.
+    doc="""Long-range dependencies, the full study for an accelerator (840 cells).
+
+    Every sequence architecture on the four long-range tasks from 16 to 1024 steps, three
+    seeds.
 
     Command: archbench run --suite lrd
     Runtime: not measured (no accelerator was available when it was written). It is 840
