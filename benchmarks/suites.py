@@ -221,11 +221,13 @@ register(Suite(
     doc="""The full matrix: every architecture x every task it can serve, at size small.
 
     Command: archbench run --suite standard
-    Runtime: 8 min 17 s measured on a 2-core CPU for its first 40 cells, compilation
-    included; lm and forecast add 17 cells (not yet measured together).
+    Runtime: 10 min 9 s measured on a 2-core CPU (57 cells), compilation included.
+    Reference run: results/standard-cpu/.
     Results: as `quick` for the cells they share, with the same training budgets; the
     other pairs fill in the matrix (e.g. every sequence model on digits as a 64-step pixel
-    sequence, every causal model on translate as a prefix language model).
+    sequence, every causal model on translate as a prefix language model). On forecast
+    every model beats linear AR (MSE 0.104), from the Elman RNN's 0.040 to the LRU's and
+    transformer's 0.0125; on lm every causal model is within 5% of the entropy rate.
     """,
     size='small',
     tasks={name: dataclasses.replace(plan, archs=None)
