@@ -35,12 +35,7 @@ def _mean_curve(group: list[dict], key: str) -> np.ndarray | None:
 
 
 def plot_gradients(records, task: str, length: int, path: pathlib.Path) -> None:
-  row, _ = report.row_column_labels(records)
-  groups: dict[str, list] = {}
-  for r in records:
-    if (r['task'], r['metrics'].get('lrd/length')) == (task, length) and \
-        r['metrics'].get('lrd/grad_init'):
-      groups.setdefault(row(r), []).append(r)
+  groups = report.gradient_groups(records, task, length)
   plt = _pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
   for ax, when in zip(axes, ('init', 'trained')):

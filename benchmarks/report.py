@@ -217,15 +217,21 @@ GRADIENT_FIGURES = [('rate', 'decay rate /step', '{:.3f}'), ('horizon', 'horizon
                     ('far_near', 'far/near', '{:.2g}')]
 
 
-def gradient_table(records, task: str, length: int) -> str:
-  """Rows: architectures; columns: the curve's figures at init and after training (mean
-  over seeds)."""
+def gradient_groups(records, task: str, length: int) -> dict[str, list[dict]]:
+  """row -> the records of `task` at `length` that hold gradient curves (one per seed)."""
   row, _ = row_column_labels(records)
   groups: dict[str, list] = {}
   for r in records:
     if (r['task'], r['metrics'].get('lrd/length')) == (task, length) and \
-        'lrd/rate_init' in r['metrics']:
+        r['metrics'].get('lrd/grad_init'):
       groups.setdefault(row(r), []).append(r)
+  return groups
+
+
+def gradient_table(records, task: str, length: int) -> str:
+  """Rows: architectures; columns: the curve's figures at init and after training (mean
+  over seeds)."""
+  groups = gradient_groups(records, task, length)
   header = ['arch'] + [f'{label} ({when})' for when in ('init', 'trained')
                        for _, label, _ in GRADIENT_FIGURES]
   body = []
@@ -244,7 +250,7 @@ def gradient_table(records, task: str, length: int) -> str:
 def gradient_probes(records) -> list[tuple[str, int]]:
   """(task, length) pairs that have gradient curves, in order of appearance."""
   return _ordered((r['task'], r['metrics']['lrd/length']) for r in records
-                  if 'lrd/rate_init' in r['metrics'])
+                  if r['metrics'].get('lrd/grad_init'))
 
 
 def lrd_sections(records) -> list[str]:

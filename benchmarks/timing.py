@@ -6,13 +6,14 @@ import dataclasses
 import functools
 import json
 import os
-import pathlib
 import platform
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+
+from data import cache as data_cache
 
 
 # XLA options that trade run-time speed for ~4x faster compilation on CPU: for code that
@@ -74,7 +75,6 @@ ACCELERATOR_PEAK_FLOPS = {
     'V100': 15.7e12, 'T4': 8.1e12, 'TPU v6': 918e12, 'TPU v5p': 459e12,
     'TPU v5 lite': 197e12, 'TPU v5e': 197e12, 'TPU v4': 275e12, 'TPU v3': 123e12,
 }
-_CACHE = pathlib.Path(os.environ.get('ARCHBENCH_CACHE', pathlib.Path.home() / '.cache' / 'archbench'))
 
 
 def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -99,7 +99,7 @@ def device_peak_flops() -> tuple[float | None, str]:
         return peak * jax.local_device_count(), f'table:{kind}'
     return None, 'unknown accelerator'
   key = f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
-  cache_file = _CACHE / 'cpu_peak.json'
+  cache_file = data_cache.cache_dir() / 'cpu_peak.json'
   try:
     cached = json.loads(cache_file.read_text())
   except (OSError, ValueError):
