@@ -6,7 +6,7 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
-from archs import registry
+from archbench.archs import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,4 +70,4 @@ registry.register(registry.ArchSpec(
     name='cnn', family='convolution',
     description='2-D CNN: conv blocks with max pooling, global average pool, dense',
     module=CNN, config_for_width=lambda w: CNNConfig(channels=w),
-    input_kind='image', causal=False, flops=cnn_flops))
+    input_kind='image', causal=False, flops=cnn_flops, depth_fields=('stages',)))

@@ -15,8 +15,8 @@ import dataclasses
 
 import flax.linen as nn
 
-from archs import registry
-from archs import transformer
+from archbench.archs import registry
+from archbench.archs import transformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,4 +57,5 @@ registry.register(registry.ArchSpec(
     name='decoder', family='attention',
     description='Decoder-only Transformer (GPT-style), causal, pre-LN',
     module=Decoder, config_for_width=lambda w: DecoderConfig(d_model=w),
-    input_kind='sequence', causal=True, flops=decoder_flops, width_step=4))
+    input_kind='sequence', causal=True, flops=decoder_flops, width_step=4,
+    depth_fields=('num_layers',)))

@@ -13,8 +13,8 @@ import dataclasses
 
 import flax.linen as nn
 
-from archs import registry
-from archs import transformer
+from archbench.archs import registry
+from archbench.archs import transformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,4 +67,5 @@ registry.register(registry.ArchSpec(
     name='encdec', family='attention',
     description='Encoder-decoder Transformer (Vaswani et al.), pre-LN, cross-attention',
     module=EncDec, config_for_width=lambda w: EncDecConfig(d_model=w),
-    input_kind='encdec', causal=True, flops=encdec_flops, width_step=2))
+    input_kind='encdec', causal=True, flops=encdec_flops, width_step=2,
+    depth_fields=('encoder_layers', 'decoder_layers')))

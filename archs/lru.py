@@ -26,8 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from archs import registry
-from archs.transformer import layer_norm_flops
+from archbench.archs import registry
+from archbench.archs.transformer import layer_norm_flops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,4 +273,7 @@ registry.register(registry.ArchSpec(
                 'associative scan',
     module=LRU, config_for_width=config_for_width, input_kind='sequence', causal=True,
     flops=lru_flops, width_step=2, uses_scan=False,
-    backward_factor=2.5))  # the scan's and the GLU's derivatives weigh in
+    backward_factor=2.5,  # the scan's and the GLU's derivatives weigh in
+    depth_fields=('num_layers',),
+    decoding=registry.Decoding(init=lambda cfg, batch, max_length: initial_carry(cfg, batch),
+                               step=step)))

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from archs import registry
+from archbench.archs import registry
 
 
 class Cell(str, enum.Enum):
@@ -177,7 +177,9 @@ for _cell, _description in [
       module=Recurrent,
       config_for_width=lambda w, c=_cell: RecurrentConfig(cell=c, hidden=w),
       input_kind='sequence', causal=True, flops=recurrent_flops, uses_scan=True,
-      backward_factor=2.25))
+      backward_factor=2.25, depth_fields=('num_layers',),
+      decoding=registry.Decoding(
+          init=lambda cfg, batch, max_length: initial_carry(cfg, batch), step=step)))
 
 for _cell, _description in [
     (Cell.ELMAN, 'bidirectional Elman RNN (tanh), stacked, lax.scan'),
@@ -190,4 +192,4 @@ for _cell, _description in [
       config_for_width=lambda w, c=_cell: _bi_config(c, w),
       input_kind='sequence', causal=False, flops=birecurrent_flops, width_step=2,
       uses_scan=True,
-      backward_factor=2.25))
+      backward_factor=2.25, depth_fields=('num_layers',)))

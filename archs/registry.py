@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import os
 import pathlib
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
+from flax import nnx
 
 # Parameter budgets (backbone parameters). Each architecture solves its width to land within
 # +-10% of the budget, so families are compared at equal parameter count.
@@ -43,6 +45,21 @@ INPUT_KINDS = ('sequence', 'image', 'encdec')
 
 
 @dataclasses.dataclass(frozen=True)
+class Decoding:
+  """Token-by-token inference for a causal sequence backbone, from the same parameters as
+  the whole-sequence call.
+
+  init(config, batch_size, max_length) -> cache: the state before the first token (O(1) in
+    the length for recurrences; a key/value buffer of max_length positions for attention).
+  step(config, params, cache, x_t [B, D]) -> (cache, y_t [B, D]): one position, where
+    params are the backbone's own (`module.init(...)['params']`). Scanning `step` over a
+    sequence equals the whole-sequence call (tested per architecture).
+  """
+  init: Callable[[Any, int, int], Any]
+  step: Callable[[Any, Any, Any, jax.Array], tuple[Any, jax.Array]]
+
+
+@dataclasses.dataclass(frozen=True)
 class ArchSpec:
   """What the harness needs to know about a backbone.
 
@@ -50,7 +67,9 @@ class ArchSpec:
     name: registry key, e.g. 'lstm'.
     family: 'convolution', 'recurrence', 'linear recurrence' or 'attention'.
     description: one line for `archbench list`.
-    module: the Linen module class; built as `module(config)`.
+    module: the backbone class, built as `module(config)`: a Linen module, or an NNX
+      module (`module(config, rngs=...)`), which the harness wraps with
+      `flax.nnx.bridge.ToLinen` so both run through the same Linen-based harness.
     config_for_width: width -> config at the default depth.
     input_kind: 'sequence', 'image' or 'encdec' (see the module docstring).
     causal: True if always causal, False if always bidirectional, None if the config has
@@ -62,6 +81,10 @@ class ArchSpec:
     uses_scan: True where the forward pass contains a lax.scan/while loop, so that
       cost_analysis() undercounts and only the analytic count is valid.
     details: config -> extra facts for `archbench list` (e.g. a TCN's receptive field).
+    depth_fields: the config fields that set the depth (layers, blocks, stages); a suite's
+      `depth` setting sets these. Empty: the architecture has no depth knob.
+    decoding: token-by-token inference (see Decoding), for causal sequence backbones that
+      have it; None where each output needs a whole-sequence call.
     backward_factor: backward FLOPs / forward FLOPs, so a training step costs
       (1 + backward_factor) x forward. 2 where matmuls dominate (one matmul each for the
       input and the weight gradients); more where elementwise ops with costly derivatives
@@ -79,9 +102,17 @@ class ArchSpec:
   uses_scan: bool = False
   backward_factor: float = 2.0
   details: Callable[[Any], dict[str, Any]] | None = None
+  depth_fields: tuple[str, ...] = ()
+  decoding: Decoding | None = None
 
   def build(self, config) -> nn.Module:
+    if isinstance(self.module, type) and issubclass(self.module, nnx.Module):
+      return nnx.bridge.ToLinen(self.module, args=(config,))
     return self.module(config)
+
+  def depth_overrides(self, depth: int | None) -> dict[str, int]:
+    """Backbone overrides that set the depth to `depth` (none for None)."""
+    return {} if depth is None else {name: depth for name in self.depth_fields}
 
   def config(self, size: str):
     """The config whose backbone parameter count is closest to the size's budget."""
@@ -99,6 +130,14 @@ def register(spec: ArchSpec) -> ArchSpec:
     raise ValueError(f'architecture {spec.name!r} registered twice')
   if spec.input_kind not in INPUT_KINDS:
     raise ValueError(f'{spec.name}: input_kind must be one of {INPUT_KINDS}')
+  fields = {f.name for f in dataclasses.fields(spec.config_for_width(8 * spec.width_step))}
+  if set(spec.depth_fields) - fields:
+    raise ValueError(f'{spec.name}: depth_fields {spec.depth_fields} are not all fields of '
+                     f'its config ({", ".join(sorted(fields))})')
+  if not hasattr(spec.config_for_width(8 * spec.width_step), 'width'):
+    raise ValueError(f'{spec.name}: its config needs a `width` (the D it maps to)')
+  if spec.decoding is not None and (spec.input_kind != 'sequence' or spec.causal is False):
+    raise ValueError(f'{spec.name}: decoding is for causal sequence backbones')
   _REGISTRY[spec.name] = spec
   return spec
 
@@ -140,17 +179,35 @@ def _count_at_width(name: str, width: int) -> int:
 
 # Solved widths are cached on disk: solving traces the model ~6 times (0.1-0.2 s each), and
 # `archbench list` solves every architecture at every size. The key holds a digest of the
-# archs/ sources and the flax/jax versions, so an edited architecture is solved afresh.
+# code that defines the architecture (archs/ itself, plus a plug-in's own source file) and
+# the flax/jax versions, so an edited architecture is solved afresh.
 _CACHE_FILE = pathlib.Path(os.environ.get(
     'ARCHBENCH_CACHE', pathlib.Path.home() / '.cache' / 'archbench')) / 'widths.json'
+_ARCHS_DIR = pathlib.Path(__file__).resolve().parent
 
 
 @functools.cache
-def _source_digest() -> str:
+def _builtin_digest() -> str:
   import flax  # noqa: PLC0415  (only for its version)
   digest = hashlib.sha1(f'{jax.__version__}/{flax.__version__}'.encode())
-  for path in sorted(pathlib.Path(__file__).parent.glob('*.py')):
+  for path in sorted(_ARCHS_DIR.glob('*.py')):
     digest.update(path.read_bytes())
+  return digest.hexdigest()
+
+
+def _code_digest(name: str) -> str:
+  """archs/ plus the source files outside it that define `name` (a plug-in's module and
+  config function); code without a readable source file is keyed by its qualified name."""
+  spec = get(name)
+  digest = hashlib.sha1(_builtin_digest().encode())
+  for obj in (spec.module, spec.config_for_width):
+    try:
+      path = pathlib.Path(inspect.getsourcefile(obj)).resolve()
+    except (TypeError, OSError):
+      digest.update(f'{getattr(obj, "__module__", "")}.{getattr(obj, "__qualname__", "")}'.encode())
+      continue
+    if path.parent != _ARCHS_DIR:
+      digest.update(path.read_bytes())
   return digest.hexdigest()[:16]
 
 
@@ -176,7 +233,7 @@ def _write_cache(key: str, value: list[int]) -> None:
 @functools.cache
 def _solved(name: str, budget: int) -> tuple[int, int]:
   """(width, backbone parameters) for a budget, from the disk cache when it has them."""
-  key = f'{name}:{budget}:{_source_digest()}'
+  key = f'{name}:{budget}:{_code_digest(name)}'
   cached = _read_cache().get(key)
   if isinstance(cached, list) and len(cached) == 2:
     return cached[0], cached[1]

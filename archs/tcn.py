@@ -14,7 +14,7 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
-from archs import registry
+from archbench.archs import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,4 +156,5 @@ registry.register(registry.ArchSpec(
     module=TCN, config_for_width=lambda w: TCNConfig(channels=w),
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
     backward_factor=2.25,
-    details=lambda cfg: {'receptive field': receptive_field(cfg)}))
+    details=lambda cfg: {'receptive field': receptive_field(cfg)},
+    depth_fields=('num_blocks',)))

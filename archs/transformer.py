@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from archs import registry
+from archbench.archs import registry
 
 
 class Positions(str, enum.Enum):
@@ -167,4 +167,5 @@ registry.register(registry.ArchSpec(
     name='transformer', family='attention',
     description='Transformer encoder, pre-LN, bidirectional (causal for per-token tasks)',
     module=Transformer, config_for_width=lambda w: TransformerConfig(d_model=w),
-    input_kind='sequence', causal=None, flops=transformer_flops, width_step=4))
+    input_kind='sequence', causal=None, flops=transformer_flops, width_step=4,
+    depth_fields=('num_layers',)))

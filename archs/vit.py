@@ -9,8 +9,8 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
-from archs import registry
-from archs import transformer
+from archbench.archs import registry
+from archbench.archs import transformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,4 +90,5 @@ registry.register(registry.ArchSpec(
     name='vit', family='attention',
     description='Vision Transformer: patch embedding, [CLS] token, pre-LN encoder',
     module=ViT, config_for_width=lambda w: ViTConfig(d_model=w),
-    input_kind='image', causal=False, flops=vit_flops, width_step=4))
+    input_kind='image', causal=False, flops=vit_flops, width_step=4,
+    depth_fields=('num_layers',)))

@@ -1,4 +1,4 @@
-from benchmarks.cli import main
+from archbench.benchmarks.cli import main
 
 if __name__ == '__main__':
   main()

@@ -45,10 +45,10 @@ class Usage(Exception):
 
 def _describe() -> dict:
   """Everything `list` shows, as plain data."""
-  import archs
-  import data
-  from benchmarks import model as model_lib
-  from benchmarks import suites
+  from archbench import archs
+  from archbench import data
+  from archbench.benchmarks.harness import model as model_lib
+  from archbench.benchmarks import suites
   # Specs only: dataset tasks are described without reading (or needing) their data.
   task_specs = {name: data.spec_of(name) for name in data.names()}
   arch_info = {}
@@ -103,8 +103,10 @@ def cmd_list() -> int:
 
 
 def cmd_run() -> int:
-  from benchmarks import model as model_lib
-  from benchmarks import results, runner, suites
+  from archbench.benchmarks.harness import model as model_lib
+  from archbench.benchmarks.results import records
+  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks import suites
   try:
     suite = suites.get(FLAGS.suite)
     cells = suite.cells(FLAGS.archs, FLAGS.tasks, FLAGS.size,
@@ -113,7 +115,7 @@ def cmd_run() -> int:
       runner.prepare(cell, build_task=False)  # a missing dataset fails its cells, not the run
   except model_lib.UsageError as e:
     raise Usage(str(e)) from None
-  stamp = results.utc_now().replace(':', '').replace('-', '')
+  stamp = records.utc_now().replace(':', '').replace('-', '')
   out = pathlib.Path(FLAGS.out) if FLAGS.out else _REPO / 'results' / 'runs' / f'{suite.name}-{stamp}'
   logging.info('suite %s: %d cells -> %s', suite.name, len(cells), out)
   records = runner.run_suite(cells, out, suite=suite.name,
@@ -125,7 +127,7 @@ def cmd_run() -> int:
 
 
 def cmd_report(args: list[str]) -> int:
-  from benchmarks import report
+  from archbench.benchmarks.results import report
   if len(args) != 1:
     raise Usage(f'report takes one directory; {USAGE}')
   out = pathlib.Path(args[0])
@@ -140,7 +142,7 @@ def cmd_report(args: list[str]) -> int:
 def cmd_data(args: list[str]) -> int:
   """`data prepare NAME`: download and prepare a TFDS dataset (needs network and the
   `prepare` extra). Failures other than usage are one line and exit code 1."""
-  from data import tfds_tasks
+  from archbench.data import tfds_tasks
   valid = ', '.join(tfds_tasks.DATASETS)
   if len(args) != 2 or args[0] != 'prepare':
     raise Usage(f'data takes `prepare NAME` with NAME one of {valid}; {USAGE}')
@@ -176,7 +178,7 @@ def run(argv: list[str]) -> int:
     if command not in ('report', 'data') and args:
       raise Usage(f'unexpected argument(s) {" ".join(args)}; {USAGE}')
     if FLAGS.data_dir:  # inherited by worker processes through the environment
-      from data import tfds_tasks
+      from archbench.data import tfds_tasks
       tfds_tasks.use_data_dir(FLAGS.data_dir)
     if command == 'list':
       return cmd_list()

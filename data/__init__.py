@@ -3,12 +3,12 @@
 `data` never imports `archs` or `benchmarks`: a task describes inputs and outputs through
 its TaskSpec and knows nothing of the model that reads it.
 """
-from data.registry import build, get, names, register, spec_of
-from data.spec import KINDS, Task, TaskSpec
+from archbench.data.registry import build, get, names, register, spec_of
+from archbench.data.spec import KINDS, Task, TaskSpec
 
 # Task modules register themselves on import.
-from data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
-from data import listops, language, forecast  # noqa: F401
-from data import tfds_tasks  # noqa: F401
+from archbench.data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
+from archbench.data import listops, language, forecast  # noqa: F401
+from archbench.data import tfds_tasks  # noqa: F401
 
 __all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register', 'spec_of']

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data.registry import register
-from data.spec import Task, TaskSpec
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec
 
 DIGITS_SHAPE = (8, 8, 1)
 

@@ -31,9 +31,9 @@ import functools
 
 import numpy as np
 
-from data.digits import array_sampler
-from data.registry import register
-from data.spec import Task, TaskSpec
+from archbench.data.digits import array_sampler
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec
 
 BETA, GAMMA, EXPONENT, TAU = 0.2, 0.1, 10, 17.0
 DT = 0.1           # RK4 step (time units); TAU / DT = 170 steps

@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data.registry import register
-from data.spec import Task, TaskSpec
-from data.synthetic import _eval_set
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec
+from archbench.data.synthetic import _eval_set
 
 MAX_CONTEXTS = 1024  # V**k: the stationarity check squares a dense [V**k, V**k] matrix
 

@@ -33,10 +33,10 @@ import random
 
 import numpy as np
 
-from data.cache import cached_arrays
-from data.digits import array_sampler, class_baselines, split_indices
-from data.registry import register
-from data.spec import Task, TaskSpec
+from archbench.data.cache import cached_arrays
+from archbench.data.digits import array_sampler, class_baselines, split_indices
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec
 
 OPERATORS = ('[MIN', '[MAX', '[MED', '[SM')
 PAD, DIGIT_BASE, OPERATOR_BASE = 0, 1, 11

@@ -16,9 +16,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from data.registry import register
-from data.spec import Task, TaskSpec
-from data.synthetic import _eval_set
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec
+from archbench.data.synthetic import _eval_set
 
 
 def _random_subset(key: jax.Array, batch_size: int, n: int, k: int) -> jax.Array:

@@ -13,7 +13,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable
 
-from data.spec import Task, TaskSpec
+from archbench.data.spec import Task, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,11 @@ class TaskEntry:
     if unknown:
       raise KeyError(f'task {self.name!r} has no parameter(s) {", ".join(sorted(unknown))}; '
                      f'valid: {", ".join(self.defaults)}')
+    # No task parameter (sizes, lengths, counts, seeds, fractions, noise) is negative; a
+    # task with tighter bounds checks them itself.
+    for key, value in params.items():
+      if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ValueError(f'task {self.name!r}: {key} must be >= 0, got {value}')
 
   def build(self, seed: int = 0, **params) -> Task:
     self._check(params)
@@ -47,9 +52,15 @@ class TaskEntry:
   def spec(self, **params) -> TaskSpec:
     """The task's spec, without reading data where the task reads it from disk."""
     self._check(params)
-    if self.make_spec is None:
-      return self.make(seed=0, **params).spec
-    return self.make_spec(**params)
+    try:
+      if self.make_spec is None:
+        return self.make(seed=0, **params).spec
+      return self.make_spec(**params)
+    except (KeyError, ValueError):
+      raise
+    except Exception as e:  # e.g. a shape XLA refuses: say which parameters made it
+      raise ValueError(f'task {self.name!r} cannot be built with {params}: '
+                       f'{type(e).__name__}: {" ".join(str(e).split())[:200]}') from None
 
 
 _REGISTRY: dict[str, TaskEntry] = {}

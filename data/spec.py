@@ -15,6 +15,7 @@ Batches are dicts of arrays:
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, Callable
 
 import jax
@@ -25,17 +26,27 @@ KINDS = ('classify', 'per_token', 'regress', 'seq2seq')
 # Reserved token ids of seq2seq vocabularies: padding, start of target, end of target.
 PAD, BOS, EOS = 0, 1, 2
 
-# Random streams folded from a run's seed: training batches and the held-out set never
-# share random numbers.
-TRAIN_STREAM, EVAL_STREAM = 0, 1
+class Stream(enum.IntEnum):
+  """Every random stream folded from a cell's seed, in one place, so that no two uses ever
+  share random numbers: training batches and the held-out set (drawn here, in data/), and
+  the harness's parameter initialisation, text sampling and gradient-probe vectors."""
+  TRAIN = 0
+  EVAL = 1
+  INIT = 2
+  SAMPLE = 3
+  PROBE = 4
+
+
+def stream_key(seed: int, stream: Stream) -> jax.Array:
+  return jax.random.fold_in(jax.random.PRNGKey(seed), int(stream))
 
 
 def train_key(seed: int) -> jax.Array:
-  return jax.random.fold_in(jax.random.PRNGKey(seed), TRAIN_STREAM)
+  return stream_key(seed, Stream.TRAIN)
 
 
 def eval_key(seed: int) -> jax.Array:
-  return jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM)
+  return stream_key(seed, Stream.EVAL)
 
 
 @dataclasses.dataclass(frozen=True)

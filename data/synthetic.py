@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data.registry import register
-from data.spec import Task, TaskSpec, eval_key
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec, eval_key
 
 
 def _eval_set(generate, seed: int, eval_size: int) -> dict[str, np.ndarray]:
@@ -43,6 +43,8 @@ ADDING_BASELINE_MSE = 2.0 / 12.0
 
 @register('adding', 'adding problem: sum of the two marked values among T (MSE)')
 def make_adding(seed: int = 0, length: int = 50, eval_size: int = 1000) -> Task:
+  if length < 2:
+    raise ValueError(f'adding: length must be >= 2 (two marked values), got {length}')
   generate = functools.partial(adding_batch, length=length)
   spec = TaskSpec(
       name='adding', kind='regress', length=length, feature_dim=2, out_dim=1,

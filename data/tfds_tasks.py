@@ -40,9 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data.digits import image_spec, labelled_task, pixel_permutation
-from data.registry import register
-from data.spec import Task, TaskSpec
+from archbench.data.digits import image_spec, labelled_task, pixel_permutation
+from archbench.data.registry import register
+from archbench.data.spec import Task, TaskSpec
 
 ENV_VAR = 'ARCHBENCH_DATA_DIR'
 RANDOM_ACCESS_FORMATS = ('array_record', 'parquet')  # what tfds.data_source can read

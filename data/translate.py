@@ -14,9 +14,9 @@ import functools
 
 import numpy as np
 
-from data.digits import array_sampler
-from data.registry import register
-from data.spec import EOS, PAD, Task, TaskSpec
+from archbench.data.digits import array_sampler
+from archbench.data.registry import register
+from archbench.data.spec import EOS, PAD, Task, TaskSpec
 
 ONES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine',
         'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen',

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-from archs import recurrent, registry, transformer
+from archbench import archs
+from archbench.archs import recurrent, registry, transformer
 
 B, T = 2, 6
 IMAGE = (8, 8, 1)  # the bundled digits' shape

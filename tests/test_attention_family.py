@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-from archs import decoder, encdec, transformer, vit
+from archbench import archs
+from archbench.archs import decoder, encdec, transformer, vit
 
 B = 2
 FAMILY = ['decoder', 'vit', 'encdec']

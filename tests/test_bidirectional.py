@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-from archs import recurrent
+from archbench import archs
+from archbench.archs import recurrent
 
 B, T = 2, 7
 BIDIRECTIONAL = ['birnn', 'bilstm', 'bigru']

@@ -12,11 +12,13 @@ import sys
 
 import pytest
 
-import archs
-import data
-from benchmarks import model as model_lib
-from benchmarks import results, runner, suites
-from benchmarks import train as train_lib
+from archbench import archs
+from archbench import data
+from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.results import records
+from archbench.benchmarks.harness import runner
+from archbench.benchmarks import suites
+from archbench.benchmarks.harness import train as train_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '2'}
@@ -48,7 +50,7 @@ def smoke_run(tmp_path_factory):
   """`archbench run --suite smoke` once per session (about a minute on 2 CPU cores)."""
   out = tmp_path_factory.mktemp('smoke') / 'run'
   proc = archbench('run', '--suite', 'smoke', '--out', out, timeout=600)
-  records = results.load_records(out / 'results.jsonl') if (out / 'results.jsonl').exists() else []
+  records = records.load_records(out / 'results.jsonl') if (out / 'results.jsonl').exists() else []
   return proc, out, records
 
 
@@ -80,8 +82,8 @@ def test_smoke_records_schema(smoke_run):
   plans = suites.get('smoke').tasks
   for r in records:
     where = f'{r["arch"]}/{r["task"]}'
-    assert set(r) == set(results.RECORD_KEYS), where
-    assert r['schema'] == results.SCHEMA
+    assert set(r) == set(records.RECORD_KEYS), where
+    assert r['schema'] == records.SCHEMA
     assert r['status'] == 'ok' and r['error'] is None, (where, r['error'])
     assert r['suite'] == 'smoke' and r['size'] == 'tiny' and r['seed'] == 0
     # The cell's task parameters are recorded as resolved.
@@ -215,7 +217,7 @@ def test_bad_input(case, tmp_path):
 
 def test_default_suite_is_registered():
   """`archbench run` without --suite must run a suite that exists."""
-  from benchmarks import cli
+  from archbench.benchmarks import cli
   assert cli.FLAGS['suite'].default in suites.names()
 
 
@@ -309,7 +311,7 @@ def test_diverged_cell_is_recorded_and_run_goes_on(failing_run):
   assert diverged['error'] and 'Diverged' in diverged['error']
   assert ok['status'] == 'ok' and ok['error'] is None
   assert math.isfinite(ok['metrics']['eval/mse'])
-  on_disk = results.load_records(out / 'results.jsonl')
+  on_disk = records.load_records(out / 'results.jsonl')
   assert len((out / 'results.jsonl').read_text().splitlines()) == 3
   assert [(r['seed'], r['status']) for r in on_disk[:2]] == [(0, 'diverged'), (1, 'ok')]
   # What was measured before the failure is kept (the loss is non-finite: JSON null).
@@ -330,15 +332,15 @@ def test_raising_cell_is_an_error_record(failing_run):
   assert 'length' in error['error'] and 'got 0' in error['error']
   assert error['metrics'] == {} and error['perf'] == {}
   assert error['config']['task'] == {'length': 0}
-  on_disk = results.load_records(out / 'results.jsonl')[2]
-  assert on_disk['status'] == 'error' and set(on_disk) == set(results.RECORD_KEYS)
+  on_disk = records.load_records(out / 'results.jsonl')[2]
+  assert on_disk['status'] == 'error' and set(on_disk) == set(records.RECORD_KEYS)
   assert '`rnn/copy/tiny/s0`: **error**' in (out / 'summary.md').read_text()
 
 
 def test_cli_exit_code_1_when_a_cell_fails(tmp_path, monkeypatch, capsys):
   """Not reachable from the shipped suites by flags alone, so a suite that diverges is
   registered in-process and the CLI's `run` is called in-process."""
-  from benchmarks import cli
+  from archbench.benchmarks import cli
   suite = suites.Suite(name='test-diverges', doc='diverges on purpose', size='tiny',
                        tasks={'adding': suites.TaskPlan(_SMALL_ADDING, _DIVERGE)},
                        archs=('rnn',))
@@ -349,5 +351,5 @@ def test_cli_exit_code_1_when_a_cell_fails(tmp_path, monkeypatch, capsys):
     cli.FLAGS.unparse_flags()
   assert code == 1
   assert '0 ok, 1 failed' in capsys.readouterr().out
-  (record,) = results.load_records(tmp_path / 'results.jsonl')
+  (record,) = records.load_records(tmp_path / 'results.jsonl')
   assert record['status'] == 'diverged'

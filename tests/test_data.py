@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-import data
-from data import digits, spec as spec_lib, synthetic
+from archbench import data
+from archbench.data import digits, spec as spec_lib, synthetic
 
 
 def _np(batch):

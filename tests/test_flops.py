@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import archs
-import data
-from benchmarks import model as model_lib
-from benchmarks import runner
-from benchmarks import train as train_lib
+from archbench import archs
+from archbench import data
+from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import train as train_lib
 
 B, T = 2, 8
 IMAGE = (8, 8, 1)  # the digits' shape, what the harness feeds the CNN

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-import data
-from data import digits, spec as spec_lib
+from archbench import data
+from archbench.data import digits, spec as spec_lib
 
 # One configuration per task, shared by every test here (the harness cells included), so
 # the generators compile for few shapes: compiling dominates these tests' time.
@@ -246,8 +246,8 @@ def test_pdigits_split_is_digits_split_and_disjoint():
 
 @pytest.mark.parametrize('task,params', [('selective_copy', SC), ('mqar', MQ), ('pdigits', {})])
 def test_harness_cell(task, params):
-  from benchmarks import runner
-  from benchmarks.train import TrainConfig
+  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.harness.train import TrainConfig
   out = {}
   cell = runner.Cell('transformer', task, 'tiny', 0, params, {}, TrainConfig(
       steps=10, batch_size=8, steps_per_dispatch=5, eval_batch_size=64), fast_compile=True)

@@ -13,12 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-import data
-from archs import tcn
-from benchmarks import lrd, runner, suites
-from benchmarks import model as model_lib
-from benchmarks.train import TrainConfig
+from archbench import archs
+from archbench import data
+from archbench.archs import tcn
+from archbench.benchmarks.probes import lrd
+from archbench.benchmarks.harness import runner
+from archbench.benchmarks import suites
+from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness.train import TrainConfig
 
 
 def _scalar_recurrence(a):

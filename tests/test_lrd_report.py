@@ -4,7 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import plots, report, suites
+from archbench.benchmarks.results import plots
+from archbench.benchmarks.results import report
+from archbench.benchmarks import suites
 
 
 def _record(arch, length, value, *, task='adding', seed=0, status='ok', curve=None):

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-from archs import lru, registry
+from archbench import archs
+from archbench.archs import lru, registry
 
 B = 2
 SPEC = archs.get('lru')

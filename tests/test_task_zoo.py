@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import data
-from benchmarks import generate
-from benchmarks import train as train_lib
-from data import cache, forecast, language, listops
-from data import spec as spec_lib
+from archbench import data
+from archbench.benchmarks.harness import generate
+from archbench.benchmarks.harness import train as train_lib
+from archbench.data import cache, forecast, language, listops
+from archbench.data import spec as spec_lib
 
 # One configuration per task, shared by the tests (the harness cells included), so that
 # generators and models compile for few shapes.
@@ -495,7 +495,7 @@ def test_forecast_is_fixed_by_data_seed():
                       'baseline/linear_ar/mae']),
 ])
 def test_harness_cell(task, params, keys):
-  from benchmarks import runner
+  from archbench.benchmarks.harness import runner
   cell = runner.Cell('transformer', task, 'tiny', 0, params, {}, train_lib.TrainConfig(
       steps=10, batch_size=8, steps_per_dispatch=5, eval_batch_size=64), fast_compile=True)
   record = runner.run_cell(cell, suite='test', run_id='test', env={})

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-from archs import tcn
+from archbench import archs
+from archbench.archs import tcn
 
 B = 2
 

@@ -22,10 +22,10 @@ import jax
 import numpy as np
 import pytest
 
-import data
-from benchmarks import runner
-from benchmarks.train import TrainConfig
-from data import digits, tfds_tasks
+from archbench import data
+from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness.train import TrainConfig
+from archbench.data import digits, tfds_tasks
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = REPO / 'tests' / 'fixtures'

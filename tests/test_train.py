@@ -8,11 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import archs
-import data
-from benchmarks import model as model_lib
-from benchmarks import runner, timing
-from benchmarks import train as train_lib
+from archbench import archs
+from archbench import data
+from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import runner
+from archbench.benchmarks.measure import timing
+from archbench.benchmarks.harness import train as train_lib
 
 
 def _log_softmax(z):

@@ -16,21 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks import timing
-from data.spec import BOS, PAD, Task, TaskSpec
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  """Optimisation of one cell: AdamW with linear warm-up then cosine decay."""
-  steps: int = 200
-  batch_size: int = 32
-  lr: float = 1e-3
-  warmup_steps: int = 20
-  weight_decay: float = 0.01
-  clip_norm: float = 1.0
-  steps_per_dispatch: int = 10  # optimiser steps per compiled call; also the timing window
-  eval_batch_size: int = 500
+from archbench.benchmarks.core import TrainConfig
+from archbench.benchmarks.measure import timing
+from archbench.data.spec import BOS, PAD, Task, TaskSpec
 
 
 class TrainState(NamedTuple):

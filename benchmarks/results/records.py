@@ -23,7 +23,9 @@ RECORD_KEYS = ('schema', 'run_id', 'suite', 'arch', 'task', 'size', 'seed', 'con
                'status', 'error', 'metrics', 'perf', 'env')
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'orbax-checkpoint',
             'tensorflow-datasets', 'scikit-learn')
-_REPO = pathlib.Path(__file__).resolve().parent.parent
+# The source checkout, when archbench runs from one (an editable install); a regular
+# install lives in site-packages and has no commit of its own.
+_SOURCE_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def utc_now() -> str:
@@ -48,10 +50,13 @@ def _cpu_model() -> str:
 
 
 def git_commit() -> str | None:
-  """HEAD of the checkout archbench runs from, '+dirty' when it has local changes."""
+  """HEAD of the checkout archbench runs from, '+dirty' when it has local changes; None
+  for an installed copy (whatever repository site-packages happens to sit in)."""
   try:
-    run = lambda *a: subprocess.run(['git', *a], cwd=_REPO, capture_output=True, text=True,
-                                    timeout=5, check=True).stdout.strip()
+    run = lambda *a: subprocess.run(['git', *a], cwd=_SOURCE_ROOT, capture_output=True,
+                                    text=True, timeout=5, check=True).stdout.strip()
+    if pathlib.Path(run('rev-parse', '--show-toplevel')).resolve() != _SOURCE_ROOT:
+      return None
     commit = run('rev-parse', 'HEAD')
     return commit + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
   except (OSError, subprocess.SubprocessError):

@@ -13,7 +13,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from data import cache as data_cache
+from archbench.data import cache as data_cache
 
 
 # XLA options that trade run-time speed for ~4x faster compilation on CPU: for code that

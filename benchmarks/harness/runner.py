@@ -20,43 +20,18 @@ import jax
 import numpy as np
 from absl import logging
 
-import archs
-import data
-from benchmarks import model as model_lib
-from benchmarks import generate, lrd, report, results, timing
-from benchmarks import train as train_lib
+from archbench import archs
+from archbench import data
+from archbench.benchmarks.core import Cell, Diverged
+from archbench.data.spec import Stream, stream_key
+from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import generate
+from archbench.benchmarks.probes import lrd
+from archbench.benchmarks.results import report
+from archbench.benchmarks.results import records
+from archbench.benchmarks.measure import timing
+from archbench.benchmarks.harness import train as train_lib
 
-INIT_STREAM = 2  # the seed's stream for parameter initialisation (data uses 0 and 1)
-SAMPLE_STREAM = 3  # ... and for sampling text from the trained model
-PROBE_STREAM = 4  # ... and for the gradient probe's random vectors
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-  """One measurement: an architecture on a task at a size and seed."""
-  arch: str
-  task: str
-  size: str
-  seed: int = 0
-  task_params: dict[str, Any] = dataclasses.field(default_factory=dict)
-  arch_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-  train: train_lib.TrainConfig = train_lib.TrainConfig()
-  # Compile without backend optimisation: much faster compiles, slower steps. For suites
-  # that check that everything runs (smoke), never for suites whose timings matter.
-  fast_compile: bool = False
-  # Long-range probes (benchmarks/lrd.py): 'gradient' records gradient-versus-distance
-  # curves at initialisation and after training; 'length' marks the cell as a point of an
-  # accuracy-versus-length sweep (its record carries lrd/length).
-  probes: tuple[str, ...] = ()
-
-  @property
-  def name(self) -> str:
-    params = ','.join(f'{k}={v}' for k, v in self.task_params.items())
-    return f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}/s{self.seed}'
-
-
-class Diverged(RuntimeError):
-  pass
 
 
 def _status_of(error: BaseException) -> str:
@@ -133,9 +108,8 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   arch, config, task, model = prepare(cell)
   spec, tc = task.spec, cell.train
   optimizer = train_lib.make_optimizer(tc)
-  root = jax.random.PRNGKey(cell.seed)
   state = train_lib.init_state(model, task, optimizer,
-                               jax.random.fold_in(root, INIT_STREAM), tc.batch_size)
+                               stream_key(cell.seed, Stream.INIT), tc.batch_size)
   params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(state.params))
   backbone_params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(
       state.params['params']['backbone']))
@@ -149,7 +123,7 @@ def measure_cell(cell: Cell, out: dict[str, Any],
     out['metrics']['lrd/length'] = spec.length
   if 'gradient' in cell.probes:  # before training: the curve at initialisation
     probe = lrd.GradientProbe(model, task, state.params,
-                              jax.random.fold_in(root, PROBE_STREAM),
+                              stream_key(cell.seed, Stream.PROBE),
                               fast_compile=cell.fast_compile)
     out['metrics'].update(probe.measure(state.params, 'init'))
     out['perf']['probe_compile_s'] = probe.compile_s
@@ -216,7 +190,7 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   # Text generation: sample continuations of held-out prompts, scored by the task.
   if task.score_samples is not None:
     scores, sample_compile_s = generate.sample_and_score(
-        state.params, task, jax.random.fold_in(root, SAMPLE_STREAM), model=model,
+        state.params, task, stream_key(cell.seed, Stream.SAMPLE), model=model,
         num_samples=min(task.eval_size, tc.eval_batch_size), fast=cell.fast_compile)
     out['metrics'].update(scores)
     out['perf']['sample_compile_s'] = sample_compile_s
@@ -225,7 +199,7 @@ def measure_cell(cell: Cell, out: dict[str, Any],
 def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
             error: BaseException | None = None) -> dict[str, Any]:
   """A cell's record before its measurements: identity, requested config, status."""
-  return {'schema': results.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
+  return {'schema': records.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
           'task': cell.task, 'size': cell.size, 'seed': cell.seed,
           'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
                      'train': cell.train, 'fast_compile': cell.fast_compile,
@@ -268,13 +242,13 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
-  run_id = f'{suite}-{results.utc_now()}-{uuid.uuid4().hex[:6]}'
-  env = dict(env or results.environment(), workers=workers)
+  run_id = f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
+  env = dict(env or records.environment(), workers=workers)
   records, start = [], time.perf_counter()
 
   def finish(i, cell, record):
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
-    results.append_record(path, record)
+    records.append_record(path, record)
     records.append(record)
     report.write_summaries(out_dir)
     log(f'[{len(records)}/{len(cells)}] {cell.name}: {report.one_line(record)} '

@@ -5,7 +5,6 @@ ignorant of each other; the compatibility rules and the width plumbing live here
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import typing
@@ -15,23 +14,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from archs.registry import ArchSpec, dense_flops
-from data.spec import TaskSpec
-
-
-class UsageError(ValueError):
-  """A request that cannot run (unknown name, incompatible pair, bad value): the CLI turns
-  it into a one-line message and exit code 2."""
-
-
-@contextlib.contextmanager
-def usage_errors():
-  """Registry look-ups raise KeyError naming the valid choices; for a user's request that
-  is a usage error."""
-  try:
-    yield
-  except KeyError as e:
-    raise UsageError(e.args[0]) from None
+from archbench.archs.registry import ArchSpec, dense_flops
+from archbench.benchmarks.core import UsageError, usage_errors  # noqa: F401  (re-exported)
+from archbench.data.spec import TaskSpec
 
 
 def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:

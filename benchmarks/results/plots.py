@@ -14,7 +14,7 @@ import statistics
 
 import numpy as np
 
-from benchmarks import report
+from archbench.benchmarks.results import report
 
 SMALLEST_SHOWN = 1e-12  # relative norms below this (TCN's exact zeros) leave the plot
 

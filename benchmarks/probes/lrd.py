@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import timing
-from benchmarks import train as train_lib
-from data.spec import TaskSpec
+from archbench.benchmarks.measure import timing
+from archbench.benchmarks.harness import train as train_lib
+from archbench.data.spec import TaskSpec
 
 HORIZON_FLOOR = 1e-3  # the horizon is the farthest k whose norm is >= this x the maximum
 FIT_FLOOR = 1e-30     # norms below this (exact zeros, float underflow) are left out of fits

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import timing
-from data.spec import Task
+from archbench.benchmarks.measure import timing
+from archbench.data.spec import Task
 
 
 def sample(params, prompts, key, *, model, length: int, temperature: float = 1.0) -> jax.Array:

@@ -1,0 +1,291 @@
+"""Suites as configuration: one `ml_collections` ConfigDict per suite, resolved into cells.
+
+A suite file (`benchmarks/suites/<name>.py`, or any file a user passes as `--config`)
+defines `get_config()` returning `suite_config(...)`. Every field can be overridden from the
+command line with `--config.<path>=<value>` (ml_collections' `config_flags`). The layout:
+
+  name, doc, size, seeds, archs, depth, workers, fast_compile   the suite as a whole
+  tasks.<task>.params.<p>          generator parameters (complete: the task's defaults filled in)
+  tasks.<task>.train.<f>           training settings of that task (complete TrainConfig)
+  tasks.<task>.archs               which architectures run it (None: every one that can)
+  tasks.<task>.arch_train.<a>.<f>  training settings for one architecture on that task
+  tasks.<task>.arch_config.<a>.<f> backbone settings for one architecture on that task
+  tasks.<task>.sweep.{param, points, gradient_probe_at}   one cell per value (lrd sweeps)
+  train.<f>, task.<p>, arch.<f>    global overrides: unset (None) in suites; set on the
+                                   command line they apply to every cell of the run
+
+Precedence, lowest first: the TrainConfig/task/budget defaults, the suite's task settings,
+its per-architecture settings (and `depth`), a sweep's value, then the global overrides.
+A global `task.<p>` applies to every task of the run that has parameter p, `arch.<f>` to
+every architecture whose config has field f (it overrides the parameter budget, and the
+record says so); naming a parameter no task or architecture of the run has is an error.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import importlib.util
+import inspect
+import pathlib
+import types
+import typing
+from typing import Any
+
+import ml_collections
+from ml_collections import config_dict
+
+from archbench import archs
+from archbench import data
+from archbench.benchmarks.core import Cell, TrainConfig, UsageError, usage_errors
+from archbench.benchmarks.harness import model as model_lib
+
+SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
+GLOBAL_SECTIONS = ('train', 'task', 'arch')
+
+
+# ---------------------------------------------------------------------------------------
+# Building suite configs (what suite files call).
+
+def task_plan(params: dict | None = None, train: dict | None = None, *,
+              archs: tuple[str, ...] | None = None, arch_train: dict | None = None,
+              arch_config: dict | None = None, sweep: tuple[str, tuple] | None = None,
+              gradient_probe_at: tuple = ()) -> dict[str, Any]:
+  """How a suite runs one task; `suite_config` completes it with the defaults.
+
+  sweep: ('length', (16, 32, 64)) makes one cell per value, each recording lrd/length; the
+  gradient probe runs on the cells whose value is in `gradient_probe_at`.
+  """
+  return {'params': dict(params or {}), 'train': dict(train or {}), 'archs': archs,
+          'arch_train': dict(arch_train or {}), 'arch_config': dict(arch_config or {}),
+          'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at)}
+
+
+def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
+                 train: dict | None = None, archs: tuple[str, ...] | None = None,
+                 seeds: tuple[int, ...] = (0,), depth: int | None = None, workers: int = 1,
+                 fast_compile: bool = False) -> ml_collections.ConfigDict:
+  """A suite's ConfigDict. `train` holds the suite's training defaults, which each task's
+  own `train` settings refine. `depth` runs every backbone at that depth (its declared depth
+  fields) instead of its default: compile time grows with depth. `workers` > 1 runs cells
+  in that many processes (compile-bound suites only: timings are then not comparable)."""
+  c = ml_collections.ConfigDict(sort_keys=False)
+  c.name, c.doc, c.size, c.seeds = name, inspect.cleandoc(doc), size, tuple(seeds)
+  c.archs = _maybe(archs, tuple)
+  c.depth = _maybe(depth, int)
+  c.workers, c.fast_compile = workers, fast_compile
+  c.tasks = ml_collections.ConfigDict(sort_keys=False)
+  for task_name, plan in tasks.items():
+    c.tasks[task_name] = _complete_plan(task_name, plan, train or {})
+  c.train = {k: config_dict.placeholder(_hint_type(t))
+             for k, t in typing.get_type_hints(TrainConfig).items()}
+  c.task = {k: config_dict.placeholder(t) for k, t in _task_param_types().items()}
+  c.arch = {k: config_dict.placeholder(t) for k, t in _arch_field_types().items()}
+  return c
+
+
+def _maybe(value, kind):
+  return config_dict.placeholder(kind) if value is None else kind(value)
+
+
+def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collections.ConfigDict:
+  with usage_errors():
+    entry = data.get(task_name)
+  unknown = set(plan['params']) - set(entry.defaults)
+  if unknown:
+    raise UsageError(f'suite plan for {task_name}: no parameter(s) {", ".join(sorted(unknown))}'
+                     f'; valid: {", ".join(entry.defaults)}')
+  train = dataclasses.asdict(TrainConfig(**{**suite_train, **plan['train']}))
+  sweep = plan['sweep']
+  return ml_collections.ConfigDict({
+      'params': {**entry.defaults, **plan['params']},
+      'train': train,
+      'archs': _maybe(plan['archs'], tuple),
+      'arch_train': plan['arch_train'],
+      'arch_config': plan['arch_config'],
+      'sweep': {'param': _maybe(sweep and sweep[0], str),
+                'points': _maybe(sweep and sweep[1], tuple),
+                'gradient_probe_at': tuple(plan['gradient_probe_at'])},
+  })
+
+
+def _hint_type(hint) -> type | None:
+  """The command-line type of a config field's annotation: int, float, bool, str (enums by
+  value) or tuple; Optional[X] as X; None for anything else (not overridable)."""
+  if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+    inner = [a for a in typing.get_args(hint) if a is not type(None)]
+    return _hint_type(inner[0]) if len(inner) == 1 else None
+  if typing.get_origin(hint) is tuple or hint is tuple:
+    return tuple
+  if isinstance(hint, type) and issubclass(hint, enum.Enum):
+    return str
+  return hint if hint in (bool, int, float, str) else None
+
+
+def _merge_types(found: dict[str, set]) -> dict[str, type]:
+  """One type per name; an int in one place and a float in another read as float."""
+  out = {}
+  for name, kinds in sorted(found.items()):
+    kinds.discard(None)
+    if kinds == {int, float}:
+      kinds = {float}
+    if len(kinds) == 1:
+      out[name] = kinds.pop()
+  return out
+
+
+def _task_param_types() -> dict[str, type]:
+  found: dict[str, set] = {}
+  for name in data.names():
+    hints = typing.get_type_hints(data.get(name).make)
+    for param in data.get(name).defaults:
+      found.setdefault(param, set()).add(_hint_type(hints.get(param)))
+  return _merge_types(found)
+
+
+def _arch_field_types() -> dict[str, type]:
+  found: dict[str, set] = {}
+  for name in archs.names():
+    config_type = type(archs.get(name).config_for_width(8 * archs.get(name).width_step))
+    for field, hint in typing.get_type_hints(config_type).items():
+      found.setdefault(field, set()).add(_hint_type(hint))
+  return _merge_types(found)
+
+
+# ---------------------------------------------------------------------------------------
+# Finding and loading suites.
+
+def suite_files() -> dict[str, pathlib.Path]:
+  """Built-in suites: name (the file's stem, '_' read as '-') -> file."""
+  return {p.stem.replace('_', '-'): p for p in sorted(SUITES_DIR.glob('*.py'))
+          if not p.stem.startswith('_')}
+
+
+def suite_path(name: str) -> pathlib.Path:
+  files = suite_files()
+  if name not in files:
+    raise UsageError(f'unknown suite {name!r}; valid: {", ".join(files)} '
+                     '(or --config=PATH to a suite file of your own)')
+  return files[name]
+
+
+def load(name_or_path: str) -> ml_collections.ConfigDict:
+  """A suite's config by built-in name or from a file defining get_config()."""
+  path = pathlib.Path(name_or_path)
+  if not path.suffix == '.py':
+    path = suite_path(name_or_path)
+  if not path.is_file():
+    raise UsageError(f'no suite file {path}')
+  module_spec = importlib.util.spec_from_file_location(f'_archbench_suite_{path.stem}', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise UsageError(f'{path} defines no get_config()')
+  return module.get_config()
+
+
+def summary(config) -> str:
+  return config.doc.strip().splitlines()[0] if config.doc else config.name
+
+
+def flatten(config, prefix: str = '') -> dict[str, Any]:
+  """{'tasks.adding.train.steps': 600, ...}: every overridable path and its value."""
+  out = {}
+  for key, value in config.items():
+    path = f'{prefix}{key}'
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(flatten(value, path + '.'))
+    else:
+      out[path] = value
+  return out
+
+
+# ---------------------------------------------------------------------------------------
+# Resolving a suite config into cells.
+
+def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -> list[Cell]:
+  """The suite's cells, narrowed by the CLI's filters and with the global overrides
+  applied. Explicitly requested pairs that cannot run raise UsageError; unrequested
+  incompatible pairs are skipped. Identical cells (same digest) run once."""
+  size = size or config.size
+  seeds = list(seeds if seeds is not None else config.seeds)
+  default_archs = list(config.archs or archs.names())
+  task_names = list(tasks_filter or config.tasks.keys())
+  with usage_errors():
+    for name in archs_filter or []:
+      archs.get(name)
+    for name in task_names:
+      data.get(name)
+    archs.registry.budget(size)
+  if not seeds:
+    raise UsageError('config.seeds is empty; give at least one seed')
+  overrides = {section: {k: v for k, v in config[section].items() if v is not None}
+               for section in GLOBAL_SECTIONS}
+  used = {'task': set(), 'arch': set()}
+  out: dict[str, Cell] = {}
+  for task_name in task_names:
+    plan = config.tasks[task_name] if task_name in config.tasks else None
+    base_params = dict(plan.params) if plan else dict(data.get(task_name).defaults)
+    task_overrides = {k: v for k, v in overrides['task'].items() if k in base_params}
+    used['task'] |= set(task_overrides)
+    with _invalid(f'task {task_name}'):
+      spec = data.spec_of(task_name, **{**base_params, **task_overrides})
+    plan_archs = plan.archs if plan else None
+    for arch_name in list(archs_filter or plan_archs or default_archs):
+      arch = archs.get(arch_name)
+      reason = model_lib.incompatibility(arch, spec)
+      if reason:
+        if archs_filter and tasks_filter:
+          raise UsageError(f'cannot run {arch_name} on {task_name}: {reason}')
+        continue
+      train = {**(plan.train if plan else {}),
+               **(plan.arch_train.get(arch_name, {}) if plan else {}), **overrides['train']}
+      with _invalid(f'{arch_name} on {task_name}'):
+        train = TrainConfig(**train)
+      arch_fields = {f.name for f in dataclasses.fields(arch.config_for_width(
+          8 * arch.width_step))}
+      arch_overrides = {k: v for k, v in overrides['arch'].items() if k in arch_fields}
+      used['arch'] |= set(arch_overrides)
+      backbone = {**(plan.arch_config.get(arch_name, {}) if plan else {}),
+                  **arch.depth_overrides(config.depth), **arch_overrides}
+      for params, probes in _points(plan, base_params):
+        params = {**params, **task_overrides}
+        for seed in seeds:
+          cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
+                      bool(config.fast_compile), probes)
+          out.setdefault(cell.digest, cell)
+  for section in ('task', 'arch'):
+    unused = set(overrides[section]) - used[section]
+    if unused:
+      what = 'task in this run has that parameter' if section == 'task' else \
+          'architecture in this run has that config field'
+      raise UsageError(f'config.{section}.{sorted(unused)[0]} was set but no {what} '
+                       f'(tasks: {", ".join(task_names)})')
+  if not out:
+    raise UsageError(
+        f'no architecture in {",".join(archs_filter or default_archs)} can run any task '
+        f'in {",".join(task_names)} in suite {config.name}')
+  return list(out.values())
+
+
+def _points(plan, params) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+  """(task parameters, probes) of each cell a plan makes per architecture and seed."""
+  if plan is None or plan.sweep.param is None:
+    return [(params, ())]
+  name, values = plan.sweep.param, plan.sweep.points or ()
+  if name not in params:
+    raise UsageError(f'sweep over {name!r}, which the task has not; valid: {", ".join(params)}')
+  probe_at = tuple(plan.sweep.gradient_probe_at)
+  return [({**params, name: v}, ('length', 'gradient') if v in probe_at else ('length',))
+          for v in values]
+
+
+@contextlib.contextmanager
+def _invalid(where: str):
+  """A bad value found while resolving (ValueError, TypeError, KeyError) becomes a
+  UsageError that says where it was found."""
+  try:
+    yield
+  except (ValueError, TypeError, KeyError) as error:
+    message = error.args[0] if error.args else str(error)
+    raise UsageError(f'{where}: {message}') from None

@@ -1,0 +1,129 @@
+"""The harness's shared vocabulary, imported by everything else and importing nothing of it:
+the cell and its identity, the training settings it carries, the errors, the statuses and
+the metric-key namespaces.
+
+A cell is self-contained and serialisable: its dict (`Cell.to_dict`) is what a record
+keeps, what `archbench run --from-record` re-runs, and what its identity is a digest of.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+# A record's status: every cell ends in exactly one of these.
+STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
+# Metric keys are namespaced: train/… and eval/… measured, baseline/… the task's floors,
+# lrd/… the long-range probes; perf keys live in the record's own `perf` section.
+METRIC_NAMESPACES = ('train', 'eval', 'baseline', 'lrd')
+
+
+class UsageError(ValueError):
+  """A request that cannot run (unknown name, incompatible pair, bad value): the CLI turns
+  it into a one-line message and exit code 2."""
+
+
+@contextlib.contextmanager
+def usage_errors():
+  """Registry look-ups raise KeyError naming the valid choices; for a user's request that
+  is a usage error."""
+  try:
+    yield
+  except KeyError as e:
+    raise UsageError(e.args[0]) from None
+
+
+class Diverged(RuntimeError):
+  """The training loss or an evaluation metric became non-finite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimisation of one cell: AdamW with linear warm-up then cosine decay."""
+  steps: int = 200
+  batch_size: int = 32
+  lr: float = 1e-3
+  warmup_steps: int = 20
+  weight_decay: float = 0.01
+  clip_norm: float = 1.0
+  steps_per_dispatch: int = 10  # optimiser steps per compiled call; also the timing window
+  eval_batch_size: int = 500
+
+  def __post_init__(self):
+    positive = ('steps', 'batch_size', 'lr', 'clip_norm', 'steps_per_dispatch',
+                'eval_batch_size')
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f'train.{field.name} must be a number, got {value!r}')
+      if value < 0 or (field.name in positive and value == 0):
+        bound = '> 0' if field.name in positive else '>= 0'
+        raise UsageError(f'train.{field.name} must be {bound}, got {value}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One measurement: an architecture on a task at a size and seed, fully resolved.
+
+  `arch_overrides` are backbone config fields set on top of the size's budget config (they
+  change the parameter count, which every record carries); `task_params` are the task's
+  generator parameters, complete (defaults included), so the cell does not depend on
+  defaults that may change.
+  """
+  arch: str
+  task: str
+  size: str
+  seed: int = 0
+  task_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+  arch_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  train: TrainConfig = TrainConfig()
+  # Compile without backend optimisation: much faster compiles, slower steps. For suites
+  # that check that everything runs (smoke), never for suites whose timings matter.
+  fast_compile: bool = False
+  # Long-range probes (benchmarks/probes/lrd.py): 'gradient' records gradient-versus-
+  # distance curves at initialisation and after training; 'length' marks the cell as a
+  # point of an accuracy-versus-length sweep (its record carries lrd/length).
+  probes: tuple[str, ...] = ()
+
+  @property
+  def name(self) -> str:
+    params = ','.join(f'{k}={v}' for k, v in self.task_params.items())
+    return f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}/s{self.seed}'
+
+  def to_dict(self) -> dict[str, Any]:
+    """Plain JSON-able data; `Cell.from_dict` inverts it."""
+    out = dataclasses.asdict(self)
+    out['probes'] = list(self.probes)
+    return json.loads(json.dumps(out, default=_plain))
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> Cell:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+      raise UsageError(f'a cell has no field(s) {", ".join(sorted(unknown))}; '
+                       f'valid: {", ".join(sorted(known))}')
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = d.get('train') or {}
+    if set(train) - train_fields:
+      raise UsageError(f'train has no field(s) {", ".join(sorted(set(train) - train_fields))}; '
+                       f'valid: {", ".join(sorted(train_fields))}')
+    return cls(**{**d, 'train': TrainConfig(**train), 'probes': tuple(d.get('probes', ()))})
+
+  @property
+  def digest(self) -> str:
+    """The cell's identity: a digest of its fully resolved settings (canonical JSON), the
+    same on every machine. Two cells with the same digest are the same experiment."""
+    text = json.dumps(self.to_dict(), sort_keys=True, separators=(',', ':'))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value):
+  """JSON for what dataclasses.asdict leaves: enums (by value), numpy scalars."""
+  if hasattr(value, 'value'):
+    return value.value
+  if hasattr(value, 'item'):
+    return value.item()
+  raise TypeError(f'{type(value).__name__} is not serialisable: {value!r}')
