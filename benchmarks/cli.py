@@ -1,8 +1,8 @@
 """archbench command line: `list`, `run`, `report` and `data prepare`. Intentionally short:
-the work is done by suites, runner, report and data.
+the work is done by config, runner, report and data.
 
 Exit codes: 0 every cell ok, 1 some cell failed (or preparing a dataset failed), 2 bad
-usage (one line on stderr).
+usage (one line on stderr, before any cell runs).
 """
 from __future__ import annotations
 
@@ -13,42 +13,186 @@ import pathlib
 import sys
 
 from absl import flags, logging
+from ml_collections import config_flags
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string('suite', 'quick', 'Suite to run (see `archbench list`).', flag_values=FLAGS)
+flags.DEFINE_string('suite', None, 'Built-in suite to run (default quick; see `archbench '
+                    'list`).', flag_values=FLAGS)
+config_flags.DEFINE_config_file(
+    'config', None, 'A suite file of your own (a .py defining get_config()), instead of '
+    '--suite. Any field of the suite is set with --config.<path>=<value>.',
+    flag_values=FLAGS, lock_config=True)
+flags.DEFINE_multi_string('plugin', [], 'Python file or module registering your own '
+                          'architectures or tasks (repeatable).', flag_values=FLAGS)
 flags.DEFINE_list('archs', None, 'Only these architectures (comma-separated).',
                   flag_values=FLAGS)
 flags.DEFINE_list('tasks', None, 'Only these tasks (comma-separated).', flag_values=FLAGS)
-flags.DEFINE_string('size', None, 'Parameter budget: overrides the suite\'s size.',
-                    flag_values=FLAGS)
+flags.DEFINE_string('size', None, 'Parameter budget (tiny, small, base, large): overrides '
+                    'the suite\'s size.', flag_values=FLAGS)
 flags.DEFINE_integer('seed', None, 'Run this seed instead of the suite\'s seeds.',
                      lower_bound=0, upper_bound=2**31 - 1, flag_values=FLAGS)
-flags.DEFINE_string('out', None, 'Output directory (default results/runs/<suite>-<UTC>/).',
+flags.DEFINE_string('out', None, 'Output directory (default ./results/runs/<suite>-<UTC>/).',
                     flag_values=FLAGS)
 flags.DEFINE_integer('workers', None, 'Cells run at once (default: the suite\'s; timings '
                      'are only comparable with 1).', lower_bound=1, upper_bound=64,
                      flag_values=FLAGS)
+flags.DEFINE_string('from_record', None, 'Re-run one recorded cell exactly: '
+                    'RESULTS_JSONL:N (the N-th record, from 1).', flag_values=FLAGS)
 flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=FLAGS)
 flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
                     '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
                     flag_values=FLAGS)
 
-USAGE = ('usage: archbench {list [--json] | run [flags] | report DIR | '
-         'data prepare NAME [--data_dir DIR]}')
-COMMANDS = ('list', 'run', 'report', 'data')
-_REPO = pathlib.Path(__file__).resolve().parent.parent
+COMMANDS = {
+    'list': ('[--suite NAME] [--json] [--plugin P]',
+             'Architectures, tasks and suites, each suite with its config paths; with '
+             '--suite, every config path of that suite and its value.',
+             ('suite', 'json', 'plugin', 'data_dir')),
+    'run': ('[--suite NAME | --config PATH] [--config.PATH=VALUE ...] [flags]',
+            'Run a suite (default quick) and write results.jsonl, summary.md, summary.csv '
+            'and plots under --out.',
+            ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out', 'workers',
+             'from_record', 'data_dir')),
+    'report': ('DIR', 'Rebuild the summaries and plots of a run from DIR/results.jsonl.', ()),
+    'data': ('prepare NAME [--data_dir DIR]',
+             'Download and prepare a TFDS dataset (needs network and the `prepare` extra).',
+             ('data_dir',)),
+}
+USAGE = 'usage: archbench {' + ' | '.join(COMMANDS) + '} ...; archbench COMMAND --help'
+# The config paths users need most, shown by `archbench run --help`.
+COMMON_PATHS = (
+    ('train.steps=N', 'optimiser steps of every cell'),
+    ('train.lr=X', 'peak learning rate (AdamW, warm-up then cosine decay)'),
+    ('train.batch_size=N', 'training batch size'),
+    ('task.length=T', 'sequence length of every task that has one'),
+    ('arch.hidden=N', 'a backbone field (here the RNNs\' width), for every architecture '
+     'that has it; overrides the parameter budget'),
+    ('seeds=0,1,2', 'the seeds to run'),
+    ('tasks.copy.arch_train.gru.lr=X', 'one task\'s, or one architecture\'s, own setting'),
+)
+EXAMPLE = ('archbench run --archs lstm --tasks adding --config.train.steps=30 '
+           '--config.task.length=64 --config.arch.hidden=32 --out /tmp/lstm-adding')
 
 
 class Usage(Exception):
   pass
 
 
+# ---------------------------------------------------------------------------------------
+# Help.
+
+def help_text(command: str | None) -> str:
+  if command not in COMMANDS:
+    lines = [USAGE, '', 'Commands:']
+    lines += [f'  {name:7s} {doc}' for name, (_, doc, _) in COMMANDS.items()]
+    lines += ['', f'Example: {EXAMPLE}', 'Exit codes: 0 all cells ok, 1 a cell failed, '
+              '2 bad usage.']
+    return '\n'.join(lines)
+  args, doc, names = COMMANDS[command]
+  lines = [f'usage: archbench {command} {args}', '', doc]
+  if names:
+    lines += ['', 'Flags:']
+    for name in names:
+      flag = FLAGS[name]
+      lines.append(f'  --{name:12s} {" ".join(flag.help.split())}')
+  if command == 'run':
+    lines += ['', 'Config overrides (ml_collections syntax; `archbench list --suite NAME` '
+              'shows every path and its value):']
+    lines += [f'  --config.{path:32s} {doc}' for path, doc in COMMON_PATHS]
+    lines += ['  Global overrides (train.*, task.*, arch.*) win over the suite\'s per-task '
+              'and per-architecture settings.', '', f'Example:\n  {EXAMPLE}']
+  return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing: plug-ins first (a suite may name their architectures), then the suite file,
+# then every flag and --config.* override.
+
+def _flag_values(argv: list[str], name: str) -> list[str]:
+  """Values of --name=V and --name V in argv (before absl parses it)."""
+  values = []
+  for i, arg in enumerate(argv):
+    if arg.startswith(f'--{name}='):
+      values.append(arg.split('=', 1)[1])
+    elif arg == f'--{name}' and i + 1 < len(argv):
+      values.append(argv[i + 1])
+  return values
+
+
+def _with_suite_file(argv: list[str], command: str | None) -> list[str]:
+  """Insert --config=<the built-in suite's file> unless a suite file was given."""
+  from archbench.benchmarks import config as config_lib
+  files = _flag_values(argv, 'config')
+  suites = _flag_values(argv, 'suite')
+  if files and suites:
+    raise Usage('give --suite NAME or --config PATH, not both')
+  if files or command not in ('run', 'list'):
+    if files and not pathlib.Path(files[-1].split(':')[0]).is_file():
+      raise Usage(f'--config {files[-1]}: no such suite file')
+    return argv
+  if command == 'list' and not suites:
+    return argv
+  try:
+    path = config_lib.suite_path(suites[-1] if suites else 'quick')
+  except config_lib.UsageError as e:
+    raise Usage(str(e)) from None
+  return [argv[0], f'--config={path}', *argv[1:]]
+
+
+def _explain_parse_error(argv: list[str], error: Exception) -> str:
+  """One line for a flag or --config.* override that absl/config_flags refused: the bad
+  key and the valid ones there, or the bad value and the type expected."""
+  from archbench.benchmarks import config as config_lib
+  files = _flag_values(argv, 'config')
+  try:
+    suite = config_lib.load(files[-1].split(':')[0]) if files else None
+  except Exception:  # noqa: BLE001  (the suite file's own error is reported below)
+    suite = None
+  for arg in argv:
+    if suite is None or not arg.startswith('--config.'):
+      continue
+    path, _, value = arg[len('--config.'):].partition('=')
+    node, walked = suite, []
+    for key in path.split('.'):
+      if not hasattr(node, 'keys') or key not in node.keys():
+        where = f'under config.{".".join(walked)}' if walked else 'at the top'
+        valid = ', '.join(node.keys()) if hasattr(node, 'keys') else 'none (a leaf)'
+        return f'unknown config key config.{path}; valid keys {where}: {valid}'
+      parent, node, walked = node, node[key], [*walked, key]
+    if value and value in str(error):
+      kind = parent.get_ref(walked[-1]).get_type()
+      return f'bad value for config.{path}: {value!r} (expected {kind.__name__})'
+  return f'{" ".join(str(error).split())}. {USAGE}'
+
+
+def parse(argv: list[str]) -> tuple[str, list[str]]:
+  """Load plug-ins, parse flags and config overrides; returns (command, its arguments)."""
+  from archbench.benchmarks import plugins
+  commands = [a for a in argv[1:] if a in COMMANDS]
+  command = commands[0] if commands else None
+  try:
+    plugins.load_all(_flag_values(argv, 'plugin'))
+  except plugins.UsageError as e:
+    raise Usage(str(e)) from None
+  argv = _with_suite_file(argv, command)
+  try:
+    rest = FLAGS(argv)[1:]
+  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+    raise Usage(_explain_parse_error(argv, e)) from None
+  if not rest or rest[0] not in COMMANDS:
+    got = f'unknown command {rest[0]!r}' if rest else 'no command'
+    raise Usage(f'{got}; valid: {", ".join(COMMANDS)}. {USAGE}')
+  return rest[0], rest[1:]
+
+
+# ---------------------------------------------------------------------------------------
+# Commands.
+
 def _describe() -> dict:
   """Everything `list` shows, as plain data."""
-  from archbench import archs
-  from archbench import data
+  from archbench import archs, data
+  from archbench.benchmarks import config as config_lib
   from archbench.benchmarks.harness import model as model_lib
-  from archbench.benchmarks import suites
   # Specs only: dataset tasks are described without reading (or needing) their data.
   task_specs = {name: data.spec_of(name) for name in data.names()}
   arch_info = {}
@@ -63,6 +207,8 @@ def _describe() -> dict:
         'tasks': [t for t, s in task_specs.items() if not model_lib.incompatibility(spec, s)],
         'params': {size: archs.registry.budget_params(name, size) for size in archs.SIZES},
         'width': {size: spec.config(size).width for size in archs.SIZES},
+        'depth_fields': list(spec.depth_fields),
+        'token_by_token': spec.decoding is not None,
         'notes': spec.details(spec.config('small')) if spec.details else {},
     }
   task_info = {}
@@ -72,16 +218,46 @@ def _describe() -> dict:
         'description': entry.description, 'kind': spec.kind, 'metric': spec.metric,
         'baselines': spec.baselines, 'solved': spec.solved,
         'causal': spec.causal, 'defaults': entry.defaults, 'reads_data': entry.reads_data}
-  suite_info = {name: {'summary': suites.get(name).summary, 'size': suites.get(name).size,
-                       'tasks': list(suites.get(name).tasks), 'doc': suites.get(name).doc}
-                for name in suites.names()}
+  suite_info = {}
+  for name in config_lib.suite_files():
+    suite = config_lib.load(name)
+    suite_info[name] = {'summary': config_lib.summary(suite), 'size': suite.size,
+                        'tasks': list(suite.tasks.keys()), 'doc': suite.doc,
+                        'config': config_lib.flatten(suite)}
   return {'sizes': archs.SIZES, 'archs': arch_info, 'tasks': task_info, 'suites': suite_info}
+
+
+def _compact_paths(paths) -> str:
+  """{'tasks.adding.params.length', ...} -> 'tasks.{adding,copy}.{params,train,...}'."""
+  tasks, sections, rest = [], [], []
+  for path in paths:
+    parts = path.split('.')
+    if parts[0] == 'tasks':
+      tasks.append(parts[1]) if parts[1] not in tasks else None
+      sections.append(parts[2]) if parts[2] not in sections else None
+    elif len(parts) == 1:
+      rest.append(parts[0])
+  out = ', '.join(rest)
+  if tasks:
+    out += f', tasks.{{{",".join(tasks)}}}.{{{",".join(sections)}}}.*'
+  return out + ', train.*, task.*, arch.*'
 
 
 def cmd_list() -> int:
   info = _describe()
+  if FLAGS.config is not None:  # --suite NAME: every path of that suite, with its value
+    suite = FLAGS.config
+    from archbench.benchmarks import config as config_lib
+    if FLAGS.json:
+      print(json.dumps(config_lib.flatten(suite), indent=2, default=str))
+      return 0
+    print(f'{suite.name}: {config_lib.summary(suite)}\n')
+    for path, value in config_lib.flatten(suite).items():
+      if path != 'doc':
+        print(f'  --config.{path}={value!r}')
+    return 0
   if FLAGS.json:
-    print(json.dumps(info, indent=2))
+    print(json.dumps(info, indent=2, default=str))
     return 0
   w = max(map(len, [*info['archs'], *info['tasks'], *info['suites']]))  # name column
   print('Architectures (family, causality, task kinds served, backbone parameters per size):')
@@ -96,30 +272,71 @@ def cmd_list() -> int:
             or 'computed from the data')
     print(f'  {name:{w}s} {t["kind"]:9s} {t["description"]} '
           f'[baseline {base}; solved at {t["metric"]} {t["solved"]:.4g}]')
-  print('Suites:')
+  print('Suites (config paths: set any with --config.<path>=<value>; '
+        '`archbench list --suite NAME` shows each value):')
   for name, s in info['suites'].items():
     print(f'  {name:{w}s} size {s["size"]:6s} {s["summary"]}')
+    print(f'  {"":{w}s} config: {_compact_paths(s["config"])}')
   return 0
 
 
-def cmd_run() -> int:
-  from archbench.benchmarks.harness import model as model_lib
+def _out_dir(name: str) -> pathlib.Path:
+  """--out, checked before any cell runs; default ./results/runs/<suite>-<UTC time>/."""
   from archbench.benchmarks.results import records
-  from archbench.benchmarks.harness import runner
-  from archbench.benchmarks import suites
+  if FLAGS.out:
+    out = pathlib.Path(FLAGS.out)
+  else:
+    stamp = records.utc_now().replace(':', '').replace('-', '')
+    out = pathlib.Path.cwd() / 'results' / 'runs' / f'{name}-{stamp}'
+  if out.exists() and not out.is_dir():
+    raise Usage(f'--out {out} is a file; give a directory')
   try:
-    suite = suites.get(FLAGS.suite)
-    cells = suite.cells(FLAGS.archs, FLAGS.tasks, FLAGS.size,
-                        None if FLAGS.seed is None else [FLAGS.seed])
+    out.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise Usage(f'--out {out}: cannot create it ({e.strerror})') from None
+  if not os.access(out, os.W_OK):
+    raise Usage(f'--out {out}: not writable')
+  return out
+
+
+def _cells_to_run():
+  """(suite name, workers, cells) from --from_record or the suite config and filters."""
+  from archbench.benchmarks import config as config_lib
+  from archbench.benchmarks.results import records
+  if FLAGS.from_record:
+    path, _, line = FLAGS.from_record.rpartition(':')
+    if not path or not line.isdigit():
+      raise Usage(f'--from_record takes RESULTS_JSONL:N, got {FLAGS.from_record!r}')
+    found = records.load_records(pathlib.Path(path)) if pathlib.Path(path).is_file() else None
+    if found is None:
+      raise Usage(f'--from_record: no file {path}')
+    if not 1 <= int(line) <= len(found):
+      raise Usage(f'--from_record: {path} holds records 1..{len(found)}, not {line}')
+    record = found[int(line) - 1]
+    return record.get('suite', 'record'), 1, [records.cell_of(record)]
+  for name in ('archs', 'tasks', 'size'):
+    if FLAGS[name].present and not getattr(FLAGS, name):
+      raise Usage(f'--{name} was given an empty value; name at least one (see archbench list)')
+  suite = FLAGS.config
+  cells = config_lib.cells(suite, FLAGS.archs, FLAGS.tasks, FLAGS.size,
+                           None if FLAGS.seed is None else [FLAGS.seed])
+  return suite.name, FLAGS.workers or suite.workers, cells
+
+
+def cmd_run() -> int:
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.progress import Progress
+  try:
+    name, workers, cells = _cells_to_run()
     for cell in cells:  # refuse a bad cell before spending minutes on the good ones
       runner.prepare(cell, build_task=False)  # a missing dataset fails its cells, not the run
-  except model_lib.UsageError as e:
+  except UsageError as e:
     raise Usage(str(e)) from None
-  stamp = records.utc_now().replace(':', '').replace('-', '')
-  out = pathlib.Path(FLAGS.out) if FLAGS.out else _REPO / 'results' / 'runs' / f'{suite.name}-{stamp}'
-  logging.info('suite %s: %d cells -> %s', suite.name, len(cells), out)
-  records = runner.run_suite(cells, out, suite=suite.name,
-                             workers=FLAGS.workers or suite.workers)
+  out = _out_dir(name)
+  logging.info('suite %s: %d cells -> %s', name, len(cells), out)
+  records = runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
+                             progress=Progress.for_terminal(len(cells)))
   failed = [r for r in records if r['status'] != 'ok']
   print((out / 'summary.md').read_text())
   print(f'{len(records) - len(failed)} ok, {len(failed)} failed; results in {out}')
@@ -134,6 +351,8 @@ def cmd_report(args: list[str]) -> int:
   if not (out / 'results.jsonl').is_file():
     raise Usage(f'no results.jsonl in {out}')
   records = report.write_summaries(out, plots=True)
+  if not records:
+    raise Usage(f'{out / "results.jsonl"} holds no readable record')
   print((out / 'summary.md').read_text())
   print(f'{len(records)} records; wrote {out / "summary.md"} and {out / "summary.csv"}')
   return 0
@@ -166,15 +385,13 @@ def cmd_data(args: list[str]) -> int:
 
 def run(argv: list[str]) -> int:
   """Parse argv and run a command; returns the exit code."""
+  args = argv[1:]
+  if {'-h', '--help', '-help', '--helpfull'} & set(args) or args[:1] == ['help']:
+    named = [a for a in args if a in COMMANDS]
+    print(help_text(named[0] if named else None))
+    return 0
   try:
-    try:
-      rest = FLAGS(argv)[1:]
-    except flags.Error as e:
-      raise Usage(f'{e}. {USAGE}') from None
-    if not rest or rest[0] not in COMMANDS:
-      got = f'unknown command {rest[0]!r}' if rest else 'no command'
-      raise Usage(f'{got}; valid: {", ".join(COMMANDS)}. {USAGE}')
-    command, args = rest[0], rest[1:]
+    command, args = parse(argv)
     if command not in ('report', 'data') and args:
       raise Usage(f'unexpected argument(s) {" ".join(args)}; {USAGE}')
     if FLAGS.data_dir:  # inherited by worker processes through the environment

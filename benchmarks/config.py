@@ -287,5 +287,6 @@ def _invalid(where: str):
   try:
     yield
   except (ValueError, TypeError, KeyError) as error:
-    message = error.args[0] if error.args else str(error)
-    raise UsageError(f'{where}: {message}') from None
+    message = str(error.args[0] if error.args else error)
+    raise UsageError(message if message.startswith(where.split()[0]) else
+                     f'{where}: {message}') from None

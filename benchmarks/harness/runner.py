@@ -6,7 +6,6 @@ status, and run_suite goes on to the next cell.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import functools
 import math
 import multiprocessing
@@ -18,20 +17,21 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
-from absl import logging
 
 from archbench import archs
 from archbench import data
-from archbench.benchmarks.core import Cell, Diverged
-from archbench.data.spec import Stream, stream_key
-from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks import plugins
+from archbench.benchmarks.core import Cell, Diverged, UsageError, usage_errors
 from archbench.benchmarks.harness import generate
-from archbench.benchmarks.probes import lrd
-from archbench.benchmarks.results import report
-from archbench.benchmarks.results import records
-from archbench.benchmarks.measure import timing
+from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import train as train_lib
+from archbench.benchmarks.measure import timing
+from archbench.benchmarks.probes import lrd
+from archbench.benchmarks.progress import Progress
+from archbench.benchmarks.results import records, report
+from archbench.data.spec import Stream, stream_key
 
+OnStep = Callable[[int, int, float], None]  # (step, steps, train loss) after each dispatch
 
 
 def _status_of(error: BaseException) -> str:
@@ -61,9 +61,19 @@ def _memory(compiled) -> dict[str, int | None]:
     return {'peak_bytes': None, 'temp_bytes': None, 'argument_bytes': None}
 
 
-def _device_peak_bytes() -> int | None:
+def _device_peak_in_use() -> int | None:
+  """The device's high-water mark so far: it covers the whole process, not one cell."""
   stats = jax.devices()[0].memory_stats() or {}
   return stats.get('peak_bytes_in_use')
+
+
+def cell_device_peak(before: int | None, after: int | None) -> int | None:
+  """A cell's own device peak from the process-wide high-water marks before and after it:
+  exact when the cell raised the mark, unknown (None) when an earlier cell of the process
+  had already gone higher (the device keeps no per-cell peak to reset)."""
+  if before is None or after is None or after <= before:
+    return None
+  return after
 
 
 def _xla_flops_per_step(compiled) -> float | None:
@@ -87,24 +97,30 @@ def prepare(cell: Cell, build_task: bool = True):
   it is cheap, and a dataset that is not prepared fails its own cells (status `error`)
   instead of the whole run.
   """
-  with model_lib.usage_errors():
+  with usage_errors():
     arch, task_entry = archs.get(cell.arch), data.get(cell.task)
     archs.registry.budget(cell.size)
   try:
     task = task_entry.build(cell.seed, **cell.task_params) if build_task else None
     spec = task.spec if task is not None else task_entry.spec(**cell.task_params)
   except (KeyError, ValueError) as e:
-    raise model_lib.UsageError(str(e.args[0])) from None
+    raise UsageError(str(e.args[0])) from None
   model_lib.check_compatible(arch, spec)
   config = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides)
+  if cell.arch_overrides and not build_task:  # a bad override fails here, not mid-run
+    try:
+      arch.param_count(config)
+    except Exception as e:
+      raise UsageError(f'{cell.arch} cannot be built with {cell.arch_overrides}: '
+                       f'{type(e).__name__}: {" ".join(str(e).split())[:200]}') from None
   return arch, config, task, model_lib.build_model(arch, config, spec)
 
 
-def measure_cell(cell: Cell, out: dict[str, Any],
-                 log: Callable[[str], None] = logging.info) -> None:
+def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None) -> None:
   """Train, evaluate and time one cell, filling `out` ({'config', 'metrics', 'perf'}) as
   it goes, so that what was measured before a failure is kept. Raises on failure
   (run_cell turns that into a status)."""
+  peak_before = _device_peak_in_use()
   arch, config, task, model = prepare(cell)
   spec, tc = task.spec, cell.train
   optimizer = train_lib.make_optimizer(tc)
@@ -115,8 +131,12 @@ def measure_cell(cell: Cell, out: dict[str, Any],
       state.params['params']['backbone']))
   task_spec = {'kind': spec.kind, 'length': spec.length, 'metric': spec.metric,
                'higher_is_better': spec.higher_is_better, 'solved': spec.solved}
+  budget = archs.registry.budget(cell.size)
   out.update({'config': {'arch': config, 'task': task.params, 'task_spec': task_spec,
-                         'train': tc},
+                         'train': tc,
+                         # Overrides of the backbone config move it off the size's budget.
+                         'budget': {'size': cell.size, 'params': budget,
+                                    'overridden_by': sorted(cell.arch_overrides)}},
               'metrics': {},
               'perf': {'params': params, 'backbone_params': backbone_params}})
   if 'length' in cell.probes:
@@ -128,35 +148,53 @@ def measure_cell(cell: Cell, out: dict[str, Any],
     out['metrics'].update(probe.measure(state.params, 'init'))
     out['perf']['probe_compile_s'] = probe.compile_s
 
-  # Compile ahead of time, apart from any timing.
+  # Compile ahead of time, apart from any timing: chunks of k steps, and one chunk of the
+  # remainder when k does not divide the steps (so a cell trains exactly the steps asked,
+  # the steps its learning-rate schedule decays over).
   k = max(1, min(tc.steps_per_dispatch, tc.steps))
-  chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
-                            optimizer=optimizer, batch_size=tc.batch_size, num_steps=k)
+  num_chunks, remainder = divmod(tc.steps, k)
+
+  def compile_chunk(num_steps):
+    chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
+                              optimizer=optimizer, batch_size=tc.batch_size,
+                              num_steps=num_steps)
+    return timing.compile_ahead(chunk, state, train_key, fast=cell.fast_compile)
+
   train_key = data.spec.train_key(cell.seed)
-  compiled, compile_s = timing.compile_ahead(chunk, state, train_key, fast=cell.fast_compile)
+  compiled, compile_s = compile_chunk(k)
   out['perf'].update(compile_s=compile_s, **_memory(compiled))
 
   # Train: every dispatch is a timing window; the first is the warm-up.
   chrono, losses = timing.Chrono(warmup_windows=1), []
-  num_chunks = max(1, tc.steps // k)
-  last_log = time.perf_counter()
-  for i in range(num_chunks):
-    state, loss = chrono.time(compiled, state, jax.random.fold_in(train_key, i), steps=k)
+  untimed_s = 0.0
+
+  def check(loss, step):
     losses.append(float(loss))
     if not math.isfinite(losses[-1]):
       out['metrics']['train/loss'] = losses[-1]
-      raise Diverged(f'training loss became {losses[-1]} at step {(i + 1) * k}')
-    if time.perf_counter() - last_log > 10:
-      log(f'  {cell.name}: step {(i + 1) * k}/{num_chunks * k} train/loss {losses[-1]:.4g}')
-      last_log = time.perf_counter()
+      raise Diverged(f'training loss became {losses[-1]} at step {step}')
+    if on_step is not None:
+      on_step(step, tc.steps, losses[-1])
+
+  for i in range(num_chunks):
+    state, loss = chrono.time(compiled, state, jax.random.fold_in(train_key, i), steps=k)
+    check(loss, (i + 1) * k)
+  if remainder:
+    compiled_rest, rest_compile_s = compile_chunk(remainder)
+    out['perf']['compile_s'] += rest_compile_s
+    start = time.perf_counter()
+    state, loss = jax.block_until_ready(
+        compiled_rest(state, jax.random.fold_in(train_key, num_chunks)))
+    untimed_s = time.perf_counter() - start
+    check(loss, tc.steps)
   step_s = chrono.median_s
   tokens = spec.tokens_per_example
-  out['metrics'].update({'train/loss': losses[-1], 'train/steps': num_chunks * k})
+  out['metrics'].update({'train/loss': losses[-1], 'train/steps': int(state.step)})
   out['perf'].update(
       step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
       step_ms_max=1e3 * chrono.spread_s[1], timed_windows=chrono.timed_windows,
       examples_per_s=tc.batch_size / step_s, tokens_per_s=tc.batch_size * tokens / step_s,
-      train_s=sum(s for s, _ in chrono.windows))
+      train_s=sum(s for s, _ in chrono.windows) + untimed_s)
 
   # FLOPs: analytic always (forward x (1 + the arch's backward factor)); XLA's count only
   # where the model itself has no scan, since cost_analysis() counts a loop body once.
@@ -183,7 +221,7 @@ def measure_cell(cell: Cell, out: dict[str, Any],
   out['metrics']['solved'] = spec.is_solved(metrics[spec.metric])
   out['perf'].update(eval_compile_s=eval_compile_s,
                      eval_examples_per_s=task.eval_size / eval_chrono.median_s,
-                     device_peak_bytes=_device_peak_bytes())
+                     device_peak_bytes=cell_device_peak(peak_before, _device_peak_in_use()))
   if 'gradient' in cell.probes:
     out['metrics'].update(probe.measure(state.params, 'trained'))
 
@@ -198,24 +236,26 @@ def measure_cell(cell: Cell, out: dict[str, Any],
 
 def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
             error: BaseException | None = None) -> dict[str, Any]:
-  """A cell's record before its measurements: identity, requested config, status."""
-  return {'schema': records.SCHEMA, 'run_id': run_id, 'suite': suite, 'arch': cell.arch,
-          'task': cell.task, 'size': cell.size, 'seed': cell.seed,
-          'config': {'task': cell.task_params, 'arch_overrides': cell.arch_overrides,
-                     'train': cell.train, 'fast_compile': cell.fast_compile,
-                     'probes': list(cell.probes)},
+  """A cell's record before its measurements: identity, requested config, status. The
+  cell itself (`config.cell`) is enough to run it again (`archbench run --from_record`)."""
+  return {'schema': records.SCHEMA, 'run_id': run_id, 'cell_id': cell.digest,
+          'suite': suite, 'arch': cell.arch, 'task': cell.task, 'size': cell.size,
+          'seed': cell.seed,
+          'config': {'cell': cell.to_dict(), 'task': cell.task_params,
+                     'arch_overrides': cell.arch_overrides, 'train': cell.train,
+                     'fast_compile': cell.fast_compile, 'probes': list(cell.probes)},
           'status': 'ok' if error is None else _status_of(error),
           'error': None if error is None else _error_text(error),
           'metrics': {}, 'perf': {}, 'env': env}
 
 
 def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
-             log: Callable[[str], None] = logging.info) -> dict[str, Any]:
+             on_step: OnStep | None = None) -> dict[str, Any]:
   """Measure one cell and return its record; never raises."""
   record = _record(cell, suite, run_id, env)
   partial: dict[str, Any] = {}
   try:
-    measure_cell(cell, partial, log)
+    measure_cell(cell, partial, on_step)
   except Exception as error:  # a failing cell is a result, not a crash
     record.update(status=_status_of(error), error=_error_text(error))
   record['config'].update(partial.get('config', {}))
@@ -224,53 +264,58 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
   return record
 
 
-def _run_cell_quietly(cell: Cell, suite: str, run_id: str, env: dict[str, Any]):
+def _run_cell_in_worker(cell: Cell, suite: str, run_id: str, env: dict[str, Any]):
   """run_cell in a worker process (module level, so that it pickles)."""
-  return run_cell(cell, suite=suite, run_id=run_id, env=env, log=lambda _: None)
+  return run_cell(cell, suite=suite, run_id=run_id, env=env)
 
 
 def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               env: dict[str, Any] | None = None, workers: int = 1,
-              log: Callable[[str], None] = logging.info) -> list[dict[str, Any]]:
+              progress: Progress | None = None) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
   refreshing the summaries, so a killed run keeps everything finished.
 
   `workers` > 1 runs cells in that many processes at once. XLA compiles on one thread, so
   this speeds up compile-bound suites (smoke) on a multi-core CPU; the cells then share the
   machine, so their timings are not comparable, and timing suites keep one worker. The
-  record's env says how many workers ran.
+  record's env says how many workers ran. Workers load the same plug-ins as this process.
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
   run_id = f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
-  env = dict(env or records.environment(), workers=workers)
-  records, start = [], time.perf_counter()
+  env = dict(env or records.environment(), workers=workers, plugins=plugins.loaded())
+  progress = progress or Progress(len(cells))
+  done: list[dict[str, Any]] = []
 
   def finish(i, cell, record):
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
     records.append_record(path, record)
-    records.append(record)
+    done.append(record)
     report.write_summaries(out_dir)
-    log(f'[{len(records)}/{len(cells)}] {cell.name}: {report.one_line(record)} '
-        f'({time.perf_counter() - start:.1f} s into the run)')
+    progress.cell_finished(cell, report.one_line(record))
 
-  if workers <= 1:
-    for i, cell in enumerate(cells):
-      log(f'[{i + 1}/{len(cells)}] {cell.name} ...')
-      finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, log=log))
-    report.write_summaries(out_dir, plots=True)
-    return records
-  # Spawned, not forked: a forked JAX runtime is not safe to use.
-  context = multiprocessing.get_context('spawn')
-  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-    futures = {pool.submit(_run_cell_quietly, cell, suite, run_id, env): (i, cell)
-               for i, cell in enumerate(cells)}
-    for future in concurrent.futures.as_completed(futures):
-      i, cell = futures[future]
-      try:
-        record = future.result()
-      except Exception as error:  # the worker itself died (e.g. killed for memory)
-        record = _record(cell, suite, run_id, env, error)
-      finish(i, cell, record)
+  try:
+    if workers <= 1:
+      for i, cell in enumerate(cells):
+        progress.cell_started(i, cell)
+        on_step = functools.partial(progress.step, cell)
+        finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, on_step=on_step))
+    else:
+      # Spawned, not forked: a forked JAX runtime is not safe to use.
+      context = multiprocessing.get_context('spawn')
+      with concurrent.futures.ProcessPoolExecutor(
+          workers, mp_context=context, initializer=plugins.load_all,
+          initargs=(plugins.loaded(),)) as pool:
+        futures = {pool.submit(_run_cell_in_worker, cell, suite, run_id, env): (i, cell)
+                   for i, cell in enumerate(cells)}
+        for future in concurrent.futures.as_completed(futures):
+          i, cell = futures[future]
+          try:
+            record = future.result()
+          except Exception as error:  # the worker itself died (e.g. killed for memory)
+            record = _record(cell, suite, run_id, env, error)
+          finish(i, cell, record)
+  finally:
+    progress.close()
   report.write_summaries(out_dir, plots=True)
-  return records
+  return done

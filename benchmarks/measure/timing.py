@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import platform
+import re
 import statistics
 import time
 
@@ -68,13 +69,22 @@ class Chrono:
     return len(self._per_step())
 
 
-# Dense float32 peaks (FLOP/s) of known accelerators, matched on `device.device_kind`.
-# float32 matmuls on these run as TF32 / bf16-pass by JAX's default precision.
+# Dense float32 peaks (FLOP/s) of one chip of known accelerators, matched on
+# `device.device_kind` as whole words ('L4' is not an 'L40S'). float32 matmuls on these
+# run as TF32 / bf16-pass by JAX's default precision.
 ACCELERATOR_PEAK_FLOPS = {
-    'H200': 494.5e12, 'H100': 494.5e12, 'A100': 156e12, 'L4': 60e12, 'A10': 62.5e12,
-    'V100': 15.7e12, 'T4': 8.1e12, 'TPU v6': 918e12, 'TPU v5p': 459e12,
+    'H200': 494.5e12, 'H100': 494.5e12, 'A100': 156e12, 'L40S': 183e12, 'L4': 60e12,
+    'A10': 62.5e12, 'V100': 15.7e12, 'T4': 8.1e12, 'TPU v6': 918e12, 'TPU v5p': 459e12,
     'TPU v5 lite': 197e12, 'TPU v5e': 197e12, 'TPU v4': 275e12, 'TPU v3': 123e12,
 }
+
+
+def accelerator_peak(device_kind: str) -> tuple[float, str] | None:
+  """(peak FLOP/s of one chip, the table's key) for a device kind, or None if unknown."""
+  for kind, peak in ACCELERATOR_PEAK_FLOPS.items():
+    if re.search(rf'(?<![\w]){re.escape(kind)}(?![\w])', device_kind, re.IGNORECASE):
+      return peak, kind
+  return None
 
 
 def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -88,16 +98,24 @@ def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
   return 2.0 * n**3 / chrono.median_s
 
 
+def write_json_atomically(path, value) -> None:
+  """Write to a temporary file beside `path`, then rename: concurrent writers (worker
+  processes) may drop each other's entries, never leave a torn file."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
+  tmp.write_text(json.dumps(value))
+  os.replace(tmp, path)
+
+
 @functools.cache
 def device_peak_flops() -> tuple[float | None, str]:
-  """(peak FLOP/s, where it came from). Accelerators from the table; a CPU is measured once
-  per machine with a large matmul and cached on disk."""
+  """(peak FLOP/s of the one device a cell runs on, where it came from). Accelerators
+  from the table; a CPU is measured once per machine with a large matmul and cached on
+  disk."""
   device = jax.devices()[0]
   if device.platform != 'cpu':
-    for kind, peak in ACCELERATOR_PEAK_FLOPS.items():
-      if kind.lower() in device.device_kind.lower():
-        return peak * jax.local_device_count(), f'table:{kind}'
-    return None, 'unknown accelerator'
+    found = accelerator_peak(device.device_kind)
+    return (found[0], f'table:{found[1]}') if found else (None, 'unknown accelerator')
   key = f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
   cache_file = data_cache.cache_dir() / 'cpu_peak.json'
   try:
@@ -107,8 +125,7 @@ def device_peak_flops() -> tuple[float | None, str]:
   if key not in cached:
     cached[key] = measure_matmul_flops()
     try:
-      cache_file.parent.mkdir(parents=True, exist_ok=True)
-      cache_file.write_text(json.dumps(cached))
+      write_json_atomically(cache_file, cached)
     except OSError:
       pass  # read-only home: measure again next time
   return cached[key], 'measured:matmul2048'

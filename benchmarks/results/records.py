@@ -17,9 +17,11 @@ from typing import Any
 
 import jax
 
-SCHEMA = 1
-STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
-RECORD_KEYS = ('schema', 'run_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
+from archbench.benchmarks.core import STATUSES, Cell, UsageError  # noqa: F401
+
+# 2: cell_id and config.cell (the cell itself, enough to run it again).
+SCHEMA = 2
+RECORD_KEYS = ('schema', 'run_id', 'cell_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
                'status', 'error', 'metrics', 'perf', 'env')
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'orbax-checkpoint',
             'tensorflow-datasets', 'scikit-learn')
@@ -97,6 +99,23 @@ def to_jsonable(value):
   if isinstance(value, float) and not math.isfinite(value):
     return None
   return value
+
+
+def cell_of(record: dict[str, Any]) -> Cell:
+  """The cell a record measured, to run it again. Schema 1 records (before config.cell)
+  are rebuilt from their requested config."""
+  config = record.get('config') or {}
+  if 'cell' in config:
+    return Cell.from_dict(config['cell'])
+  try:
+    return Cell.from_dict({
+        'arch': record['arch'], 'task': record['task'], 'size': record['size'],
+        'seed': record['seed'], 'task_params': config.get('task') or {},
+        'arch_overrides': config.get('arch_overrides') or {},
+        'train': config.get('train') or {}, 'fast_compile': config.get('fast_compile', False),
+        'probes': config.get('probes') or ()})
+  except KeyError as e:
+    raise UsageError(f'the record has no {e.args[0]!r}: not an archbench record') from None
 
 
 def append_record(path: pathlib.Path, record: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import pathlib
 import statistics
 from typing import Any
 
-from archbench.benchmarks.results import records
+from archbench.benchmarks.results import records as records_lib
 
 METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss',
                  'eval/exact_match': 'exact match', 'eval/bits_per_char': 'bits/char'}
@@ -335,7 +335,7 @@ def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str
   """(Re)build summary.md and summary.csv from out_dir/results.jsonl, in the suite's cell
   order (parallel workers append records in the order cells finish), and with `plots` the
   PNG plots of the long-range probes (benchmarks/plots.py)."""
-  records = records.load_records(out_dir / 'results.jsonl')
+  records = records_lib.load_records(out_dir / 'results.jsonl')
   records.sort(key=lambda r: (r.get('config') or {}).get('cell_index', 0))
   _write(out_dir / 'summary.md', summary_markdown(records))
   _write(out_dir / 'summary.csv', summary_csv(records))
