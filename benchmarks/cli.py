@@ -15,33 +15,43 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-FLAGS = flags.FlagValues()
-flags.DEFINE_string('suite', None, 'Built-in suite to run (default quick; see `archbench '
-                    'list`).', flag_values=FLAGS)
-config_flags.DEFINE_config_file(
-    'config', None, 'A suite file of your own (a .py defining get_config()), instead of '
-    '--suite. Any field of the suite is set with --config.<path>=<value>.',
-    flag_values=FLAGS, lock_config=True)
-flags.DEFINE_multi_string('plugin', [], 'Python file or module registering your own '
-                          'architectures or tasks (repeatable).', flag_values=FLAGS)
-flags.DEFINE_list('archs', None, 'Only these architectures (comma-separated).',
-                  flag_values=FLAGS)
-flags.DEFINE_list('tasks', None, 'Only these tasks (comma-separated).', flag_values=FLAGS)
-flags.DEFINE_string('size', None, 'Parameter budget (tiny, small, base, large): overrides '
-                    'the suite\'s size.', flag_values=FLAGS)
-flags.DEFINE_integer('seed', None, 'Run this seed instead of the suite\'s seeds.',
-                     lower_bound=0, upper_bound=2**31 - 1, flag_values=FLAGS)
-flags.DEFINE_string('out', None, 'Output directory (default ./results/runs/<suite>-<UTC>/).',
-                    flag_values=FLAGS)
-flags.DEFINE_integer('workers', None, 'Cells run at once (default: the suite\'s; timings '
-                     'are only comparable with 1).', lower_bound=1, upper_bound=64,
-                     flag_values=FLAGS)
-flags.DEFINE_string('from_record', None, 'Re-run one recorded cell exactly: '
-                    'RESULTS_JSONL:N (the N-th record, from 1).', flag_values=FLAGS)
-flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=FLAGS)
-flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
-                    '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
-                    flag_values=FLAGS)
+DEFAULT_SUITE = 'quick'  # what `archbench run` runs
+
+
+def make_flags(argv: list[str] | None = None) -> flags.FlagValues:
+  """A fresh set of the CLI's flags for one command line (config_flags finds the
+  --config.* overrides in the argv it is given, else in sys.argv)."""
+  fv = flags.FlagValues()
+  flags.DEFINE_string('suite', None, 'Built-in suite to run (default quick; see `archbench '
+                      'list`).', flag_values=fv)
+  config_flags.DEFINE_config_file(
+      'config', None, 'A suite file of your own (a .py defining get_config()), instead of '
+      '--suite. Any field of the suite is set with --config.<path>=<value>.',
+      flag_values=fv, lock_config=True, sys_argv=argv)
+  flags.DEFINE_multi_string('plugin', [], 'Python file or module registering your own '
+                            'architectures or tasks (repeatable).', flag_values=fv)
+  flags.DEFINE_list('archs', None, 'Only these architectures (comma-separated).',
+                    flag_values=fv)
+  flags.DEFINE_list('tasks', None, 'Only these tasks (comma-separated).', flag_values=fv)
+  flags.DEFINE_string('size', None, 'Parameter budget (tiny, small, base, large): overrides '
+                      'the suite\'s size.', flag_values=fv)
+  flags.DEFINE_integer('seed', None, 'Run this seed instead of the suite\'s seeds.',
+                       lower_bound=0, upper_bound=2**31 - 1, flag_values=fv)
+  flags.DEFINE_string('out', None, 'Output directory (default ./results/runs/<suite>-<UTC>/).',
+                      flag_values=fv)
+  flags.DEFINE_integer('workers', None, 'Cells run at once (default: the suite\'s; timings '
+                       'are only comparable with 1).', lower_bound=1, upper_bound=64,
+                       flag_values=fv)
+  flags.DEFINE_string('from_record', None, 'Re-run one recorded cell exactly: '
+                      'RESULTS_JSONL:N (the N-th record, from 1).', flag_values=fv)
+  flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=fv)
+  flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
+                      '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
+                      flag_values=fv)
+  return fv
+
+
+FLAGS = make_flags()  # replaced by a fresh set each time run() parses a command line
 
 COMMANDS = {
     'list': ('[--suite NAME] [--json] [--plugin P]',
@@ -133,7 +143,7 @@ def _with_suite_file(argv: list[str], command: str | None) -> list[str]:
   if command == 'list' and not suites:
     return argv
   try:
-    path = config_lib.suite_path(suites[-1] if suites else 'quick')
+    path = config_lib.suite_path(suites[-1] if suites else DEFAULT_SUITE)
   except config_lib.UsageError as e:
     raise Usage(str(e)) from None
   return [argv[0], f'--config={path}', *argv[1:]]
@@ -175,6 +185,8 @@ def parse(argv: list[str]) -> tuple[str, list[str]]:
   except plugins.UsageError as e:
     raise Usage(str(e)) from None
   argv = _with_suite_file(argv, command)
+  global FLAGS
+  FLAGS = make_flags(argv)
   try:
     rest = FLAGS(argv)[1:]
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
@@ -228,19 +240,13 @@ def _describe() -> dict:
 
 
 def _compact_paths(paths) -> str:
-  """{'tasks.adding.params.length', ...} -> 'tasks.{adding,copy}.{params,train,...}'."""
-  tasks, sections, rest = [], [], []
-  for path in paths:
-    parts = path.split('.')
-    if parts[0] == 'tasks':
-      tasks.append(parts[1]) if parts[1] not in tasks else None
-      sections.append(parts[2]) if parts[2] not in sections else None
-    elif len(parts) == 1:
-      rest.append(parts[0])
-  out = ', '.join(rest)
-  if tasks:
-    out += f', tasks.{{{",".join(tasks)}}}.{{{",".join(sections)}}}.*'
-  return out + ', train.*, task.*, arch.*'
+  """{'tasks.adding.params.length', ...} -> 'name, ..., tasks.{adding,copy}.{params,...}.*'."""
+  from archbench.benchmarks import config as config_lib
+  tasks = list(dict.fromkeys(p.split('.')[1] for p in paths if p.startswith('tasks.')))
+  top = [p for p in paths if '.' not in p and p != 'doc']
+  plan = ','.join(config_lib.PLAN_FIELDS)
+  return (f'{", ".join(top)}, tasks.{{{",".join(tasks)}}}.{{{plan}}}.*, '
+          f'{", ".join(s + ".*" for s in config_lib.GLOBAL_SECTIONS)}')
 
 
 def cmd_list() -> int:

@@ -42,6 +42,7 @@ from archbench.benchmarks.harness import model as model_lib
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
 GLOBAL_SECTIONS = ('train', 'task', 'arch')
+PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep')
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
       used['arch'] |= set(arch_overrides)
       backbone = {**(plan.arch_config.get(arch_name, {}) if plan else {}),
                   **arch.depth_overrides(config.depth), **arch_overrides}
-      for params, probes in _points(plan, base_params):
+      for params, probes in _points(plan, base_params, task_overrides):
         params = {**params, **task_overrides}
         for seed in seeds:
           cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
@@ -268,9 +269,10 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
   return list(out.values())
 
 
-def _points(plan, params) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
-  """(task parameters, probes) of each cell a plan makes per architecture and seed."""
-  if plan is None or plan.sweep.param is None:
+def _points(plan, params, overrides) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+  """(task parameters, probes) of each cell a plan makes per architecture and seed. A
+  global override of the swept parameter pins it: the sweep is then one plain cell."""
+  if plan is None or plan.sweep.param is None or plan.sweep.param in overrides:
     return [(params, ())]
   name, values = plan.sweep.param, plan.sweep.points or ()
   if name not in params:

@@ -9,6 +9,7 @@ at once never see a half-written file. The directory is `$ARCHBENCH_CACHE`, else
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pathlib
@@ -44,15 +45,23 @@ def cached_arrays(name: str, config: dict[str, Any],
   except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # missing or unreadable
     pass
   arrays = build()
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
   try:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
+    write_atomically(path, buffer.getvalue())
   except OSError:  # an unwritable cache costs time, not correctness
-    return arrays
+    pass
+  return arrays
+
+
+def write_atomically(path: pathlib.Path, content: bytes) -> None:
+  """Write to a temporary file beside `path`, then rename it into place: concurrent
+  writers (processes or threads) may replace each other's file, never tear it."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
   try:
     with os.fdopen(fd, 'wb') as f:
-      np.savez(f, **arrays)
+      f.write(content)
     os.replace(tmp, path)
   finally:
     pathlib.Path(tmp).unlink(missing_ok=True)  # gone after a successful rename
-  return arrays

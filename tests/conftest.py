@@ -1,11 +1,17 @@
-"""Shared test setup: force the CPU backend before anything imports JAX."""
+"""Shared test setup: force the CPU backend before anything imports JAX, and load the
+plug-ins named by `pytest --plugin PATH_OR_MODULE` so that every registry-parametrised test
+covers their architectures and tasks too."""
 import os
-import pathlib
-import sys
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-  sys.path.insert(0, str(REPO))
+
+def pytest_addoption(parser):
+  parser.addoption('--plugin', action='append', default=[], metavar='PATH_OR_MODULE',
+                   help='archbench plug-in to load before collection (repeatable)')
+
+
+def pytest_configure(config):
+  from archbench.benchmarks import plugins
+  plugins.load_all(config.getoption('plugin'))

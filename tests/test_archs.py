@@ -158,20 +158,44 @@ def test_recurrent_matches_numpy_loop(name):
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', RECURRENT)
+@pytest.mark.parametrize('name', [n for n in archs.names() if archs.get(n).decoding])
 def test_scan_equals_step(name):
+  """Every architecture with token-by-token decoding (the registry's contract): stepping
+  through the sequence from `decoding.init` gives the whole-sequence outputs."""
   spec = archs.get(name)
   cfg = spec.config('tiny')
   module = spec.build(cfg)
   x = jnp.asarray(_rng(4).standard_normal((B, T, cfg.width)), jnp.float32)
   params = _perturb(_init(module, x), seed=5)
   scanned = np.asarray(module.apply(params, x))
-  carry = recurrent.initial_carry(cfg, B)
+  cache = spec.decoding.init(cfg, B, T)
   stepped = []
   for s in range(T):
-    carry, y_t = recurrent.step(cfg, params['params'], carry, x[:, s])
+    cache, y_t = spec.decoding.step(cfg, params['params'], cache, x[:, s])
     stepped.append(np.asarray(y_t))
-  np.testing.assert_allclose(np.stack(stepped, axis=1), scanned, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.stack(stepped, axis=1), scanned, rtol=1e-5, atol=1e-5)
+
+
+def test_recurrences_declare_decoding():
+  """The causal recurrences all step token by token; bidirectional ones cannot."""
+  for name in ('rnn', 'lstm', 'gru', 'lru'):
+    assert archs.get(name).decoding is not None, name
+  for name in ('birnn', 'bilstm', 'bigru'):
+    assert archs.get(name).decoding is None, name
+
+
+@pytest.mark.parametrize('name', archs.names())
+def test_depth_fields_set_the_depth(name):
+  """`depth_fields` (what a suite's `depth` sets) name real fields, and setting them
+  changes the parameter count: they are the depth, not a stray field."""
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  overrides = spec.depth_overrides(1)
+  assert set(overrides) == set(spec.depth_fields)
+  if overrides:
+    shallow = dataclasses.replace(cfg, **overrides)
+    deep = dataclasses.replace(cfg, **spec.depth_overrides(3))
+    assert spec.param_count(shallow) < spec.param_count(deep)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,11 +14,13 @@ import pytest
 
 from archbench import archs
 from archbench import data
+from archbench.benchmarks import config as config_lib
+from archbench.benchmarks import plugins
+from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.results import records
 from archbench.benchmarks.harness import runner
-from archbench.benchmarks import suites
-from archbench.benchmarks.harness import train as train_lib
+from archbench.benchmarks.progress import Progress
+from archbench.benchmarks.results import records as records_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '2'}
@@ -28,14 +30,19 @@ PERF_KEYS = ('params', 'compile_s', 'step_ms', 'examples_per_s', 'tokens_per_s',
              'flops_per_step', 'peak_bytes')
 
 
-def archbench(*args, timeout=300):
-  return subprocess.run([sys.executable, '-m', 'benchmarks', *map(str, args)], cwd=REPO,
-                        env=ENV, capture_output=True, text=True, timeout=timeout)
+def archbench(*args, timeout=300, cwd=REPO):
+  return subprocess.run([sys.executable, '-m', 'archbench.benchmarks', *map(str, args)],
+                        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _plugin_flags():
+  """--plugin for each plug-in this pytest loaded (`pytest --plugin PATH`)."""
+  return [arg for source in plugins.loaded() for arg in ('--plugin', source)]
 
 
 def _expected_smoke_cells():
   """(arch, task) pairs the smoke suite must run, from the registries themselves."""
-  smoke = suites.get('smoke')
+  smoke = config_lib.load('smoke')
   pairs = set()
   for task_name, plan in smoke.tasks.items():
     spec = data.spec_of(task_name, **plan.params)
@@ -49,8 +56,9 @@ def _expected_smoke_cells():
 def smoke_run(tmp_path_factory):
   """`archbench run --suite smoke` once per session (about a minute on 2 CPU cores)."""
   out = tmp_path_factory.mktemp('smoke') / 'run'
-  proc = archbench('run', '--suite', 'smoke', '--out', out, timeout=600)
-  records = records.load_records(out / 'results.jsonl') if (out / 'results.jsonl').exists() else []
+  proc = archbench('run', '--suite', 'smoke', '--out', out, *_plugin_flags(), timeout=600)
+  records = (records_lib.load_records(out / 'results.jsonl')
+             if (out / 'results.jsonl').exists() else [])
   return proc, out, records
 
 
@@ -79,11 +87,13 @@ def test_smoke_records_schema(smoke_run):
   assert records
   run_ids = {r['run_id'] for r in records}
   assert len(run_ids) == 1
-  plans = suites.get('smoke').tasks
+  plans = config_lib.load('smoke').tasks
   for r in records:
     where = f'{r["arch"]}/{r["task"]}'
-    assert set(r) == set(records.RECORD_KEYS), where
-    assert r['schema'] == records.SCHEMA
+    assert set(r) == set(records_lib.RECORD_KEYS), where
+    assert r['schema'] == records_lib.SCHEMA
+    # The record holds its cell, enough to run it again, and the cell's identity.
+    assert r['cell_id'] == records_lib.cell_of(r).digest, where
     assert r['status'] == 'ok' and r['error'] is None, (where, r['error'])
     assert r['suite'] == 'smoke' and r['size'] == 'tiny' and r['seed'] == 0
     # The cell's task parameters are recorded as resolved.
@@ -174,7 +184,7 @@ BAD_INPUTS = {
     'unknown arch (smoke)': (['run', '--suite', 'smoke', '--archs', 'nope'],
                              ['nope', *archs.names()]),
     'unknown task': (['run', '--suite', 'smoke', '--tasks', 'nope'], ['nope', *data.names()]),
-    'unknown suite': (['run', '--suite', 'nope'], ['nope', *suites.names()]),
+    'unknown suite': (['run', '--suite', 'nope'], ['nope', *config_lib.suite_files()]),
     'unknown size': (['run', '--suite', 'smoke', '--size', 'huge'], ['huge', *archs.SIZES]),
     'malformed number': (['run', '--suite', 'smoke', '--seed', 'abc'], ['seed', 'abc']),
     'negative seed': (['run', '--suite', 'smoke', '--seed', '-1'], ['seed']),
@@ -198,27 +208,87 @@ BAD_INPUTS = {
     'data without prepare': (['data'], ['prepare', 'mnist']),
     'data prepare without name': (['data', 'prepare'], ['prepare', 'mnist']),
     'task name for a dataset': (['data', 'prepare', 'smnist'], ['smnist', 'mnist']),
+    # Configuration: bad keys name the valid ones; bad values the type; all before any run.
+    'unknown config key': (['run', '--config.train.stepz=3'],
+                           ['train.stepz', 'steps', 'batch_size', 'lr']),
+    'unknown config section': (['run', '--config.trian.steps=3'],
+                               ['trian', 'train', 'tasks', 'seeds']),
+    'unknown key in a task plan': (['run', '--config.tasks.adding.params.lenght=3'],
+                                   ['lenght', 'length', 'eval_size']),
+    'non-numeric config value': (['run', '--config.train.steps=abc'],
+                                 ['train.steps', 'abc', 'int']),
+    'zero steps': (['run', '--config.train.steps=0'], ['train.steps', '> 0']),
+    'negative learning rate': (['run', '--config.train.lr=-1'], ['train.lr']),
+    'negative length': (['run', '--tasks', 'adding', '--config.task.length=-5'],
+                        ['adding', 'length', '-5']),
+    'bad backbone value': (['run', '--archs', 'lstm', '--tasks', 'adding',
+                            '--config.arch.hidden=-4'], ['lstm', 'hidden']),
+    'override no task has': (['run', '--tasks', 'digits', '--config.task.length=5'],
+                             ['task.length', 'digits']),
+    'override no arch has': (['run', '--archs', 'lstm', '--tasks', 'adding',
+                              '--config.arch.num_heads=2'], ['arch.num_heads']),
+    'suite and config file': (['run', '--suite', 'smoke', '--config', '{py}'],
+                              ['--suite', '--config']),
+    'missing config file': (['run', '--config', '/nonexistent/suite.py'],
+                            ['/nonexistent/suite.py']),
+    'empty archs': (['run', '--archs', ''], ['--archs']),
+    'empty tasks': (['run', '--tasks', ''], ['--tasks']),
+    'empty size': (['run', '--size', ''], ['--size']),
+    'out is a file': (['run', '--archs', 'rnn', '--tasks', 'adding', '--out', '{py}'],
+                      ['--out', 'file']),
+    'out cannot be made': (['run', '--archs', 'rnn', '--tasks', 'adding', '--out',
+                            '/proc/forbidden/x'], ['--out', '/proc/forbidden/x']),
+    'from_record without line': (['run', '--from_record', '{py}'], ['--from_record', ':N']),
+    'from_record past the end': (['run', '--from_record', '{empty}/results.jsonl:3'],
+                                 ['--from_record']),
+    'missing plugin file': (['run', '--plugin', '/nonexistent/p.py'], ['/nonexistent/p.py']),
+    'plugin module not found': (['run', '--plugin', 'no_such_module_x'], ['no_such_module_x']),
+    'report of garbage': (['report', '{garbage}'], ['no readable record']),
 }
 
 
-@pytest.mark.parametrize('case', list(BAD_INPUTS))
-def test_bad_input(case, tmp_path):
+def _bad_input_argv(case, tmp_path):
   argv, words = BAD_INPUTS[case]
-  argv = [a.replace('{empty}', str(tmp_path)) for a in argv]
-  proc = archbench(*argv, timeout=60)
-  assert 'Traceback' not in proc.stderr, proc.stderr[-2000:]
-  assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-  lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1, proc.stderr
+  (tmp_path / 'suite.py').write_text('')
+  (tmp_path / 'results.jsonl').write_text('')
+  (tmp_path / 'garbage').mkdir(exist_ok=True)
+  (tmp_path / 'garbage' / 'results.jsonl').write_text('not json\n{"half": \n')
+  argv = [a.replace('{empty}', str(tmp_path)).replace('{py}', str(tmp_path / 'suite.py'))
+          .replace('{garbage}', str(tmp_path / 'garbage')) for a in argv]
+  return argv, words
+
+
+def _check_one_line(code, stderr, words):
+  assert 'Traceback' not in stderr, stderr[-2000:]
+  assert code == 2, (code, stderr[-2000:])
+  lines = stderr.strip().splitlines()
+  assert len(lines) == 1, stderr
   assert lines[0].startswith('archbench: error:')
   for word in words:
     assert word in lines[0], (word, lines[0])
 
 
+@pytest.mark.parametrize('case', list(BAD_INPUTS))
+def test_bad_input(case, tmp_path, capsys):
+  """In-process (a subprocess per case would spend minutes starting JAX): cli.run is the
+  whole command but for sys.exit; test_bad_input_from_the_shell covers the entry point."""
+  from archbench.benchmarks import cli
+  argv, words = _bad_input_argv(case, tmp_path)
+  code = cli.run(['archbench', *argv])
+  _check_one_line(code, capsys.readouterr().err, words)
+
+
+@pytest.mark.parametrize('case', ['unknown config key', 'negative length', 'out is a file'])
+def test_bad_input_from_the_shell(case, tmp_path):
+  argv, words = _bad_input_argv(case, tmp_path)
+  proc = archbench(*argv, timeout=120)
+  _check_one_line(proc.returncode, proc.stderr, words)
+
+
 def test_default_suite_is_registered():
   """`archbench run` without --suite must run a suite that exists."""
   from archbench.benchmarks import cli
-  assert cli.FLAGS['suite'].default in suites.names()
+  assert cli.DEFAULT_SUITE in config_lib.suite_files()
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,8 +297,11 @@ def test_default_suite_is_registered():
 def test_list_names_everything():
   proc = archbench('list', timeout=120)
   assert proc.returncode == 0, proc.stderr
-  for name in [*archs.names(), *data.names(), *suites.names()]:
+  for name in [*archs.names(), *data.names(), *config_lib.suite_files()]:
     assert name in proc.stdout, name
+  # Each suite lists its config paths.
+  assert ('tasks.{adding,copy,digits,translate,lm,forecast}.{params,train,archs,arch_train,'
+          'arch_config,sweep}.*') in proc.stdout
 
 
 def test_list_json_params():
@@ -237,7 +310,8 @@ def test_list_json_params():
   info = json.loads(proc.stdout)
   assert set(info['archs']) == set(archs.names())
   assert set(info['tasks']) == set(data.names())
-  assert set(info['suites']) == set(suites.names())
+  assert set(info['suites']) == set(config_lib.suite_files())
+  assert info['suites']['quick']['config']['tasks.adding.train.steps'] == 600
   for name, entry in info['archs'].items():
     spec = archs.get(name)
     assert set(entry['params']) == set(archs.SIZES)
@@ -268,14 +342,14 @@ def test_list_json_params():
 def test_dataset_suite_is_apart_from_the_offline_suites():
   """`real` holds the tasks that need prepared data; the suites that must run anywhere
   hold none of them."""
-  real = suites.get('real')
+  real = config_lib.load('real')
   assert real.tasks and all(data.get(t).reads_data for t in real.tasks)
   assert set(real.tasks) == {n for n in data.names() if data.get(n).reads_data}
   for name in ('smoke', 'quick', 'standard'):
-    assert not any(data.get(t).reads_data for t in suites.get(name).tasks), name
+    assert not any(data.get(t).reads_data for t in config_lib.load(name).tasks), name
   for line in ('Command:', 'Runtime:', 'Results:', 'archbench data prepare'):
     assert line in real.doc
-  cells = real.cells()  # planned from specs: works without the data
+  cells = config_lib.cells(real)  # planned from specs: works without the data
   tcn = [c for c in cells if c.arch == 'tcn' and c.task != 'shakespeare']
   assert tcn and all(c.arch_overrides == {'num_blocks': 8} for c in tcn)
 
@@ -285,10 +359,10 @@ def test_dataset_suite_is_apart_from_the_offline_suites():
 
 # Adam moves every parameter by ~lr per step whatever the gradient, and the clip is off:
 # with lr = 1e30 the outputs overflow float32 within a few steps (loss inf/NaN).
-_DIVERGE = train_lib.TrainConfig(steps=5, batch_size=4, lr=1e30, warmup_steps=1,
-                                 clip_norm=1e30, steps_per_dispatch=5, eval_batch_size=16)
-_OK = train_lib.TrainConfig(steps=5, batch_size=4, lr=1e-3, warmup_steps=1,
-                            steps_per_dispatch=5, eval_batch_size=16)
+_DIVERGE = TrainConfig(steps=5, batch_size=4, lr=1e30, warmup_steps=1, clip_norm=1e30,
+                       steps_per_dispatch=5, eval_batch_size=16)
+_OK = TrainConfig(steps=5, batch_size=4, lr=1e-3, warmup_steps=1, steps_per_dispatch=5,
+                  eval_batch_size=16)
 _SMALL_ADDING = {'length': 4, 'eval_size': 16}
 
 
@@ -296,11 +370,12 @@ _SMALL_ADDING = {'length': 4, 'eval_size': 16}
 def failing_run(tmp_path_factory):
   out = tmp_path_factory.mktemp('failing')
   cells = [
-      runner.Cell('rnn', 'adding', 'tiny', task_params=_SMALL_ADDING, train=_DIVERGE),
-      runner.Cell('rnn', 'adding', 'tiny', seed=1, task_params=_SMALL_ADDING, train=_OK),
-      runner.Cell('rnn', 'copy', 'tiny', task_params={'length': 0}, train=_OK),
+      Cell('rnn', 'adding', 'tiny', task_params=_SMALL_ADDING, train=_DIVERGE),
+      Cell('rnn', 'adding', 'tiny', seed=1, task_params=_SMALL_ADDING, train=_OK),
+      Cell('rnn', 'copy', 'tiny', task_params={'length': 0}, train=_OK),
   ]
-  records = runner.run_suite(cells, out, suite='failing', log=lambda *_: None)
+  records = runner.run_suite(cells, out, suite='failing',
+                             progress=Progress(len(cells), log=lambda *_: None))
   return out, records
 
 
@@ -311,7 +386,7 @@ def test_diverged_cell_is_recorded_and_run_goes_on(failing_run):
   assert diverged['error'] and 'Diverged' in diverged['error']
   assert ok['status'] == 'ok' and ok['error'] is None
   assert math.isfinite(ok['metrics']['eval/mse'])
-  on_disk = records.load_records(out / 'results.jsonl')
+  on_disk = records_lib.load_records(out / 'results.jsonl')
   assert len((out / 'results.jsonl').read_text().splitlines()) == 3
   assert [(r['seed'], r['status']) for r in on_disk[:2]] == [(0, 'diverged'), (1, 'ok')]
   # What was measured before the failure is kept (the loss is non-finite: JSON null).
@@ -332,24 +407,19 @@ def test_raising_cell_is_an_error_record(failing_run):
   assert 'length' in error['error'] and 'got 0' in error['error']
   assert error['metrics'] == {} and error['perf'] == {}
   assert error['config']['task'] == {'length': 0}
-  on_disk = records.load_records(out / 'results.jsonl')[2]
-  assert on_disk['status'] == 'error' and set(on_disk) == set(records.RECORD_KEYS)
+  on_disk = records_lib.load_records(out / 'results.jsonl')[2]
+  assert on_disk['status'] == 'error' and set(on_disk) == set(records_lib.RECORD_KEYS)
   assert '`rnn/copy/tiny/s0`: **error**' in (out / 'summary.md').read_text()
 
 
-def test_cli_exit_code_1_when_a_cell_fails(tmp_path, monkeypatch, capsys):
-  """Not reachable from the shipped suites by flags alone, so a suite that diverges is
-  registered in-process and the CLI's `run` is called in-process."""
+def test_cli_exit_code_1_when_a_cell_fails(tmp_path, capsys):
+  """A suite that diverges, made from flags alone (lr 1e30, no clipping), run through the
+  CLI in-process: the failed cell is recorded and the exit code is 1."""
   from archbench.benchmarks import cli
-  suite = suites.Suite(name='test-diverges', doc='diverges on purpose', size='tiny',
-                       tasks={'adding': suites.TaskPlan(_SMALL_ADDING, _DIVERGE)},
-                       archs=('rnn',))
-  monkeypatch.setitem(suites._SUITES, suite.name, suite)
-  try:
-    code = cli.run(['archbench', 'run', '--suite', suite.name, '--out', str(tmp_path)])
-  finally:
-    cli.FLAGS.unparse_flags()
+  code = cli.run(['archbench', 'run', '--suite', 'smoke', '--archs', 'rnn', '--tasks',
+                  'adding', '--workers', '1', '--config.train.lr=1e30',
+                  '--config.train.clip_norm=1e30', '--out', str(tmp_path)])
   assert code == 1
   assert '0 ok, 1 failed' in capsys.readouterr().out
-  (record,) = records.load_records(tmp_path / 'results.jsonl')
+  (record,) = records_lib.load_records(tmp_path / 'results.jsonl')
   assert record['status'] == 'diverged'

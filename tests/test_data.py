@@ -112,6 +112,16 @@ def test_same_key_same_batch(name, params):
   assert not np.array_equal(a['inputs'], c['inputs'])
 
 
+def test_every_random_stream_is_distinct():
+  """All streams folded from a seed (data's and the harness's) live in one enum and never
+  share a key."""
+  keys = {tuple(np.asarray(jax.random.key_data(spec_lib.stream_key(7, s))).tolist())
+          for s in spec_lib.Stream}
+  assert len(keys) == len(spec_lib.Stream) >= 5
+  assert np.array_equal(jax.random.key_data(spec_lib.train_key(7)),
+                        jax.random.key_data(spec_lib.stream_key(7, spec_lib.Stream.TRAIN)))
+
+
 def test_train_and_eval_keys_differ():
   for seed in (0, 1, 123):
     assert not np.array_equal(jax.random.key_data(spec_lib.train_key(seed)),

@@ -12,6 +12,7 @@ from archbench import archs
 from archbench import data
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import runner
+from archbench.benchmarks.core import TrainConfig
 from archbench.benchmarks.harness import train as train_lib
 
 B, T = 2, 8
@@ -79,7 +80,7 @@ def test_train_chunk_flops_are_one_step():
   task = data.build('copy', length=4, eval_size=8)
   config = model_lib.resolve_config(arch, 'tiny', task.spec)
   model = model_lib.build_model(arch, config, task.spec)
-  tc = train_lib.TrainConfig(steps=8, batch_size=4)
+  tc = TrainConfig(steps=8, batch_size=4)
   optimizer = train_lib.make_optimizer(tc)
   state = train_lib.init_state(model, task, optimizer, jax.random.PRNGKey(0), tc.batch_size)
   counts = {}

@@ -247,11 +247,11 @@ def test_pdigits_split_is_digits_split_and_disjoint():
 @pytest.mark.parametrize('task,params', [('selective_copy', SC), ('mqar', MQ), ('pdigits', {})])
 def test_harness_cell(task, params):
   from archbench.benchmarks.harness import runner
-  from archbench.benchmarks.harness.train import TrainConfig
+  from archbench.benchmarks.core import Cell, TrainConfig
   out = {}
-  cell = runner.Cell('transformer', task, 'tiny', 0, params, {}, TrainConfig(
+  cell = Cell('transformer', task, 'tiny', 0, params, {}, TrainConfig(
       steps=10, batch_size=8, steps_per_dispatch=5, eval_batch_size=64), fast_compile=True)
-  runner.measure_cell(cell, out, log=lambda s: None)
+  runner.measure_cell(cell, out)
   assert math.isfinite(out['metrics']['eval/accuracy'])
   assert 0.0 <= out['metrics']['eval/accuracy'] <= 1.0
   assert math.isfinite(out['metrics']['eval/loss'])

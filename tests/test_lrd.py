@@ -18,9 +18,8 @@ from archbench import data
 from archbench.archs import tcn
 from archbench.benchmarks.probes import lrd
 from archbench.benchmarks.harness import runner
-from archbench.benchmarks import suites
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.harness.train import TrainConfig
+from archbench.benchmarks.core import Cell, TrainConfig
 
 
 def _scalar_recurrence(a):
@@ -154,9 +153,9 @@ def test_every_architecture_runs_through_both_probes(arch_name):
   train = TrainConfig(steps=2, batch_size=4, warmup_steps=1, steps_per_dispatch=2,
                       eval_batch_size=16)
   records = []
-  depth = suites.depth_overrides(arch_name, 1)  # as smoke: compile time grows with depth
+  depth = archs.get(arch_name).depth_overrides(1)  # as smoke: compile time grows with depth
   for params in sweep:
-    cell = runner.Cell(arch_name, task_name, 'tiny', 0, params, depth, train, True,
+    cell = Cell(arch_name, task_name, 'tiny', 0, params, depth, train, True,
                        ('gradient', 'length'))
     record = runner.run_cell(cell, suite='test', run_id='test', env={})
     assert record['status'] == 'ok', record['error']

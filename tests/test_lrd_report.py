@@ -6,7 +6,7 @@ import pytest
 
 from archbench.benchmarks.results import plots
 from archbench.benchmarks.results import report
-from archbench.benchmarks import suites
+from archbench.benchmarks import config as config_lib
 
 
 def _record(arch, length, value, *, task='adding', seed=0, status='ok', curve=None):
@@ -74,22 +74,23 @@ def test_plots_are_written_for_every_probe(tmp_path):
     assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and path.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize('name', suites.names())
+@pytest.mark.parametrize('name', list(config_lib.suite_files()))
 def test_suite_sweeps_probe_points_they_sweep(name):
-  for task, plan in suites.get(name).tasks.items():
-    if plan.sweep is None:
-      assert not plan.gradient_probe_at, task
+  for task, plan in config_lib.load(name).tasks.items():
+    if plan.sweep.param is None:
+      assert not plan.sweep.gradient_probe_at, task
       continue
-    param, values = plan.sweep
-    assert set(plan.gradient_probe_at) <= set(values), task
+    values = plan.sweep.points
+    assert set(plan.sweep.gradient_probe_at) <= set(values), task
     assert list(values) == sorted(set(values)), task  # increasing lengths
 
 
 def test_lrd_cpu_cells():
-  cells = suites.get('lrd-cpu').cells()
+  suite = config_lib.load('lrd-cpu')
+  cells = config_lib.cells(suite)
   adding = [c for c in cells if c.task == 'adding']
-  assert {c.arch for c in adding} == set(suites._LRD_ARCHS)
-  for arch in suites._LRD_ARCHS:
+  assert {c.arch for c in adding} == set(suite.archs)
+  for arch in suite.archs:
     mine = [c for c in adding if c.arch == arch]
     assert [c.task_params['length'] for c in mine] == [16, 32, 64, 128]
     assert [('gradient' in c.probes) for c in mine] == [False, False, False, True]

@@ -12,6 +12,7 @@ import pytest
 
 from archbench import data
 from archbench.benchmarks.harness import generate
+from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.harness import train as train_lib
 from archbench.data import cache, forecast, language, listops
 from archbench.data import spec as spec_lib
@@ -496,7 +497,7 @@ def test_forecast_is_fixed_by_data_seed():
 ])
 def test_harness_cell(task, params, keys):
   from archbench.benchmarks.harness import runner
-  cell = runner.Cell('transformer', task, 'tiny', 0, params, {}, train_lib.TrainConfig(
+  cell = Cell('transformer', task, 'tiny', 0, params, {}, TrainConfig(
       steps=10, batch_size=8, steps_per_dispatch=5, eval_batch_size=64), fast_compile=True)
   record = runner.run_cell(cell, suite='test', run_id='test', env={})
   assert record['status'] == 'ok', record['error']

@@ -24,7 +24,8 @@ import pytest
 
 from archbench import data
 from archbench.benchmarks.harness import runner
-from archbench.benchmarks.harness.train import TrainConfig
+from archbench.benchmarks.core import Cell, TrainConfig
+from archbench.benchmarks.progress import Progress
 from archbench.data import digits, tfds_tasks
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -125,7 +126,7 @@ def test_data_dir_resolution(monkeypatch, tmp_path):
 def test_spec_needs_no_data(task, empty_dir):
   spec = data.spec_of(task)
   assert spec.name == task and spec.baselines == {}
-  cell = runner.Cell('lstm' if spec.image_shape is None else 'cnn', task, 'tiny')
+  cell = Cell('lstm' if spec.image_shape is None else 'cnn', task, 'tiny')
   arch, config, built, model = runner.prepare(cell, build_task=False)  # no data read
   assert built is None and model is not None
   with pytest.raises(tfds_tasks.NotPrepared):
@@ -368,9 +369,9 @@ def _pretend_prepared(root, dataset):
 def test_mock_data_through_a_training_cell(empty_dir):
   import tensorflow_datasets as tfds
   _pretend_prepared(empty_dir, 'fashion_mnist')
-  cell = runner.Cell('cnn', 'fashion_mnist', 'tiny', train=TINY, fast_compile=True)
+  cell = Cell('cnn', 'fashion_mnist', 'tiny', train=TINY, fast_compile=True)
   with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
-    record = runner.run_cell(cell, suite='test', run_id='test', env={}, log=lambda _: None)
+    record = runner.run_cell(cell, suite='test', run_id='test', env={})
   assert record['status'] == 'ok', record['error']
   metrics = record['metrics']
   assert 0 <= metrics['eval/accuracy'] <= 1 and math.isfinite(metrics['eval/loss'])
@@ -381,8 +382,8 @@ def test_mock_data_through_a_training_cell(empty_dir):
 @pytest.mark.parametrize('arch,task,params', [('lstm', 'shakespeare', {'length': 16}),
                                                ('transformer', 'imdb', {'length': 32})])
 def test_prepared_data_through_a_training_cell(arch, task, params, prepared):
-  cell = runner.Cell(arch, task, 'tiny', task_params=params, train=TINY, fast_compile=True)
-  record = runner.run_cell(cell, suite='test', run_id='test', env={}, log=lambda _: None)
+  cell = Cell(arch, task, 'tiny', task_params=params, train=TINY, fast_compile=True)
+  record = runner.run_cell(cell, suite='test', run_id='test', env={})
   assert record['status'] == 'ok', record['error']
   headline = record['config']['task_spec']['metric']
   assert math.isfinite(record['metrics'][headline])
@@ -390,15 +391,16 @@ def test_prepared_data_through_a_training_cell(arch, task, params, prepared):
 
 
 def test_missing_dataset_is_an_error_cell_and_the_run_goes_on(empty_dir, tmp_path):
-  cells = [runner.Cell('lstm', 'smnist', 'tiny', train=TINY),
-           runner.Cell('rnn', 'adding', 'tiny', task_params={'length': 4, 'eval_size': 16},
+  cells = [Cell('lstm', 'smnist', 'tiny', train=TINY),
+           Cell('rnn', 'adding', 'tiny', task_params={'length': 4, 'eval_size': 16},
                        train=TINY)]
   start, failed_at = time.perf_counter(), []
 
   def log(line):
     if ': error: NotPrepared' in line:
       failed_at.append(time.perf_counter() - start)
-  records = runner.run_suite(cells, tmp_path / 'run', suite='mixed', log=log)
+  records = runner.run_suite(cells, tmp_path / 'run', suite='mixed',
+                            progress=Progress(len(cells), log=log))
   missing, ok = records
   assert missing['status'] == 'error' and ok['status'] == 'ok', ok['error']
   assert missing['error'].startswith('NotPrepared: ') and '\n' not in missing['error']

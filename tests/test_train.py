@@ -11,6 +11,7 @@ import pytest
 from archbench import archs
 from archbench import data
 from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.harness import runner
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.harness import train as train_lib
@@ -144,10 +145,10 @@ def test_padded_evaluate_matches_unpadded_numpy(arch_name, task_name, params, ev
 # A cell that learns.
 
 def test_cnn_learns_digits():
-  cell = runner.Cell('cnn', 'digits', 'tiny', seed=0, train=train_lib.TrainConfig(
+  cell = Cell('cnn', 'digits', 'tiny', seed=0, train=TrainConfig(
       steps=150, batch_size=32, lr=3e-3, warmup_steps=10, steps_per_dispatch=25))
   out = {}
-  runner.measure_cell(cell, out, log=lambda *_: None)
+  runner.measure_cell(cell, out)
   metrics = out['metrics']
   baseline = metrics['baseline/eval/accuracy']
   assert baseline < 0.15  # the majority class of 10 balanced classes
@@ -218,3 +219,16 @@ def test_chrono_with_real_sleeps_selects_the_median_window():
   assert chrono.median_s == sorted(measured[1:])[1]
   assert chrono.median_s != measured[0]
   assert chrono.timed_windows == 3
+
+
+def test_cell_trains_exactly_the_steps_asked():
+  """7 steps in dispatches of 5: 5 + a remainder of 2, not 5 (the schedule decays over
+  all 7), and the train loss comes from the last step taken."""
+  train = TrainConfig(steps=7, batch_size=4, warmup_steps=1, steps_per_dispatch=5,
+                      eval_batch_size=16)
+  cell = Cell('rnn', 'adding', 'tiny', task_params={'length': 4, 'eval_size': 16},
+              train=train, fast_compile=True)
+  record = runner.run_cell(cell, suite='t', run_id='t', env={})
+  assert record['status'] == 'ok', record['error']
+  assert record['metrics']['train/steps'] == 7
+  assert record['perf']['timed_windows'] == 1  # only the whole window of 5 is timed

@@ -98,15 +98,6 @@ def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
   return 2.0 * n**3 / chrono.median_s
 
 
-def write_json_atomically(path, value) -> None:
-  """Write to a temporary file beside `path`, then rename: concurrent writers (worker
-  processes) may drop each other's entries, never leave a torn file."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-  tmp.write_text(json.dumps(value))
-  os.replace(tmp, path)
-
-
 @functools.cache
 def device_peak_flops() -> tuple[float | None, str]:
   """(peak FLOP/s of the one device a cell runs on, where it came from). Accelerators
@@ -125,7 +116,7 @@ def device_peak_flops() -> tuple[float | None, str]:
   if key not in cached:
     cached[key] = measure_matmul_flops()
     try:
-      write_json_atomically(cache_file, cached)
+      data_cache.write_atomically(cache_file, json.dumps(cached).encode())
     except OSError:
       pass  # read-only home: measure again next time
   return cached[key], 'measured:matmul2048'
