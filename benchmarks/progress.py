@@ -72,7 +72,8 @@ class LiveProgress(Progress):
 
   def __init__(self, total: int):
     super().__init__(total)
-    from rich import progress as rp  # only on a terminal
+    from rich import markup, progress as rp  # only on a terminal
+    self._escape = markup.escape  # a cell's name holds [params], which rich reads as markup
     self._bar = rp.Progress(
         rp.TextColumn('[bold]cells'), rp.BarColumn(), rp.MofNCompleteColumn(),
         rp.TimeElapsedColumn(), rp.TextColumn('left'), rp.TimeRemainingColumn(),
@@ -81,11 +82,11 @@ class LiveProgress(Progress):
     self._bar.start()
 
   def cell_started(self, index: int, cell: Cell) -> None:
-    self._bar.update(self._task, description=cell.name)
+    self._bar.update(self._task, description=self._escape(cell.name))
 
   def step(self, cell: Cell, step: int, steps: int, loss: float) -> None:
-    self._bar.update(self._task, description=f'{cell.name} step {step}/{steps} '
-                                             f'loss {loss:.4g}')
+    self._bar.update(self._task, description=self._escape(
+        f'{cell.name} step {step}/{steps} loss {loss:.4g}'))
 
   def cell_finished(self, cell: Cell, summary: str) -> None:
     self.done += 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from archbench import archs
-from archbench.archs import recurrent, registry, transformer
+from archbench.archs import registry, transformer
 
 B, T = 2, 6
 IMAGE = (8, 8, 1)  # the bundled digits' shape
@@ -128,7 +128,7 @@ def _np_layer(cell, p, x):
     if cell == 'rnn':  # h' = tanh(x Wi + bi + h Wh)
       h = np.tanh(xt @ p['i']['kernel'] + p['i']['bias'] + h @ p['h']['kernel'])
     elif cell == 'lstm':
-      gate = lambda g: xt @ p['i' + g]['kernel'] + h @ p['h' + g]['kernel'] + p['h' + g]['bias']
+      gate = lambda g: xt @ p['i' + g]['kernel'] + h @ p['h' + g]['kernel'] + p['h' + g]['bias']  # noqa: B023
       i, f = _sigmoid(gate('i')), _sigmoid(gate('f'))
       g, o = np.tanh(gate('g')), _sigmoid(gate('o'))
       c = f * c + i * g

@@ -7,7 +7,6 @@ tests import the same functions the harness uses.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, NamedTuple
 
