@@ -1,0 +1,202 @@
+"""`archbench compare`: cells matched across runs without their seed, and every verdict
+judged against a stated tolerance (seed spread, timing-window spread, or a default)."""
+import copy
+import json
+import pathlib
+
+import pytest
+
+from archbench.benchmarks.core import Cell, UsageError
+from archbench.benchmarks.results import compare as compare_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SPECS = {  # task -> (headline metric, higher is better)
+    'copy': ('eval/accuracy', True),
+    'adding': ('eval/mse', False),
+}
+
+
+def _record(arch='lstm', task='copy', value=0.9, *, seed=0, status='ok', loss=0.5,
+            step_ms=10.0, spread=0.02, cpu='AMD EPYC', length=10):
+  """A schema-2 record as the runner writes it, with only what compare reads."""
+  cell = Cell(arch=arch, task=task, size='small', seed=seed, task_params={'length': length})
+  metric, higher = SPECS[task]
+  ok = status == 'ok'
+  return {
+      'schema': 2, 'run_id': 'r', 'cell_id': cell.digest, 'suite': 'test', 'arch': arch,
+      'task': task, 'size': 'small', 'seed': seed,
+      'config': {'cell': cell.to_dict(), 'task': {'length': length},
+                 'task_spec': {'metric': metric, 'higher_is_better': higher}},
+      'status': status, 'error': None if ok else 'RuntimeError: boom',
+      'metrics': {metric: value, 'eval/loss': loss} if ok else {},
+      'perf': {'step_ms': step_ms, 'step_ms_min': step_ms * (1 - spread / 2),
+               'step_ms_max': step_ms * (1 + spread / 2), 'timed_windows': 11} if ok else {},
+      'env': {'cpu': cpu, 'device_kind': 'cpu', 'backend': 'cpu'},
+  }
+
+
+def _run():
+  """Two cells, three seeds each, accuracies and MSEs spread over the seeds."""
+  return ([_record('lstm', 'copy', v, seed=s) for s, v in enumerate((0.80, 0.85, 0.90))]
+          + [_record('gru', 'adding', v, seed=s, loss=v)
+             for s, v in enumerate((0.010, 0.012, 0.014))])
+
+
+def _rows(comparison, metric=None, cell=None):
+  return [r for r in comparison.rows
+          if (metric is None or r.metric == metric) and (cell is None or r.cell.startswith(cell))]
+
+
+def test_a_run_against_itself_is_all_same():
+  run = _run()
+  result = compare_lib.compare(run, copy.deepcopy(run))
+  assert {r.verdict for r in result.rows} == {'same'}
+  assert {r.metric for r in result.rows} == {'eval/accuracy', 'eval/mse', 'eval/loss',
+                                             'perf/step_ms'}
+  assert len(result.rows) == 6  # two cells: headline, loss, step time each
+  assert all(r.n_base == r.n_new == 3 for r in result.rows)
+  assert result.exit_code == 0 and not result.regressions
+  assert not result.only_in_base and not result.only_in_new and not result.warnings
+  assert 'No regressions.' in compare_lib.to_markdown(result)
+
+
+def test_a_change_far_beyond_tolerance_is_a_regression():
+  base = _run()
+  new = copy.deepcopy(base)
+  for r in new:
+    if r['arch'] == 'lstm':
+      r['metrics']['eval/accuracy'] -= 0.3
+  result = compare_lib.compare(base, new)
+  assert result.exit_code == 1
+  [row] = result.regressions
+  assert (row.cell, row.metric) == ('lstm/copy[length=10]/small', 'eval/accuracy')
+  assert row.diff == pytest.approx(-0.3) and row.tolerance_source == '3σ of 3+3 seeds'
+  text = compare_lib.to_markdown(result)
+  assert 'Regressions: lstm/copy[length=10]/small (eval/accuracy).' in text
+  assert '## copy: accuracy ↑' in text and '## adding: MSE ↓' in text
+  assert '0.850 ± 0.050' in text  # mean ± std over the three seeds
+  json.dumps(compare_lib.to_json(result))
+  assert compare_lib.to_json(result)['regressions'] == [
+      {'cell': 'lstm/copy[length=10]/small', 'metric': 'eval/accuracy'}]
+
+
+def test_a_change_inside_the_seed_spread_is_within_noise():
+  base = [_record(value=v, seed=s) for s, v in enumerate((0.80, 0.85, 0.90))]
+  new = [_record(value=v, seed=s) for s, v in enumerate((0.77, 0.82, 0.87))]  # -0.03
+  [row] = _rows(compare_lib.compare(base, new), 'eval/accuracy')
+  # 3 * sqrt(0.05^2/3 + 0.05^2/3) = 0.122
+  assert row.tolerance == pytest.approx(3 * (2 * 0.05 ** 2 / 3) ** 0.5)
+  assert row.tolerance_source == '3σ of 3+3 seeds'
+  assert row.verdict == 'within noise' and row.base_std == pytest.approx(0.05)
+  # Seeds identical within each side: no spread, so the floor sets the tolerance.
+  flat = [_record(value=0.9, seed=s) for s in range(3)]
+  [row] = _rows(compare_lib.compare(flat, [_record(value=0.85, seed=s) for s in range(3)]),
+                'eval/accuracy')
+  assert row.tolerance == compare_lib.MIN_CHANGE_ABS and row.verdict == 'worse'
+
+
+def test_one_seed_uses_the_default_tolerance_and_warns():
+  result = compare_lib.compare([_record(value=0.90)], [_record(value=0.89)])
+  [row] = _rows(result, 'eval/accuracy')
+  assert row.tolerance == 0.02 and row.tolerance_source == 'default ±0.02, one seed'
+  assert row.verdict == 'within noise'
+  [loss] = _rows(result, 'eval/loss')
+  assert loss.tolerance == pytest.approx(0.05)  # 10% of the base's 0.5
+  assert any('one seed cannot separate noise from change' in w for w in result.warnings)
+  assert 'one seed cannot separate' in compare_lib.to_markdown(result)
+
+
+def test_lower_is_better_metrics():
+  base = [_record('gru', 'adding', 0.010, loss=0.010)]
+  down = compare_lib.compare(base, [_record('gru', 'adding', 0.005, loss=0.005)])
+  assert {r.metric: r.verdict for r in _rows(down)} == {
+      'eval/mse': 'better', 'eval/loss': 'better', 'perf/step_ms': 'same'}
+  assert down.exit_code == 0
+  up = compare_lib.compare(base, [_record('gru', 'adding', 0.020, loss=0.010)])
+  assert [r.metric for r in up.regressions] == ['eval/mse']
+
+
+def test_timing_on_the_same_machine():
+  base = [_record(step_ms=10.0, spread=0.02)]
+  [row] = _rows(compare_lib.compare(base, [_record(step_ms=11.0, spread=0.02)]),
+                'perf/step_ms')
+  assert row.ratio == pytest.approx(1.1) and row.verdict == 'worse'
+  assert row.tolerance == pytest.approx(0.5)  # the 5% floor over a 2% window spread
+  # With noisy windows (30% spread) the same 10% is within noise.
+  noisy = compare_lib.compare([_record(step_ms=10.0, spread=0.3)],
+                              [_record(step_ms=11.0, spread=0.3)])
+  [row] = _rows(noisy, 'perf/step_ms')
+  assert row.verdict == 'within noise' and row.tolerance_source == 'window spread 30%'
+  faster = compare_lib.compare(base, [_record(step_ms=8.0)])
+  assert _rows(faster, 'perf/step_ms')[0].verdict == 'better'
+  assert '## Step time (ms) ↓' in compare_lib.to_markdown(faster)
+  assert '0.80×' in compare_lib.to_markdown(faster)
+
+
+def test_timing_from_different_machines_is_not_comparable():
+  result = compare_lib.compare([_record(step_ms=10.0)], [_record(step_ms=20.0, cpu='Intel Xeon')])
+  [row] = _rows(result, 'perf/step_ms')
+  assert row.verdict == 'not comparable' and row.note == compare_lib.DIFFERENT_MACHINES
+  assert result.exit_code == 0
+  assert any('different machines' in w for w in result.warnings)
+
+
+def test_timing_false_leaves_step_time_out():
+  result = compare_lib.compare([_record(step_ms=10.0)], [_record(step_ms=30.0)], timing=False)
+  assert {r.metric for r in result.rows} == {'eval/accuracy', 'eval/loss'}
+  assert 'Step time' not in compare_lib.to_markdown(result)
+
+
+def test_a_cell_failing_on_one_side():
+  base, new = _run(), _run()
+  new[0] = _record('lstm', 'copy', seed=0, status='error')
+  result = compare_lib.compare(base, new)
+  [row] = result.regressions
+  assert (row.cell, row.metric, row.verdict) == ('lstm/copy[length=10]/small', 'status', 'worse')
+  assert 'new error×1, ok×2' in row.note and 'boom' in row.note
+  # The other two seeds are still compared.
+  assert _rows(result, 'eval/accuracy')[0].n_new == 2
+  text = compare_lib.to_markdown(result)
+  assert '## Failed cells' in text and 'Regressions: lstm/copy[length=10]/small (status)' in text
+  # Fixed on the new side: better, not a regression.
+  fixed = compare_lib.compare(new, base)
+  assert [r.verdict for r in _rows(fixed, 'status')] == ['better'] and fixed.exit_code == 0
+  # Failed on both sides alike: reported, not a regression.
+  failed = [_record(status='error')]
+  both = compare_lib.compare(failed, copy.deepcopy(failed))
+  assert [r.verdict for r in both.rows] == ['same'] and both.exit_code == 0
+
+
+def test_cells_on_one_side_are_listed():
+  base = _run() + [_record('rnn', 'copy')]
+  new = _run() + [_record('lru', 'copy'), _record('lstm', 'copy', length=20)]
+  result = compare_lib.compare(base, new)
+  assert result.only_in_base == ['rnn/copy[length=10]/small']
+  assert result.only_in_new == ['lru/copy[length=10]/small', 'lstm/copy[length=20]/small']
+  assert result.exit_code == 0
+  text = compare_lib.to_markdown(result)
+  assert 'Only in base (1): rnn/copy[length=10]/small' in text
+  assert 'Only in new (2):' in text
+
+
+def test_load_errors(tmp_path):
+  with pytest.raises(UsageError, match='missing'):
+    compare_lib.load(tmp_path / 'missing')
+  with pytest.raises(UsageError, match=str(tmp_path)):
+    compare_lib.load(tmp_path)  # a directory without results.jsonl
+  (tmp_path / 'results.jsonl').write_text('not json\n{"torn": \n')
+  with pytest.raises(UsageError, match='no readable'):
+    compare_lib.load(tmp_path)
+  (tmp_path / 'results.jsonl').write_text(json.dumps(_record()) + '\n{"torn": ')
+  assert len(compare_lib.load(tmp_path)) == 1
+  assert len(compare_lib.load(tmp_path / 'results.jsonl')) == 1
+
+
+def test_the_committed_quick_run_against_itself():
+  run = compare_lib.load(REPO / 'results' / 'quick-cpu')
+  result = compare_lib.compare(run, compare_lib.load(REPO / 'results' / 'quick-cpu'))
+  assert result.rows and {r.verdict for r in result.rows} == {'same'}
+  assert result.exit_code == 0 and not result.only_in_base and not result.only_in_new
+  assert len({r.cell for r in result.rows}) == len(run)  # one seed per cell: 25 cells
+  json.dumps(compare_lib.to_json(result))
+  assert compare_lib.to_markdown(result).count('## ') == 8  # 6 tasks, loss, step time
