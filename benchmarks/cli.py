@@ -44,6 +44,11 @@ def make_flags(argv: list[str] | None = None) -> flags.FlagValues:
                        flag_values=fv)
   flags.DEFINE_string('from_record', None, 'Re-run one recorded cell exactly: '
                       'RESULTS_JSONL:N (the N-th record, from 1).', flag_values=fv)
+  flags.DEFINE_string('resume', None, 'Continue the killed run in this directory: recorded '
+                      'cells are skipped, the cell in flight continues from its checkpoint.',
+                      flag_values=fv)
+  flags.DEFINE_bool('timing', True, 'compare: also compare step times (same machine only).',
+                    flag_values=fv)
   flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=fv)
   flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
                       '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
@@ -62,8 +67,17 @@ COMMANDS = {
             'Run a suite (default quick) and write results.jsonl, summary.md, summary.csv '
             'and plots under --out.',
             ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out', 'workers',
-             'from_record', 'data_dir')),
+             'from_record', 'resume', 'data_dir')),
     'report': ('DIR', 'Rebuild the summaries and plots of a run from DIR/results.jsonl.', ()),
+    'compare': ('BASE NEW [--json] [--notiming]',
+                'Compare two runs cell by cell, each difference against its tolerance (seed '
+                'spread, timing windows); exit 1 when a cell got worse.', ('json', 'timing')),
+    'reproduce': ('DIR [--out OUT] [--workers N]',
+                  'Re-run the cells of a run (e.g. results/quick-cpu) from their records and '
+                  'compare the new run with it.', ('out', 'workers', 'timing', 'plugin')),
+    'env': ('[--json]', 'What this machine would record as provenance: CPU and its features, '
+            'devices, XLA flags, matmul precision, versions, code version and commit.',
+            ('json',)),
     'data': ('prepare NAME [--data_dir DIR]',
              'Download and prepare a TFDS dataset (needs network and the `prepare` extra).',
              ('data_dir',)),
@@ -94,9 +108,9 @@ class Usage(Exception):
 def help_text(command: str | None) -> str:
   if command not in COMMANDS:
     lines = [USAGE, '', 'Commands:']
-    lines += [f'  {name:7s} {doc}' for name, (_, doc, _) in COMMANDS.items()]
-    lines += ['', f'Example: {EXAMPLE}', 'Exit codes: 0 all cells ok, 1 a cell failed, '
-              '2 bad usage.']
+    lines += [f'  {name:9s} {doc}' for name, (_, doc, _) in COMMANDS.items()]
+    lines += ['', f'Example: {EXAMPLE}', 'Exit codes: 0 all cells ok, 1 a cell failed (compare, '
+              'reproduce: a cell got worse), 2 bad usage.']
     return '\n'.join(lines)
   args, doc, names = COMMANDS[command]
   lines = [f'usage: archbench {command} {args}', '', doc]
@@ -329,24 +343,114 @@ def _cells_to_run():
   return suite.name, FLAGS.workers or suite.workers, cells
 
 
+def _resume_plan():
+  """(suite name, workers, execution, run_id, cells) of the run --resume continues."""
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.results import records
+  for name in ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite'):
+    if FLAGS[name].present:
+      raise Usage(f'--resume continues a run as it was planned; drop --{name}')
+  out = pathlib.Path(FLAGS.resume)
+  try:
+    plan = runner.read_plan(out)
+  except UsageError as e:
+    raise Usage(str(e)) from None
+  if plan['code_version'] != records.code_version():
+    raise Usage(f'{out} was run by other code (version {plan["code_version"]}, this is '
+                f'{records.code_version()}): resuming would mix the two; start a new run '
+                'and compare them with archbench compare')
+  return out, plan
+
+
 def cmd_run() -> int:
+  from archbench.benchmarks import config as config_lib
   from archbench.benchmarks.core import UsageError
   from archbench.benchmarks.harness import runner
   from archbench.benchmarks.progress import Progress
-  try:
-    name, workers, cells = _cells_to_run()
-    for cell in cells:  # refuse a bad cell before spending minutes on the good ones
-      runner.prepare(cell, build_task=False)  # a missing dataset fails its cells, not the run
-  except UsageError as e:
-    raise Usage(str(e)) from None
-  out = _out_dir(name)
+  from archbench.benchmarks.results import records as records_lib
+  if FLAGS.resume:
+    out, plan = _resume_plan()
+    name, cells, run_id = plan['suite'], plan['cells'], plan['run_id']
+    workers, execution = FLAGS.workers or plan['workers'], plan['execution']
+  else:
+    try:
+      name, workers, cells = _cells_to_run()
+      for cell in cells:  # refuse a bad cell before spending minutes on the good ones
+        runner.prepare(cell, build_task=False)  # a missing dataset fails its cells only
+      execution = config_lib.execution(FLAGS.config) if FLAGS.config is not None else \
+          runner.DEFAULT_EXECUTION
+    except UsageError as e:
+      raise Usage(str(e)) from None
+    out, run_id = _out_dir(name), None
   logging.info('suite %s: %d cells -> %s', name, len(cells), out)
-  records = runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
-                             progress=Progress.for_terminal(len(cells)))
+  runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
+                   progress=Progress.for_terminal(len(cells)), execution=execution,
+                   run_id=run_id, resume=bool(FLAGS.resume))
+  records = records_lib.load_records(out / 'results.jsonl')
   failed = [r for r in records if r['status'] != 'ok']
   print((out / 'summary.md').read_text())
   print(f'{len(records) - len(failed)} ok, {len(failed)} failed; results in {out}')
   return 1 if failed else 0
+
+
+def cmd_compare(args: list[str]) -> int:
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.results import compare
+  if len(args) != 2:
+    raise Usage(f'compare takes two runs, BASE and NEW (directories or results.jsonl); {USAGE}')
+  try:
+    result = compare.compare(compare.load(args[0]), compare.load(args[1]),
+                             timing=FLAGS.timing)
+  except UsageError as e:
+    raise Usage(str(e)) from None
+  print(json.dumps(compare.to_json(result), indent=1) if FLAGS.json
+        else compare.to_markdown(result))
+  return result.exit_code
+
+
+def cmd_reproduce(args: list[str]) -> int:
+  """Re-run a recorded run's cells and compare: every cell `same` or `within noise` is a
+  reproduction; exit 1 when a cell got worse beyond its tolerance."""
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.progress import Progress
+  from archbench.benchmarks.results import compare, records
+  if len(args) != 1:
+    raise Usage(f'reproduce takes one run directory (e.g. results/quick-cpu); {USAGE}')
+  try:
+    base = compare.load(args[0])
+    cells = list({c.digest: c for c in map(records.cell_of, base)}.values())
+    for cell in cells:
+      runner.prepare(cell, build_task=False)
+  except UsageError as e:
+    raise Usage(str(e)) from None
+  suite = f'reproduce-{base[0].get("suite", "run")}'
+  out = _out_dir(suite)
+  runner.run_suite(cells, out, suite=suite, workers=FLAGS.workers or 1,
+                   progress=Progress.for_terminal(len(cells)))
+  result = compare.compare(base, records.load_records(out / 'results.jsonl'),
+                           timing=FLAGS.timing)
+  text = compare.to_markdown(result)
+  (out / 'comparison.md').write_text(text)
+  print(text)
+  print(f'{len(cells)} cells re-run from {args[0]}; results and comparison.md in {out}')
+  return result.exit_code
+
+
+def cmd_env() -> int:
+  from archbench.benchmarks.results import records
+  env = records.environment()
+  if FLAGS.json:
+    print(json.dumps(env, indent=1))
+    return 0
+  w = max(map(len, env))
+  for key, value in env.items():
+    if isinstance(value, (list, dict)):
+      value = ', '.join(f'{k} {v}' for k, v in value.items()) if isinstance(value, dict) \
+          else ' '.join(value) or '(none)'
+    print(f'{key:{w}s}  {value}')
+  return 0
 
 
 def cmd_report(args: list[str]) -> int:
@@ -398,7 +502,7 @@ def run(argv: list[str]) -> int:
     return 0
   try:
     command, args = parse(argv)
-    if command not in ('report', 'data') and args:
+    if command not in ('report', 'data', 'compare', 'reproduce') and args:
       raise Usage(f'unexpected argument(s) {" ".join(args)}; {USAGE}')
     if FLAGS.data_dir:  # inherited by worker processes through the environment
       from archbench.data import tfds_tasks
@@ -409,6 +513,12 @@ def run(argv: list[str]) -> int:
       return cmd_run()
     if command == 'data':
       return cmd_data(args)
+    if command == 'compare':
+      return cmd_compare(args)
+    if command == 'reproduce':
+      return cmd_reproduce(args)
+    if command == 'env':
+      return cmd_env()
     return cmd_report(args)
   except Usage as e:
     print(f'archbench: error: {e}', file=sys.stderr)

@@ -5,12 +5,16 @@ defines `get_config()` returning `suite_config(...)`. Every field can be overrid
 command line with `--config.<path>=<value>` (ml_collections' `config_flags`). The layout:
 
   name, doc, size, seeds, archs, depth, workers, fast_compile   the suite as a whole
+  execution.{time_limit_s, checkpoint_every_s, checkpoint_every_steps, checkpoint_min_s}
+                                   how cells run (core.Execution; not part of a cell's identity)
   tasks.<task>.params.<p>          generator parameters (complete: the task's defaults filled in)
   tasks.<task>.train.<f>           training settings of that task (complete TrainConfig)
   tasks.<task>.archs               which architectures run it (None: every one that can)
   tasks.<task>.arch_train.<a>.<f>  training settings for one architecture on that task
   tasks.<task>.arch_config.<a>.<f> backbone settings for one architecture on that task
   tasks.<task>.sweep.{param, points, gradient_probe_at}   one cell per value (lrd sweeps)
+  tasks.<task>.seeds, tasks.<task>.arch_seeds.<a>   seeds for that task, or that pair, in
+                                   place of the suite's (more seeds where results vary)
   train.<f>, task.<p>, arch.<f>    global overrides: unset (None) in suites; set on the
                                    command line they apply to every cell of the run
 
@@ -37,12 +41,13 @@ from ml_collections import config_dict
 
 from archbench import archs
 from archbench import data
-from archbench.benchmarks.core import Cell, TrainConfig, UsageError, usage_errors
+from archbench.benchmarks.core import Cell, Execution, TrainConfig, UsageError, usage_errors
 from archbench.benchmarks.harness import model as model_lib
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
 GLOBAL_SECTIONS = ('train', 'task', 'arch')
-PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep')
+PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep', 'seeds',
+               'arch_seeds')
 
 
 # ---------------------------------------------------------------------------------------
@@ -51,30 +56,39 @@ PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep')
 def task_plan(params: dict | None = None, train: dict | None = None, *,
               archs: tuple[str, ...] | None = None, arch_train: dict | None = None,
               arch_config: dict | None = None, sweep: tuple[str, tuple] | None = None,
-              gradient_probe_at: tuple = ()) -> dict[str, Any]:
+              gradient_probe_at: tuple = (), seeds: tuple[int, ...] | None = None,
+              arch_seeds: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
   """How a suite runs one task; `suite_config` completes it with the defaults.
 
   sweep: ('length', (16, 32, 64)) makes one cell per value, each recording lrd/length; the
   gradient probe runs on the cells whose value is in `gradient_probe_at`.
+  seeds, arch_seeds: seeds for this task, or for one architecture on it, in place of the
+  suite's: more seeds where results vary from seed to seed, not everywhere.
   """
   return {'params': dict(params or {}), 'train': dict(train or {}), 'archs': archs,
           'arch_train': dict(arch_train or {}), 'arch_config': dict(arch_config or {}),
-          'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at)}
+          'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at), 'seeds': seeds,
+          'arch_seeds': {a: tuple(v) for a, v in (arch_seeds or {}).items()}}
 
 
 def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
                  train: dict | None = None, archs: tuple[str, ...] | None = None,
                  seeds: tuple[int, ...] = (0,), depth: int | None = None, workers: int = 1,
-                 fast_compile: bool = False) -> ml_collections.ConfigDict:
+                 fast_compile: bool = False,
+                 execution: dict | None = None) -> ml_collections.ConfigDict:
   """A suite's ConfigDict. `train` holds the suite's training defaults, which each task's
   own `train` settings refine. `depth` runs every backbone at that depth (its declared depth
   fields) instead of its default: compile time grows with depth. `workers` > 1 runs cells
-  in that many processes (compile-bound suites only: timings are then not comparable)."""
+  in that many processes (compile-bound suites only: timings are then not comparable).
+  `execution` sets core.Execution's fields (time limit, checkpoints)."""
   c = ml_collections.ConfigDict(sort_keys=False)
   c.name, c.doc, c.size, c.seeds = name, inspect.cleandoc(doc), size, tuple(seeds)
   c.archs = _maybe(archs, tuple)
   c.depth = _maybe(depth, int)
   c.workers, c.fast_compile = workers, fast_compile
+  defaults = Execution(**(execution or {}))
+  c.execution = {k: _maybe(getattr(defaults, k), _hint_type(hint))
+                 for k, hint in typing.get_type_hints(Execution).items()}
   c.tasks = ml_collections.ConfigDict(sort_keys=False)
   for task_name, plan in tasks.items():
     c.tasks[task_name] = _complete_plan(task_name, plan, train or {})
@@ -107,7 +121,15 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
       'sweep': {'param': _maybe(sweep and sweep[0], str),
                 'points': _maybe(sweep and sweep[1], tuple),
                 'gradient_probe_at': tuple(plan['gradient_probe_at'])},
+      'seeds': _maybe(plan['seeds'], tuple),
+      'arch_seeds': plan['arch_seeds'],
   })
+
+
+def execution(config) -> Execution:
+  """The run's core.Execution from the suite's `execution` section."""
+  with _invalid('config'):
+    return Execution(**{k: v for k, v in config.execution.items()})
 
 
 def _hint_type(hint) -> type | None:
@@ -207,8 +229,11 @@ def flatten(config, prefix: str = '') -> dict[str, Any]:
 def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -> list[Cell]:
   """The suite's cells, narrowed by the CLI's filters and with the global overrides
   applied. Explicitly requested pairs that cannot run raise UsageError; unrequested
-  incompatible pairs are skipped. Identical cells (same digest) run once."""
+  incompatible pairs are skipped. Identical cells (same digest) run once. `seeds` (the
+  CLI's --seed) replaces every seed setting; else a pair's arch_seeds, else its task's
+  seeds, else the suite's."""
   size = size or config.size
+  forced_seeds = seeds
   seeds = list(seeds if seeds is not None else config.seeds)
   default_archs = list(config.archs or archs.names())
   task_names = list(tasks_filter or config.tasks.keys())
@@ -249,9 +274,12 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
       used['arch'] |= set(arch_overrides)
       backbone = {**(plan.arch_config.get(arch_name, {}) if plan else {}),
                   **arch.depth_overrides(config.depth), **arch_overrides}
+      pair_seeds = seeds
+      if forced_seeds is None and plan is not None:
+        pair_seeds = plan.arch_seeds.get(arch_name) or plan.seeds or seeds
       for params, probes in _points(plan, base_params, task_overrides):
         params = {**params, **task_overrides}
-        for seed in seeds:
+        for seed in pair_seeds:
           cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
                       bool(config.fast_compile), probes)
           out.setdefault(cell.digest, cell)

@@ -39,6 +39,37 @@ class Diverged(RuntimeError):
   """The training loss or an evaluation metric became non-finite."""
 
 
+class CellTimeout(RuntimeError):
+  """A cell ran past its time limit (status `timeout`; what it measured is kept)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+  """How cells run, as opposed to what they measure: none of it is part of a cell's
+  identity, so a cell resumed, checkpointed or given more time is the same experiment.
+
+  time_limit_s: a cell still training after this long ends with status `timeout`,
+    keeping what it measured; the run goes on. None: no limit.
+  checkpoint_every_s, checkpoint_every_steps: a cell in flight saves its training state
+    (orbax) at the first dispatch boundary after either; None turns a trigger off. A
+    resumed run continues the cell in flight from its checkpoint.
+  checkpoint_min_s: cells whose training is expected to take less than this (estimated
+    after the first dispatch) never checkpoint: re-running them is cheaper.
+  """
+  time_limit_s: float | None = None
+  checkpoint_every_s: float | None = 300.0
+  checkpoint_every_steps: int | None = None
+  checkpoint_min_s: float = 60.0
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                or value < 0 or (value == 0 and field.name != 'checkpoint_min_s')):
+        raise UsageError(f'execution.{field.name} must be a positive number or None, '
+                         f'got {value!r}')
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Optimisation of one cell: AdamW with linear warm-up then cosine decay."""

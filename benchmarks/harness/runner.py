@@ -6,10 +6,14 @@ status, and run_suite goes on to the next cell.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
+import json
 import math
 import multiprocessing
 import pathlib
+import shutil
+import sys
 import time
 import traceback
 import uuid
@@ -21,7 +25,9 @@ import numpy as np
 from archbench import archs
 from archbench import data
 from archbench.benchmarks import plugins
-from archbench.benchmarks.core import Cell, Diverged, UsageError, usage_errors
+from archbench.benchmarks.core import (Cell, CellTimeout, Diverged, Execution, UsageError,
+                                       usage_errors)
+from archbench.benchmarks.harness.checkpoint import CellCheckpoints
 from archbench.benchmarks.harness import generate
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import train as train_lib
@@ -29,15 +35,19 @@ from archbench.benchmarks.measure import timing
 from archbench.benchmarks.probes import lrd
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records, report
+from archbench.data import cache as data_cache
 from archbench.data.spec import Stream, stream_key
 
 OnStep = Callable[[int, int, float], None]  # (step, steps, train loss) after each dispatch
+DEFAULT_EXECUTION = Execution()  # no time limit, checkpoints every 5 min for long cells
 
 
 def _status_of(error: BaseException) -> str:
   text = f'{type(error).__name__}: {error}'
   if 'RESOURCE_EXHAUSTED' in text or isinstance(error, MemoryError):
     return 'oom'
+  if isinstance(error, CellTimeout):
+    return 'timeout'
   return 'diverged' if isinstance(error, Diverged) else 'error'
 
 
@@ -116,10 +126,18 @@ def prepare(cell: Cell, build_task: bool = True):
   return arch, config, task, model_lib.build_model(arch, config, spec)
 
 
-def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None) -> None:
+def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
+                 execution: Execution = DEFAULT_EXECUTION,
+                 checkpoint_dir: pathlib.Path | None = None) -> None:
   """Train, evaluate and time one cell, filling `out` ({'config', 'metrics', 'perf'}) as
   it goes, so that what was measured before a failure is kept. Raises on failure
-  (run_cell turns that into a status)."""
+  (run_cell turns that into a status).
+
+  With `checkpoint_dir`, training resumes from the checkpoint there if there is one, and
+  saves one as `execution` says; past `execution.time_limit_s` (checked between
+  dispatches) the cell stops with CellTimeout.
+  """
+  started = time.monotonic()
   peak_before = _device_peak_in_use()
   arch, config, task, model = prepare(cell)
   spec, tc = task.spec, cell.train
@@ -136,7 +154,10 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None)
                          'train': tc,
                          # Overrides of the backbone config move it off the size's budget.
                          'budget': {'size': cell.size, 'params': budget,
-                                    'overridden_by': sorted(cell.arch_overrides)}},
+                                    'overridden_by': sorted(cell.arch_overrides)},
+                         # The metrics are those of the weights after the last step (no
+                         # early stopping, no best-checkpoint selection).
+                         'eval_weights': 'final'},
               'metrics': {},
               'perf': {'params': params, 'backbone_params': backbone_params}})
   if 'length' in cell.probes:
@@ -148,11 +169,15 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None)
     out['metrics'].update(probe.measure(state.params, 'init'))
     out['perf']['probe_compile_s'] = probe.compile_s
 
-  # Compile ahead of time, apart from any timing: chunks of k steps, and one chunk of the
+  # Compile ahead of time, apart from any timing: dispatches of k steps, and one of the
   # remainder when k does not divide the steps (so a cell trains exactly the steps asked,
-  # the steps its learning-rate schedule decays over).
+  # the steps its learning-rate schedule decays over). Dispatch i draws its batches from
+  # fold_in(train_key, i): the batches depend on the seed and the step alone, which is
+  # what lets a checkpointed cell resume bit for bit.
   k = max(1, min(tc.steps_per_dispatch, tc.steps))
   num_chunks, remainder = divmod(tc.steps, k)
+  dispatches = [k] * num_chunks + ([remainder] if remainder else [])
+  train_key = data.spec.train_key(cell.seed)
 
   def compile_chunk(num_steps):
     chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
@@ -160,50 +185,78 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None)
                               num_steps=num_steps)
     return timing.compile_ahead(chunk, state, train_key, fast=cell.fast_compile)
 
-  train_key = data.spec.train_key(cell.seed)
-  compiled, compile_s = compile_chunk(k)
-  out['perf'].update(compile_s=compile_s, **_memory(compiled))
+  compiled = {}
+  compiled[k], compile_s = compile_chunk(k)
+  out['perf'].update(compile_s=compile_s, **_memory(compiled[k]))
+  if remainder:
+    compiled[remainder], rest_compile_s = compile_chunk(remainder)
+    out['perf']['compile_s'] += rest_compile_s
 
-  # Train: every dispatch is a timing window; the first is the warm-up.
+  checkpoints = None
+  first = 0
+  if checkpoint_dir is not None:
+    checkpoints = CellCheckpoints(checkpoint_dir, every_steps=execution.checkpoint_every_steps,
+                                  every_s=execution.checkpoint_every_s)
+    restored = checkpoints.restore(state)
+    if restored is not None:
+      state, first = restored
+      out['perf']['resumed_at_step'] = int(state.step)
+
+  # Train: every whole dispatch is a timing window; the first is the warm-up.
   chrono, losses = timing.Chrono(warmup_windows=1), []
   untimed_s = 0.0
 
-  def check(loss, step):
+  def training_figures():
+    step_s = chrono.median_s
+    out['metrics'].update({'train/loss': losses[-1] if losses else None,
+                           'train/steps': int(state.step)})
+    out['perf'].update(train_s=sum(s for s, _ in chrono.windows) + untimed_s,
+                       timed_windows=chrono.timed_windows)
+    if step_s:
+      out['perf'].update(
+          step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
+          step_ms_max=1e3 * chrono.spread_s[1], examples_per_s=tc.batch_size / step_s,
+          tokens_per_s=tc.batch_size * spec.tokens_per_example / step_s)
+    return step_s
+
+  for i in range(first, len(dispatches)):
+    size = dispatches[i]
+    start = time.perf_counter()
+    if size == k:
+      state, loss = chrono.time(compiled[k], state, jax.random.fold_in(train_key, i), steps=k)
+    else:
+      state, loss = jax.block_until_ready(
+          compiled[size](state, jax.random.fold_in(train_key, i)))
+      untimed_s += time.perf_counter() - start
     losses.append(float(loss))
+    step = int(state.step)
     if not math.isfinite(losses[-1]):
       out['metrics']['train/loss'] = losses[-1]
       raise Diverged(f'training loss became {losses[-1]} at step {step}')
     if on_step is not None:
       on_step(step, tc.steps, losses[-1])
-
-  for i in range(num_chunks):
-    state, loss = chrono.time(compiled, state, jax.random.fold_in(train_key, i), steps=k)
-    check(loss, (i + 1) * k)
-  if remainder:
-    compiled_rest, rest_compile_s = compile_chunk(remainder)
-    out['perf']['compile_s'] += rest_compile_s
-    start = time.perf_counter()
-    state, loss = jax.block_until_ready(
-        compiled_rest(state, jax.random.fold_in(train_key, num_chunks)))
-    untimed_s = time.perf_counter() - start
-    check(loss, tc.steps)
-  step_s = chrono.median_s
-  tokens = spec.tokens_per_example
-  out['metrics'].update({'train/loss': losses[-1], 'train/steps': int(state.step)})
-  out['perf'].update(
-      step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
-      step_ms_max=1e3 * chrono.spread_s[1], timed_windows=chrono.timed_windows,
-      examples_per_s=tc.batch_size / step_s, tokens_per_s=tc.batch_size * tokens / step_s,
-      train_s=sum(s for s, _ in chrono.windows) + untimed_s)
+    if execution.time_limit_s is not None and time.monotonic() - started > execution.time_limit_s:
+      training_figures()
+      raise CellTimeout(f'time limit of {execution.time_limit_s:g} s reached at step '
+                        f'{step} of {tc.steps}')
+    if checkpoints is not None and i + 1 < len(dispatches):
+      if i == first and first == 0:  # a short cell is cheaper to re-run than to checkpoint
+        expected_s = (time.perf_counter() - start) / size * tc.steps
+        if expected_s < execution.checkpoint_min_s:
+          checkpoints = None
+          continue
+      if checkpoints.due(step):
+        checkpoints.save(state, step, i + 1)
+  step_s = training_figures()
 
   # FLOPs: analytic always (forward x (1 + the arch's backward factor)); XLA's count only
   # where the model itself has no scan, since cost_analysis() counts a loop body once.
   flops = model_lib.train_flops(arch, config, spec) * tc.batch_size
   peak, peak_source = timing.device_peak_flops()
-  xla = None if arch.uses_scan else _xla_flops_per_step(compiled)
+  xla = None if arch.uses_scan else _xla_flops_per_step(compiled[k])
   out['perf'].update(flops_per_step=flops, xla_flops_per_step=xla,
                      infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
-                     mfu=(flops / step_s / peak) if peak else None, peak_flops=peak,
+                     mfu=(flops / step_s / peak) if peak and step_s else None, peak_flops=peak,
                      peak_flops_source=peak_source)
 
   # Evaluate on the held-out set, one compiled scan over padded batches.
@@ -250,12 +303,13 @@ def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
 
 
 def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
-             on_step: OnStep | None = None) -> dict[str, Any]:
+             on_step: OnStep | None = None, execution: Execution = DEFAULT_EXECUTION,
+             checkpoint_dir: pathlib.Path | None = None) -> dict[str, Any]:
   """Measure one cell and return its record; never raises."""
   record = _record(cell, suite, run_id, env)
   partial: dict[str, Any] = {}
   try:
-    measure_cell(cell, partial, on_step)
+    measure_cell(cell, partial, on_step, execution, checkpoint_dir)
   except Exception as error:  # a failing cell is a result, not a crash
     record.update(status=_status_of(error), error=_error_text(error))
   record['config'].update(partial.get('config', {}))
@@ -264,16 +318,47 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
   return record
 
 
-def _run_cell_in_worker(cell: Cell, suite: str, run_id: str, env: dict[str, Any]):
+def _run_cell_in_worker(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
+                        execution: Execution, checkpoint_dir: pathlib.Path):
   """run_cell in a worker process (module level, so that it pickles)."""
-  return run_cell(cell, suite=suite, run_id=run_id, env=env)
+  return run_cell(cell, suite=suite, run_id=run_id, env=env, execution=execution,
+                  checkpoint_dir=checkpoint_dir)
+
+
+PLAN_FILE = 'run.json'  # what a run set out to do, so that --resume can finish it
+
+
+def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
+               workers: int, execution: Execution) -> None:
+  plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
+          'execution': dataclasses.asdict(execution),
+          'code_version': records.code_version(), 'command': ' '.join(sys.argv),
+          'utc_time': records.utc_now(), 'cells': [c.to_dict() for c in cells]}
+  data_cache.write_atomically(out_dir / PLAN_FILE, json.dumps(plan, indent=1).encode())
+
+
+def read_plan(out_dir: pathlib.Path) -> dict[str, Any]:
+  """The plan of the run in out_dir, with its cells as Cell objects."""
+  try:
+    plan = json.loads((out_dir / PLAN_FILE).read_text())
+    plan['cells'] = [Cell.from_dict(c) for c in plan['cells']]
+    plan['execution'] = Execution(**plan['execution'])
+    return plan
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UsageError(f'{out_dir} holds no readable {PLAN_FILE} (was it made by archbench '
+                     f'run?): {type(e).__name__}: {e}') from None
 
 
 def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               env: dict[str, Any] | None = None, workers: int = 1,
-              progress: Progress | None = None) -> list[dict[str, Any]]:
+              progress: Progress | None = None, execution: Execution = DEFAULT_EXECUTION,
+              run_id: str | None = None, resume: bool = False) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
   refreshing the summaries, so a killed run keeps everything finished.
+
+  Each cell in flight checkpoints under out_dir/checkpoints/<cell_id>/ (as `execution`
+  says). `resume` continues a killed run: a torn last line is cut off, the cells already
+  recorded (by cell_id) are skipped, and a cell with a checkpoint continues from it.
 
   `workers` > 1 runs cells in that many processes at once. XLA compiles on one thread, so
   this speeds up compile-bound suites (smoke) on a multi-core CPU; the cells then share the
@@ -282,32 +367,43 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   """
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
-  run_id = f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
+  records.repair(path)  # appending after a torn line would glue two records together
+  run_id = run_id or f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
+  if not resume:
+    write_plan(out_dir, cells, suite=suite, run_id=run_id, workers=workers,
+               execution=execution)
+  recorded = ({r.get('cell_id') for r in records.load_records(path)}
+              if resume and path.is_file() else set())
+  todo = [(i, cell) for i, cell in enumerate(cells) if cell.digest not in recorded]
   env = dict(env or records.environment(), workers=workers, plugins=plugins.loaded())
-  progress = progress or Progress(len(cells))
+  progress = progress or Progress(len(todo))
+  checkpoints = out_dir / 'checkpoints'
   done: list[dict[str, Any]] = []
 
   def finish(i, cell, record):
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
     records.append_record(path, record)
+    shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
     done.append(record)
     report.write_summaries(out_dir)
     progress.cell_finished(cell, report.one_line(record))
 
   try:
     if workers <= 1:
-      for i, cell in enumerate(cells):
+      for i, cell in todo:
         progress.cell_started(i, cell)
         on_step = functools.partial(progress.step, cell)
-        finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, on_step=on_step))
-    else:
+        finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, on_step=on_step,
+                                 execution=execution,
+                                 checkpoint_dir=checkpoints / cell.digest))
+    elif todo:
       # Spawned, not forked: a forked JAX runtime is not safe to use.
       context = multiprocessing.get_context('spawn')
       with concurrent.futures.ProcessPoolExecutor(
           workers, mp_context=context, initializer=plugins.load_all,
           initargs=(plugins.loaded(),)) as pool:
-        futures = {pool.submit(_run_cell_in_worker, cell, suite, run_id, env): (i, cell)
-                   for i, cell in enumerate(cells)}
+        futures = {pool.submit(_run_cell_in_worker, cell, suite, run_id, env, execution,
+                               checkpoints / cell.digest): (i, cell) for i, cell in todo}
         for future in concurrent.futures.as_completed(futures):
           i, cell = futures[future]
           try:

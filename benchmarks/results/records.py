@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -65,18 +66,70 @@ def git_commit() -> str | None:
     return None
 
 
+# CPU features that decide which kernels XLA's CPU backend emits, and so both its speed
+# and its float results (a fused multiply-add rounds once, AVX-512 sums in other orders).
+_CPU_FEATURES = ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_fp16',
+                 'avx_vnni', 'amx_tile', 'amx_bf16', 'asimd', 'sve')
+
+
+def _cpu_features() -> list[str]:
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith(('flags', 'Features')):
+        present = set(line.split(':', 1)[1].split())
+        return [f for f in _CPU_FEATURES if f in present]
+  except OSError:
+    pass
+  return []
+
+
+def packages_digest() -> str:
+  """A digest of every installed distribution and its version: two environments with the
+  same digest have the same packages."""
+  names = sorted({f'{d.metadata["Name"]}=={d.version}'.lower()
+                  for d in importlib.metadata.distributions() if d.metadata['Name']})
+  return hashlib.sha256('\n'.join(names).encode()).hexdigest()[:16]
+
+
+def code_version() -> str:
+  """A digest of archbench's own source (and of any loaded plug-in file): what a resumed run
+  must share with the run it continues, whether or not it runs from a git checkout."""
+  from archbench import archs, data  # noqa: PLC0415  (their folders, wherever installed)
+  from archbench import benchmarks
+  from archbench.benchmarks import plugins
+  digest = hashlib.sha256()
+  for package in (archs, data, benchmarks):
+    root = pathlib.Path(package.__file__).parent
+    for path in sorted(root.rglob('*.py')):
+      digest.update(str(path.relative_to(root)).encode())
+      digest.update(path.read_bytes())
+  for source in plugins.loaded():
+    path = pathlib.Path(source)
+    digest.update(path.read_bytes() if path.is_file() else source.encode())
+  return digest.hexdigest()[:16]
+
+
 def environment(argv: list[str] | None = None) -> dict[str, Any]:
+  """What the numbers depend on beyond the cell itself: the machine (CPU model and the
+  features XLA targets, device kind and count), XLA's settings (flags, matmul precision),
+  the software (Python, versions, a digest of every installed package) and the code
+  (archbench's source digest, the git commit and whether it had local changes)."""
   device = jax.devices()[0]
   return {
       'python': platform.python_version(),
       'packages': {name: _package_version(name) for name in PACKAGES},
+      'packages_digest': packages_digest(),
       **{name: _package_version(name) for name in ('jax', 'jaxlib', 'flax', 'optax')},
       'backend': jax.default_backend(),
       'device_kind': device.device_kind,
       'device_count': jax.device_count(),
       'cpu': _cpu_model(),
+      'cpu_features': _cpu_features(),
       'cpu_count': os.cpu_count(),
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'matmul_precision': str(jax.config.jax_default_matmul_precision or 'default'),
       'platform': platform.platform(),
+      'code_version': code_version(),
       'git_commit': git_commit(),
       'command': ' '.join(sys.argv if argv is None else argv),
       'utc_time': utc_now(),
@@ -125,6 +178,30 @@ def append_record(path: pathlib.Path, record: dict[str, Any]) -> None:
     f.write(line)
     f.flush()
     os.fsync(f.fileno())
+
+
+def repair(path: pathlib.Path) -> int:
+  """Cut a torn last line (a run killed mid-write) off `path`, so that appending the next
+  record cannot glue onto it; returns the bytes removed. The cut is a truncation at the last
+  complete line, which a second kill cannot make worse."""
+  if not path.is_file():
+    return 0
+  content = path.read_bytes()
+  keep = len(content)
+  tail = content[content.rfind(b'\n') + 1:]
+  if tail:  # no newline at the end: the last line is torn
+    keep -= len(tail)
+  else:
+    last = content[content.rfind(b'\n', 0, len(content) - 1) + 1:]
+    try:
+      json.loads(last)
+    except ValueError:
+      keep -= len(last)
+  if keep < len(content):
+    with open(path, 'r+b') as f:
+      f.truncate(keep)
+      os.fsync(f.fileno())
+  return len(content) - keep
 
 
 def load_records(path: pathlib.Path) -> list[dict[str, Any]]:
