@@ -120,7 +120,7 @@ def test_random_kills_then_resume(tmp_path):
     kills = 0
     for attempt in range(8):
       try:
-        code = proc.wait(timeout=rng.uniform(3, 12))
+        code = proc.wait(timeout=rng.uniform(2, 9))
       except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
