@@ -170,8 +170,9 @@ def _explain_parse_error(argv: list[str], error: Exception) -> str:
   files = _flag_values(argv, 'config')
   try:
     suite = config_lib.load(files[-1].split(':')[0]) if files else None
-  except Exception:  # noqa: BLE001  (the suite file's own error is reported below)
-    suite = None
+  except Exception as e:  # the suite file itself is broken: say so
+    return (f'--config {files[-1]} failed to load: {type(e).__name__}: '
+            f'{" ".join(str(e).split())[:300]}')
   for arg in argv:
     if suite is None or not arg.startswith('--config.'):
       continue
@@ -205,6 +206,9 @@ def parse(argv: list[str]) -> tuple[str, list[str]]:
     rest = FLAGS(argv)[1:]
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
     raise Usage(_explain_parse_error(argv, e)) from None
+  except Exception as e:  # a suite file's own bug: whose it is, in one line
+    raise Usage(f'--config {_flag_values(argv, "config")[-1]} failed to load: '
+                f'{type(e).__name__}: {" ".join(str(e).split())[:300]}') from None
   if not rest or rest[0] not in COMMANDS:
     got = f'unknown command {rest[0]!r}' if rest else 'no command'
     raise Usage(f'{got}; valid: {", ".join(COMMANDS)}. {USAGE}')
@@ -260,7 +264,7 @@ def _compact_paths(paths) -> str:
   top = [p for p in paths if '.' not in p and p != 'doc']
   plan = ','.join(config_lib.PLAN_FIELDS)
   return (f'{", ".join(top)}, tasks.{{{",".join(tasks)}}}.{{{plan}}}.*, '
-          f'{", ".join(s + ".*" for s in config_lib.GLOBAL_SECTIONS)}')
+          f'{", ".join(s + ".*" for s in ("execution", *config_lib.GLOBAL_SECTIONS))}')
 
 
 def cmd_list() -> int:

@@ -231,6 +231,8 @@ BAD_INPUTS = {
                               ['--suite', '--config']),
     'missing config file': (['run', '--config', '/nonexistent/suite.py'],
                             ['/nonexistent/suite.py']),
+    'config file without get_config': (['run', '--config', '{py}'], ['get_config']),
+    'config file that raises': (['run', '--config', '{bad}'], ['NameError', 'oops']),
     'empty archs': (['run', '--archs', ''], ['--archs']),
     'empty tasks': (['run', '--tasks', ''], ['--tasks']),
     'empty size': (['run', '--size', ''], ['--size']),
@@ -250,10 +252,12 @@ BAD_INPUTS = {
 def _bad_input_argv(case, tmp_path):
   argv, words = BAD_INPUTS[case]
   (tmp_path / 'suite.py').write_text('')
+  (tmp_path / 'bad.py').write_text('def get_config():\n  raise NameError("oops")\n')
   (tmp_path / 'results.jsonl').write_text('')
   (tmp_path / 'garbage').mkdir(exist_ok=True)
   (tmp_path / 'garbage' / 'results.jsonl').write_text('not json\n{"half": \n')
   argv = [a.replace('{empty}', str(tmp_path)).replace('{py}', str(tmp_path / 'suite.py'))
+          .replace('{bad}', str(tmp_path / 'bad.py'))
           .replace('{garbage}', str(tmp_path / 'garbage')) for a in argv]
   return argv, words
 
@@ -308,7 +312,7 @@ def test_list_names_everything(capsys):
     assert name in out, name
   # Each suite lists its config paths.
   assert ('tasks.{adding,copy,digits,translate,lm,forecast}.{params,train,archs,arch_train,'
-          'arch_config,sweep}.*') in out
+          'arch_config,sweep,seeds,arch_seeds}.*, execution.*, train.*, task.*, arch.*') in out
 
 
 def test_list_json_params(capsys):
