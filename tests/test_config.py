@@ -144,6 +144,18 @@ def test_depth_sets_each_architectures_declared_depth_fields():
       .arch_overrides == {'encoder_layers': 1, 'decoder_layers': 1}
 
 
+def test_seeds_per_pair_where_results_vary():
+  """quick runs three seeds on the pairs that vary, one elsewhere; --seed replaces all."""
+  seeds = {}
+  for c in _cells():
+    seeds.setdefault((c.arch, c.task), []).append(c.seed)
+  assert seeds['rnn', 'copy'] == seeds['gru', 'copy'] == seeds['bigru', 'digits'] == [0, 1, 2]
+  assert seeds['lstm', 'copy'] == seeds['transformer', 'copy'] == [0]
+  config = config_lib.load('quick')
+  assert {c.seed for c in config_lib.cells(config, seeds=[5])} == {5}
+  assert len(config_lib.cells(config, seeds=[5])) == len(seeds)
+
+
 def test_seeds_and_filters():
   cells = _cells(archs_filter=['lstm'], tasks_filter=['adding', 'copy'], **{'seeds': (3, 4)})
   assert [(c.task, c.seed) for c in cells] == [('adding', 3), ('adding', 4), ('copy', 3),
@@ -256,14 +268,15 @@ def test_the_readme_example_end_to_end_and_from_record(tmp_path):
 
 
 def test_from_record_reads_schema_1_records():
-  """The committed reference runs predate config.cell: their cells are rebuilt from the
-  requested config, and plan to the same cell the suite makes today."""
+  """Records written before config.cell (the quick reference run of November 2026, kept as
+  a fixture) rebuild their cells from the requested config, to the cells the suite makes
+  today."""
   from archbench.benchmarks.results import records
-  old = records.load_records(REPO / 'results' / 'quick-cpu' / 'results.jsonl')
+  old = records.load_records(REPO / 'tests' / 'fixtures' / 'quick-cpu-schema1' / 'results.jsonl')
   assert old and old[0]['schema'] == 1
-  today = {(c.arch, c.task): c for c in config_lib.cells(config_lib.load('quick'))}
+  today = {(c.arch, c.task, c.seed): c for c in config_lib.cells(config_lib.load('quick'))}
   for r in old:
-    cell, now = records.cell_of(r), today[r['arch'], r['task']]
+    cell, now = records.cell_of(r), today[r['arch'], r['task'], r['seed']]
     if cell.digest != now.digest:
       # Old records hold parameters as the task resolved them (forecast's ar_order None
       # became the length): the same experiment, spelled out.

@@ -54,3 +54,16 @@ def test_regular_install_runs_from_anywhere(tmp_path):
   (out,) = (work / 'results' / 'runs').iterdir()
   (record,) = [json.loads(l) for l in (out / 'results.jsonl').read_text().splitlines()]
   assert record['status'] == 'ok' and record['env']['git_commit'] is None
+
+
+def test_imports_point_one_way():
+  """archs/ and data/ never import the harness, nor each other; core.py, which everything
+  imports, imports nothing of archbench."""
+  def imports(path):
+    return [line for line in path.read_text().splitlines()
+            if line.lstrip().startswith(('import archbench', 'from archbench'))]
+  for path in (REPO / 'archs').rglob('*.py'):
+    assert not [l for l in imports(path) if 'benchmarks' in l or 'archbench.data' in l], path
+  for path in (REPO / 'data').rglob('*.py'):
+    assert not [l for l in imports(path) if 'benchmarks' in l or 'archbench.archs' in l], path
+  assert imports(REPO / 'benchmarks' / 'core.py') == []

@@ -15,8 +15,8 @@ horizon and the far/near ratio. Theory in one line each: an Elman RNN's curve de
 ρ^k for recurrent spectral radius ρ (Bengio et al. 1994; Pascanu et al. 2013), attention's
 path length is constant (no decay), a TCN's is exactly zero beyond its receptive field.
 
-The accuracy-versus-length probe is a sweep of ordinary cells (`TaskPlan.sweep` in
-benchmarks/suites.py); `report.longest_solved` reads their records.
+The accuracy-versus-length probe is a sweep of ordinary cells (a task plan's `sweep` in a
+suite config, benchmarks/config.py); `report.longest_solved` reads their records.
 
 Shapes: B batch, L positions, D width of the input representation, O readout outputs.
 """

@@ -156,7 +156,7 @@ def perf_table(records) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Long-range dependency probes (benchmarks/lrd.py): records with lrd/ metrics.
+# Long-range dependency probes (benchmarks/probes/lrd.py): records with lrd/ metrics.
 
 def sweep_points(records) -> dict[str, dict[str, dict[int, list[dict]]]]:
   """task -> row -> length -> records, for the points of accuracy-versus-length sweeps."""
@@ -334,7 +334,7 @@ def _write(path: pathlib.Path, text: str) -> None:
 def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str, Any]]:
   """(Re)build summary.md and summary.csv from out_dir/results.jsonl, in the suite's cell
   order (parallel workers append records in the order cells finish), and with `plots` the
-  PNG plots of the long-range probes (benchmarks/plots.py)."""
+  PNG plots of the long-range probes (plots.py)."""
   records = records_lib.load_records(out_dir / 'results.jsonl')
   records.sort(key=lambda r: (r.get('config') or {}).get('cell_index', 0))
   _write(out_dir / 'summary.md', summary_markdown(records))

@@ -1,18 +1,23 @@
 """Every architecture on the tasks that show what it does, at size small (100k).
 
 Command: archbench run   (same as: archbench run --suite quick)
-Runtime: 4 min 39 s measured on a 2-core CPU (25 cells), compilation included. To
-fit, each task runs the architectures whose comparison matters most there (every
-architecture appears at least once; `--archs` runs others too); `standard` runs the
-full matrix of these tasks. Reference run: results/quick-cpu/.
-Results (seed 0, on the reference machine): adding (T=30): the gated RNNs, transformer,
-TCN and LRU solve it (MSE < 0.01) while the Elman RNN only beats the 0.167 baseline; copy
-(T=10): attention solves it and the LSTM sits near the memoryless baseline, as Arjovsky
-et al. (2016) report; digits: the CNN near 98%, ViT, transformer and bidirectional RNNs
-88-96%; translate: the encoder-decoder and the prefix-LM decoder above 95% exact match;
-lm: the LSTM and the decoder at 1.32 and 1.34 bits/char (floor 1.28, unigram 2.95),
-97.5% of their sampled characters allowed by the source; forecast: the LSTM and the TCN
-at MSE 0.015 and 0.017, far below linear AR's 0.104 (persistence 0.48).
+Runtime: 11 min 27 s measured on a 2-core Intel Xeon (35 cells), compilation included
+(machines of this kind differ by up to 2x: the 25-cell version without the extra seeds
+took 4 min 39 s on a 2-core AMD EPYC). To fit, each task runs the architectures whose
+comparison matters most there (every architecture appears at least once; `--archs` runs
+others too); `standard` runs the full matrix of these tasks. The five cells whose result
+varies from seed to seed (and between machines) run three seeds. Reference run:
+results/quick-cpu/.
+Results (seed 0, or mean ± std of seeds 0-2, on the reference machine): adding (T=30):
+the gated RNNs, transformer, TCN and LRU solve it (MSE < 0.01) while the Elman RNN only
+beats the 0.167 baseline (0.062 ± 0.009); copy (T=10): attention, the TCN and the LRU
+solve it, the GRU gets most of it (0.73 ± 0.05), the Elman RNN varies widely with the seed
+(0.26 ± 0.18) and the LSTM sits near the memoryless baseline, as Arjovsky et al. (2016)
+report; digits: the CNN near 98%, ViT and transformer about 90%, the bidirectional RNNs
+0.88 ± 0.01 (LSTM) and 0.95 ± 0.01 (GRU); translate: the encoder-decoder and the prefix-LM
+decoder above 95% exact match; lm: the LSTM and the decoder at 1.32 and 1.34 bits/char
+(floor 1.28, unigram 2.95); forecast: the LSTM and the TCN at MSE 0.015 and 0.017, far
+below linear AR's 0.104 (persistence 0.48).
 """
 from archbench.benchmarks.config import suite_config, task_plan
 
