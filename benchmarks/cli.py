@@ -151,8 +151,15 @@ def _with_suite_file(argv: list[str], command: str | None) -> list[str]:
   if files and suites:
     raise Usage('give --suite NAME or --config PATH, not both')
   if files or command not in ('run', 'list'):
-    if files and not pathlib.Path(files[-1].split(':')[0]).is_file():
-      raise Usage(f'--config {files[-1]}: no such suite file')
+    if files:  # loaded here too: config_flags would reuse a module of the same name
+      path = files[-1].split(':')[0]
+      if not pathlib.Path(path).is_file():
+        raise Usage(f'--config {files[-1]}: no such suite file')
+      try:
+        config_lib.load(path)
+      except Exception as e:
+        raise Usage(f'--config {files[-1]} failed to load: {type(e).__name__}: '
+                    f'{" ".join(str(e).split())[:300]}') from None
     return argv
   if command == 'list' and not suites:
     return argv

@@ -33,10 +33,13 @@ SIGMA_K = 3.0
 # - metrics bounded in [0, 1] (accuracy, exact match): absolute 0.02 (two points, 20 of the
 #   usual 1000 held-out examples);
 # - unbounded ones (MSE, losses, bits/char): 10% of |base|, since they span decades (0.167
-#   at a baseline, 1e-4 when solved) and an absolute step cannot fit them all.
+#   at a baseline, 1e-4 when solved) and an absolute step cannot fit them all; but never
+#   less than 0.001, so that two near-zero losses of solved cells (5e-6 against 3e-6 nats on
+#   copy) are not called a change: every solved threshold here is 0.01 or more.
 BOUNDED_SUFFIXES = ('accuracy', 'exact_match')
 MIN_CHANGE_ABS = 0.02
 MIN_CHANGE_REL = 0.10
+MIN_CHANGE_UNBOUNDED_ABS = 1e-3
 # Step time: relative tolerance = the larger spread (max - min) / median of the timing
 # windows on either side (median over seeds), at least TIMING_FLOOR_REL. The same machine
 # kind can still differ by up to 2x between machines: compare times from one machine only.
@@ -161,7 +164,8 @@ def metric_tolerance(metric: str, base: list[float], new: list[float]) -> tuple[
   if metric.endswith(BOUNDED_SUFFIXES):
     floor, floor_text = MIN_CHANGE_ABS, f'±{MIN_CHANGE_ABS:g}'
   else:
-    floor, floor_text = MIN_CHANGE_REL * abs(statistics.fmean(base)), f'±{_pct(MIN_CHANGE_REL)}'
+    floor = max(MIN_CHANGE_REL * abs(statistics.fmean(base)), MIN_CHANGE_UNBOUNDED_ABS)
+    floor_text = f'±{_pct(MIN_CHANGE_REL)}, at least {MIN_CHANGE_UNBOUNDED_ABS:g}'
   if len(base) < 2 or len(new) < 2:
     return floor, f'default {floor_text}, one seed'
   band = SIGMA_K * math.sqrt(statistics.variance(base) / len(base)

@@ -7,7 +7,8 @@ Command: archbench run --suite lrd
 Runtime: not measured (no accelerator was available when it was written). It is 840
 cells (10 architectures x 4 tasks x 7 lengths x 3 seeds) of 3000 steps each at up to
 1024 positions: plan for hours, not minutes, on one GPU. `--tasks`, `--archs` and
-`--seed` run parts of it.
+`--seed` run parts of it. A cell still training after an hour is recorded as `timeout`
+(--config.execution.time_limit_s changes it); a killed run continues with --resume.
 Results (expected from lrd-cpu and the literature, not yet measured): the Elman RNN's
 longest solved length is the shortest on every task; LSTM and GRU reach further on
 adding; on the content-dependent tasks (selective_copy, mqar) attention solves every
@@ -23,6 +24,9 @@ def get_config():
   sweep = dict(sweep=('length', _LENGTHS), gradient_probe_at=(256,))
   return suite_config(
       name='lrd', doc=__doc__, size='small', seeds=(0, 1, 2),
+      # An hour per cell: far more than a GPU needs, and a guard against one cell (a long
+      # recurrence on a slow device) holding the whole study.
+      execution={'time_limit_s': 3600.0},
       train=dict(steps=3000, batch_size=64, lr=1e-3, warmup_steps=200,
                  steps_per_dispatch=100),
       tasks={

@@ -8,7 +8,8 @@ available). Estimated from its step counts at about 1-1.5 h on one current GPU, 
 of it the recurrent cells on 784-1024 steps; on a 2-core CPU, many hours. Reading the
 data takes seconds per dataset, once per process. Offline or without the data, every
 cell of a missing dataset fails at once (status `error`, one line naming the directory
-and the `archbench data prepare` command) and the other cells still run.
+and the `archbench data prepare` command) and the other cells still run. A cell still
+training after an hour is recorded as `timeout` (--config.execution.time_limit_s).
 Results: expected from the literature, at larger budgets than size small (100k), so
 treat them as ceilings. mnist / fashion_mnist: a small CNN ~99% / ~90%. cifar10: small
 CNNs 70-80%. smnist / pmnist (Arjovsky et al. 2016; Bai et al. 2018): LSTM ~98% /
@@ -35,6 +36,7 @@ _WHOLE_SEQUENCE_TCN = {'tcn': {'num_blocks': 8}}
 def get_config():
   return suite_config(
       name='real', doc=__doc__, size='small',
+      execution={'time_limit_s': 3600.0},  # see lrd: a guard, not a budget
       tasks={
           'mnist': task_plan({}, _IMAGE, archs=('cnn', 'vit')),
           'fashion_mnist': task_plan({}, _IMAGE, archs=('cnn', 'vit')),
