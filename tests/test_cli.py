@@ -96,8 +96,11 @@ def test_smoke_records_schema(smoke_run):
     assert r['cell_id'] == records_lib.cell_of(r).digest, where
     assert r['status'] == 'ok' and r['error'] is None, (where, r['error'])
     assert r['suite'] == 'smoke' and r['size'] == 'tiny' and r['seed'] == 0
-    # The cell's task parameters are recorded as resolved.
-    assert dict(plans[r['task']].params).items() <= r['config']['task'].items()
+    # The cell holds the plan's parameters as asked; config.task as the task resolved
+    # them (forecast's ar_order None becomes the window length).
+    assert r['config']['cell']['task_params'] == dict(plans[r['task']].params)
+    asked = {k: v for k, v in plans[r['task']].params.items() if v is not None}
+    assert asked.items() <= r['config']['task'].items()
     metrics = r['metrics']
     task_spec = data.build(r['task'], **plans[r['task']].params).spec
     headline = r['config']['task_spec']['metric']
