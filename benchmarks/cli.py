@@ -152,14 +152,12 @@ def _with_suite_file(argv: list[str], command: str | None) -> list[str]:
     raise Usage('give --suite NAME or --config PATH, not both')
   if files or command not in ('run', 'list'):
     if files:  # loaded here too: config_flags would reuse a module of the same name
-      path = files[-1].split(':')[0]
-      if not pathlib.Path(path).is_file():
+      if not pathlib.Path(files[-1].split(':')[0]).is_file():
         raise Usage(f'--config {files[-1]}: no such suite file')
       try:
-        config_lib.load(path)
+        config_lib.load(files[-1])
       except Exception as e:
-        raise Usage(f'--config {files[-1]} failed to load: {type(e).__name__}: '
-                    f'{" ".join(str(e).split())[:300]}') from None
+        raise Usage(_suite_file_error(files[-1], e)) from None
     return argv
   if command == 'list' and not suites:
     return argv
@@ -170,16 +168,17 @@ def _with_suite_file(argv: list[str], command: str | None) -> list[str]:
   return [argv[0], f'--config={path}', *argv[1:]]
 
 
+def _suite_file_error(file: str, error: Exception) -> str:
+  from archbench.benchmarks.core import one_line
+  return f'--config {file} failed to load: {one_line(error)}'
+
+
 def _explain_parse_error(argv: list[str], error: Exception) -> str:
   """One line for a flag or --config.* override that absl/config_flags refused: the bad
   key and the valid ones there, or the bad value and the type expected."""
   from archbench.benchmarks import config as config_lib
   files = _flag_values(argv, 'config')
-  try:
-    suite = config_lib.load(files[-1].split(':')[0]) if files else None
-  except Exception as e:  # the suite file itself is broken: say so
-    return (f'--config {files[-1]} failed to load: {type(e).__name__}: '
-            f'{" ".join(str(e).split())[:300]}')
+  suite = config_lib.load(files[-1]) if files else None  # loads: _with_suite_file checked
   for arg in argv:
     if suite is None or not arg.startswith('--config.'):
       continue
@@ -214,8 +213,7 @@ def parse(argv: list[str]) -> tuple[str, list[str]]:
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
     raise Usage(_explain_parse_error(argv, e)) from None
   except Exception as e:  # a suite file's own bug: whose it is, in one line
-    raise Usage(f'--config {_flag_values(argv, "config")[-1]} failed to load: '
-                f'{type(e).__name__}: {" ".join(str(e).split())[:300]}') from None
+    raise Usage(_suite_file_error(_flag_values(argv, 'config')[-1], e)) from None
   if not rest or rest[0] not in COMMANDS:
     got = f'unknown command {rest[0]!r}' if rest else 'no command'
     raise Usage(f'{got}; valid: {", ".join(COMMANDS)}. {USAGE}')

@@ -193,10 +193,13 @@ def suite_path(name: str) -> pathlib.Path:
 
 
 def load(name_or_path: str) -> ml_collections.ConfigDict:
-  """A suite's config by built-in name or from a file defining get_config()."""
-  path = pathlib.Path(name_or_path)
+  """A suite's config by built-in name, or from a file defining get_config(); 'FILE:ARG'
+  passes ARG to get_config, as config_flags does."""
+  path_text, _, arg = name_or_path.partition(':') if name_or_path.count(':') == 1 \
+      else (name_or_path, '', '')
+  path = pathlib.Path(path_text)
   if not path.suffix == '.py':
-    path = suite_path(name_or_path)
+    path = suite_path(path_text)
   if not path.is_file():
     raise UsageError(f'no suite file {path}')
   module_spec = importlib.util.spec_from_file_location(f'_archbench_suite_{path.stem}', path)
@@ -204,7 +207,7 @@ def load(name_or_path: str) -> ml_collections.ConfigDict:
   module_spec.loader.exec_module(module)
   if not hasattr(module, 'get_config'):
     raise UsageError(f'{path} defines no get_config()')
-  return module.get_config()
+  return module.get_config(arg) if arg else module.get_config()
 
 
 def summary(config) -> str:

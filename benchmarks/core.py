@@ -35,6 +35,12 @@ def usage_errors():
     raise UsageError(e.args[0]) from None
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+  """'Type: message' on one line, cut at `limit` characters: how a user's error (a plug-in's,
+  a suite file's, a backbone's) is reported in a usage message or a record."""
+  return f'{type(error).__name__}: {" ".join(str(error).split())[:limit]}'
+
+
 class Diverged(RuntimeError):
   """The training loss or an evaluation metric became non-finite."""
 

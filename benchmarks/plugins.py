@@ -18,7 +18,7 @@ import importlib.util
 import pathlib
 import sys
 
-from archbench.benchmarks.core import UsageError
+from archbench.benchmarks.core import UsageError, one_line
 
 ENTRY_POINT_GROUP = 'archbench.plugins'
 
@@ -64,8 +64,7 @@ def load(source: str) -> None:
     raise UsageError(f'--plugin {source}: not a file, and no module named {e.name!r} '
                      'can be imported') from None
   except Exception as e:  # the plug-in's own error: say whose it is, in one line
-    raise UsageError(f'--plugin {source} failed to load: {type(e).__name__}: '
-                     f'{" ".join(str(e).split())[:300]}') from None
+    raise UsageError(f'--plugin {source} failed to load: {one_line(e)}') from None
   _loaded.append(source)
 
 

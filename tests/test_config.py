@@ -234,6 +234,15 @@ def test_a_suite_file_of_ones_own(tmp_path, capsys):
   cells = config_lib.cells(cli.FLAGS.config)
   assert [(c.arch, c.task_params['length'], c.train.steps, c.train.batch_size)
           for c in cells] == [('rnn', 9, 7, 4), ('gru', 9, 7, 4)]
+  # FILE:ARG passes ARG to get_config, as config_flags does.
+  with_arg = tmp_path / 'sized.py'
+  with_arg.write_text(
+      'from archbench.benchmarks.config import suite_config, task_plan\n'
+      'def get_config(length):\n'
+      '  return suite_config("sized", "Sized.", "tiny", {"adding": task_plan(\n'
+      '      {"length": int(length)})}, archs=("rnn",))\n')
+  cli.parse(['archbench', 'run', '--config', f'{with_arg}:11'])
+  assert [c.task_params['length'] for c in config_lib.cells(cli.FLAGS.config)] == [11]
 
 
 def test_the_readme_example_end_to_end_and_from_record(tmp_path):

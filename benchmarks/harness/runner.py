@@ -26,7 +26,7 @@ from archbench import archs
 from archbench import data
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import (Cell, CellTimeout, Diverged, Execution, UsageError,
-                                       usage_errors)
+                                       one_line, usage_errors)
 from archbench.benchmarks.harness.checkpoint import CellCheckpoints
 from archbench.benchmarks.harness import generate
 from archbench.benchmarks.harness import model as model_lib
@@ -53,11 +53,10 @@ def _status_of(error: BaseException) -> str:
 
 def _error_text(error: BaseException) -> str:
   """The message and the innermost frame of our code, short enough for a table."""
-  message = ' '.join(str(error).split())[:500]
   frames = [f for f in traceback.extract_tb(error.__traceback__)
             if '/site-packages/' not in f.filename]
   where = f' (at {pathlib.Path(frames[-1].filename).name}:{frames[-1].lineno})' if frames else ''
-  return f'{type(error).__name__}: {message}{where}'
+  return f'{one_line(error, 500)}{where}'
 
 
 def _memory(compiled) -> dict[str, int | None]:
@@ -122,7 +121,7 @@ def prepare(cell: Cell, build_task: bool = True):
       arch.param_count(config)
     except Exception as e:
       raise UsageError(f'{cell.arch} cannot be built with {cell.arch_overrides}: '
-                       f'{type(e).__name__}: {" ".join(str(e).split())[:200]}') from None
+                       f'{one_line(e, 200)}') from None
   return arch, config, task, model_lib.build_model(arch, config, spec)
 
 
