@@ -53,9 +53,21 @@ def decoder_flops(cfg: DecoderConfig, shape: tuple[int, ...]) -> float:
   return transformer.transformer_flops(cfg.stack(), shape)
 
 
+def init_cache(cfg: DecoderConfig, batch: int, max_length: int) -> dict:
+  """The stack's key/value cache (transformer.init_cache)."""
+  return transformer.init_cache(cfg.stack(), batch, max_length)
+
+
+def decode_step(cfg: DecoderConfig, params, cache: dict, x_t):
+  """One position through the stack, whose parameters sit under `stack`
+  (transformer.decode_step): x_t [B, D] -> (cache, y_t [B, D])."""
+  return transformer.decode_step(cfg.stack(), params['stack'], cache, x_t)
+
+
 registry.register(registry.ArchSpec(
     name='decoder', family='attention',
     description='Decoder-only Transformer (GPT-style), causal, pre-LN',
     module=Decoder, config_for_width=lambda w: DecoderConfig(d_model=w),
     input_kind='sequence', causal=True, flops=decoder_flops, width_step=4,
-    depth_fields=('num_layers',)))
+    depth_fields=('num_layers',),
+    decoding=registry.Decoding(init=init_cache, step=decode_step)))

@@ -84,7 +84,8 @@ class ArchSpec:
     depth_fields: the config fields that set the depth (layers, blocks, stages); a suite's
       `depth` setting sets these. Empty: the architecture has no depth knob.
     decoding: token-by-token inference (see Decoding), for causal sequence backbones that
-      have it; None where each output needs a whole-sequence call.
+      have it; None where each output needs a whole-sequence call. With `causal=None` it
+      serves only the configs built causal (see `decoding_for`).
     backward_factor: backward FLOPs / forward FLOPs, so a training step costs
       (1 + backward_factor) x forward. 2 where matmuls dominate (one matmul each for the
       input and the weight gradients); more where elementwise ops with costly derivatives
@@ -121,6 +122,13 @@ class ArchSpec:
   def param_count(self, config) -> int:
     return count_params(self, config)
 
+  def decoding_for(self, config) -> Decoding | None:
+    """`decoding` where this config is causal (always, or by its `causal` field), else
+    None: a bidirectional output needs the whole sequence, so it has no step."""
+    if self.decoding is None or self.causal is False:
+      return None
+    return self.decoding if self.causal or getattr(config, 'causal', False) else None
+
 
 _REGISTRY: dict[str, ArchSpec] = {}
 
@@ -138,6 +146,10 @@ def register(spec: ArchSpec) -> ArchSpec:
     raise ValueError(f'{spec.name}: its config needs a `width` (the D it maps to)')
   if spec.decoding is not None and (spec.input_kind != 'sequence' or spec.causal is False):
     raise ValueError(f'{spec.name}: decoding is for causal sequence backbones')
+  if (spec.decoding is not None and spec.causal is None
+      and 'causal' not in fields):
+    raise ValueError(f'{spec.name}: decoding with causal=None needs a `causal` field in its '
+                     'config (decoding serves the causal configs only)')
   _REGISTRY[spec.name] = spec
   return spec
 

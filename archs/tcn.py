@@ -150,6 +150,90 @@ def tcn_flops(cfg: TCNConfig, shape: tuple[int, ...]) -> float:
   return flops
 
 
+# ---------------------------------------------------------------------------------------
+# Token-by-token decoding: a sliding buffer per convolution.
+#
+# Output t of a dilated causal convolution reads inputs t - (k-1)d .. t, so a step keeps
+# the last (k-1)d inputs of each convolution and costs O(receptive field) whatever the
+# position, where a whole-sequence call to produce token t would cost O(t).
+
+class _ConvWeights(nn.Module):
+  """A CausalConv's parameters without its call, (kernel, bias), so that `nn.WeightNorm`
+  can normalise them exactly as it does around the convolution."""
+  kernel_shape: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), self.kernel_shape)
+    bias = self.param('bias', nn.initializers.zeros_init(), self.kernel_shape[-1:])
+    return kernel, bias
+
+
+class _BlockWeights(nn.Module):
+  """The (kernel, bias) of a block's two convolutions as its call uses them: through
+  `nn.WeightNorm` (its parameters at conv<i>_wn) when the config asks for it."""
+  shapes: tuple[tuple[int, ...], tuple[int, ...]]
+  weight_norm: bool
+
+  @nn.compact
+  def __call__(self):
+    weights = {}
+    for name, shape in zip(('conv1', 'conv2'), self.shapes):
+      layer = _ConvWeights(shape, name=name)
+      weights[name] = nn.WeightNorm(layer, name=f'{name}_wn')() if self.weight_norm else layer()
+    return weights
+
+
+def init_cache(cfg: TCNConfig, batch: int, max_length: int) -> tuple:
+  """Per block, the last (k-1) * 2^i inputs of each of its two convolutions [B, span, C]:
+  zeros, the left padding of the whole-sequence call. The size is the receptive field's,
+  not max_length's."""
+  del max_length  # a convolution forgets everything beyond its receptive field
+  buffers, c_in = [], cfg.channels
+  for i, c in enumerate(cfg.widths()):
+    span = (cfg.kernel_size - 1) * 2**i
+    buffers.append({'conv1': jnp.zeros((batch, span, c_in), jnp.float32),
+                    'conv2': jnp.zeros((batch, span, c), jnp.float32)})
+    c_in = c
+  return tuple(buffers)
+
+
+def _conv_step(kernel, bias, buffer, x_t, dilation: int):
+  """CausalConv at one position: the window [B, (k-1)d + 1, C_in] is the buffer then x_t;
+  tap j reads window[j * d] (= x[t - (k-1-j) d]). The k taps go through one matmul (one
+  [B, k C_in] x [k C_in, C_out] product instead of k small ones: ~3x faster per step on
+  CPU, the same sum up to float rounding). Returns (next buffer, [B, C_out])."""
+  window = jnp.concatenate([buffer, x_t[:, None].astype(buffer.dtype)], axis=1)
+  k, c_in, c_out = kernel.shape
+  taps = window[:, ::dilation].reshape(window.shape[0], k * c_in)  # [B, k C_in], tap-major
+  return window[:, 1:], taps @ kernel.reshape(k * c_in, c_out) + bias
+
+
+def _block_step(cfg: TCNConfig, params, buffers: dict, x_t, dilation: int):
+  """`TemporalBlock` at one position: x_t [B, C_in] -> (buffers, [B, features])."""
+  shapes = (params['conv1']['kernel'].shape, params['conv2']['kernel'].shape)
+  weights = _BlockWeights(shapes, cfg.weight_norm).apply({'params': params})
+  conv1, y = _conv_step(*weights['conv1'], buffers['conv1'], x_t, dilation)
+  conv2, y = _conv_step(*weights['conv2'], buffers['conv2'], nn.relu(y), dilation)
+  residual = x_t
+  if 'residual' in params:  # the block's 1x1 convolution, where the widths differ
+    features = params['residual']['kernel'].shape[-1]
+    residual = nn.Conv(features, (1,)).apply({'params': params['residual']},
+                                             x_t[:, None])[:, 0]
+  return {'conv1': conv1, 'conv2': conv2}, nn.relu(nn.relu(y) + residual)
+
+
+def decode_step(cfg: TCNConfig, params, cache: tuple, x_t):
+  """One position through every block: x_t [B, D] -> (cache, y_t [B, D]), equal to that
+  position of `TCN(cfg).apply({'params': params}, x)`. With weight normalisation the
+  kernels are renormalised every step (O(parameters)), as every whole-sequence call does."""
+  new_cache = []
+  for i, buffers in enumerate(cache):
+    buffers, x_t = _block_step(cfg, params[f'block_{i}'], buffers, x_t, 2**i)
+    new_cache.append(buffers)
+  return tuple(new_cache), x_t
+
+
 registry.register(registry.ArchSpec(
     name='tcn', family='convolution',
     description='TCN (Bai et al. 2018): residual blocks of dilated causal 1-D convs',
@@ -157,4 +241,5 @@ registry.register(registry.ArchSpec(
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
     backward_factor=2.25,
     details=lambda cfg: {'receptive field': receptive_field(cfg)},
-    depth_fields=('num_blocks',)))
+    depth_fields=('num_blocks',),
+    decoding=registry.Decoding(init=init_cache, step=decode_step)))

@@ -11,6 +11,7 @@ import enum
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from archbench.archs import registry
@@ -163,9 +164,92 @@ def transformer_flops(cfg: TransformerConfig, shape: tuple[int, ...],
           + t * layer_norm_flops(d))
 
 
+# ---------------------------------------------------------------------------------------
+# Token-by-token decoding with a key/value cache (causal stacks only).
+#
+# Pure functions over the parameter tree of `Transformer` (block_i/{attn_norm, attn/{qkv,
+# out}, mlp_norm, mlp_in, mlp_out}, final_norm, positions when learned). Each piece is the
+# flax layer the module uses, applied to its own sub-parameters, so the maths (LayerNorm's
+# epsilon, the tanh GELU, the attention call) is the module's.
+
+def _require_causal(cfg: TransformerConfig) -> None:
+  if not cfg.causal:
+    raise ValueError('token-by-token decoding needs a causal stack (causal=True): a '
+                     'bidirectional output depends on later tokens')
+
+
+def init_cache(cfg: TransformerConfig, batch: int, max_length: int) -> dict:
+  """Empty cache for `max_length` positions: per layer the keys and values
+  [B, max_length, N, D/N] (zeros, masked until written), and `index`, the next position."""
+  _require_causal(cfg)
+  if cfg.d_model % cfg.num_heads:
+    raise ValueError(f'width {cfg.d_model} is not divisible by num_heads={cfg.num_heads}')
+  zeros = jnp.zeros((batch, max_length, cfg.num_heads, cfg.d_model // cfg.num_heads),
+                    jnp.float32)
+  return {'index': jnp.zeros((), jnp.int32),
+          'layers': tuple({'k': zeros, 'v': zeros} for _ in range(cfg.num_layers))}
+
+
+def _attention_step(num_heads: int, params, layer: dict, h, index, visible):
+  """One query [B, D] against the cached keys/values plus its own: writes this position's
+  k and v at `index`, attends over the positions `visible` [L] (0..index)."""
+  b, d = h.shape
+  n = num_heads
+  qkv = nn.Dense(3 * d).apply({'params': params['qkv']}, h[:, None])  # [B, 1, 3D]
+  qkv = qkv.reshape(b, 1, 3, n, d // n)  # the module's [B, T, 3, N, D/N] layout, T = 1
+  q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, 1, N, D/N]
+  keys = jax.lax.dynamic_update_slice(layer['k'], k.astype(layer['k'].dtype), (0, index, 0, 0))
+  values = jax.lax.dynamic_update_slice(layer['v'], v.astype(layer['v'].dtype),
+                                        (0, index, 0, 0))
+  y = jax.nn.dot_product_attention(q, keys, values,
+                                   mask=visible[None, None, None, :])  # [B, 1, N, D/N]
+  out = nn.Dense(d).apply({'params': params['out']}, y.reshape(b, 1, d))[:, 0]  # [B, D]
+  return {'k': keys, 'v': values}, out
+
+
+def _block_step(cfg: TransformerConfig, params, layer: dict, x, index, visible):
+  """`Block` (self-attention only) for one position x [B, D]."""
+  norm = lambda name, z: nn.LayerNorm().apply({'params': params[name]}, z)
+  layer, attended = _attention_step(cfg.num_heads, params['attn'], layer,
+                                    norm('attn_norm', x), index, visible)
+  x = x + attended
+  h = nn.Dense(cfg.mlp_ratio * cfg.d_model).apply({'params': params['mlp_in']},
+                                                 norm('mlp_norm', x))
+  return layer, x + nn.Dense(cfg.d_model).apply({'params': params['mlp_out']}, nn.gelu(h))
+
+
+def decode_step(cfg: TransformerConfig, params, cache: dict, x_t):
+  """Position `cache['index']` of a causal stack: x_t [B, D] -> (cache, y_t [B, D]), equal
+  to that position of `Transformer(cfg).apply({'params': params}, x)`.
+
+  The cache is fixed-size, so one compiled step serves every position; the unfilled tail
+  is masked out, which makes each step attend over all max_length slots (the cost grows
+  with the cache, not with the tokens so far). Past max_length (or a learned table's
+  length) there is no slot: the output is NaN rather than silently wrong.
+  """
+  _require_causal(cfg)
+  d = x_t.shape[-1]
+  index = cache['index']
+  max_length = cache['layers'][0]['k'].shape[1]
+  if cfg.positions == Positions.LEARNED:
+    table = params['positions']  # [T_init, D], sized by the length seen at init
+  else:
+    table = jnp.asarray(sinusoidal_positions(max_length, d))  # [L, D], as the module's
+  x = x_t + jax.lax.dynamic_index_in_dim(table, index, 0, keepdims=False)
+  visible = jnp.arange(max_length) <= index  # [L]: the filled prefix and this position
+  layers = []
+  for i, layer in enumerate(cache['layers']):
+    layer, x = _block_step(cfg, params[f'block_{i}'], layer, x, index, visible)
+    layers.append(layer)
+  y = nn.LayerNorm().apply({'params': params['final_norm']}, x)
+  y = jnp.where(index < min(max_length, table.shape[0]), y, jnp.nan)
+  return {'index': index + 1, 'layers': tuple(layers)}, y
+
+
 registry.register(registry.ArchSpec(
     name='transformer', family='attention',
     description='Transformer encoder, pre-LN, bidirectional (causal for per-token tasks)',
     module=Transformer, config_for_width=lambda w: TransformerConfig(d_model=w),
     input_kind='sequence', causal=None, flops=transformer_flops, width_step=4,
-    depth_fields=('num_layers',)))
+    depth_fields=('num_layers',),
+    decoding=registry.Decoding(init=init_cache, step=decode_step)))

@@ -1,6 +1,7 @@
 """Backbones: shapes and dtypes over the whole registry, parameter budgets, recurrent cells
 and attention against naive numpy references, scan == step, and causality."""
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -158,28 +159,65 @@ def test_recurrent_matches_numpy_loop(name):
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', [n for n in archs.names() if archs.get(n).decoding])
-def test_scan_equals_step(name):
-  """Every architecture with token-by-token decoding (the registry's contract): stepping
-  through the sequence from `decoding.init` gives the whole-sequence outputs."""
-  spec = archs.get(name)
-  cfg = spec.config('tiny')
+def _assert_scan_equals_step(spec, cfg, seed):
+  """Stepping through the sequence from `decoding.init` (cache sized T) gives the
+  whole-sequence outputs; the step is jitted, as generation runs it."""
   module = spec.build(cfg)
-  x = jnp.asarray(_rng(4).standard_normal((B, T, cfg.width)), jnp.float32)
-  params = _perturb(_init(module, x), seed=5)
+  x = jnp.asarray(_rng(seed).standard_normal((B, T, cfg.width)), jnp.float32)
+  params = _perturb(_init(module, x), seed=seed + 1)
   scanned = np.asarray(module.apply(params, x))
-  cache = spec.decoding.init(cfg, B, T)
+  decoding = spec.decoding_for(cfg)
+  step = jax.jit(functools.partial(decoding.step, cfg, params['params']))
+  cache = decoding.init(cfg, B, T)
   stepped = []
   for s in range(T):
-    cache, y_t = spec.decoding.step(cfg, params['params'], cache, x[:, s])
+    cache, y_t = step(cache, x[:, s])
     stepped.append(np.asarray(y_t))
   np.testing.assert_allclose(np.stack(stepped, axis=1), scanned, rtol=1e-5, atol=1e-5)
 
 
-def test_recurrences_declare_decoding():
-  """The causal recurrences all step token by token; bidirectional ones cannot."""
-  for name in ('rnn', 'lstm', 'gru', 'lru'):
-    assert archs.get(name).decoding is not None, name
+@pytest.mark.parametrize('name', [n for n in archs.names() if archs.get(n).decoding])
+def test_scan_equals_step(name):
+  """Every architecture with token-by-token decoding (the registry's contract), built
+  causal where that is a config choice."""
+  spec = archs.get(name)
+  _assert_scan_equals_step(spec, _causal_config(spec), seed=4)
+
+
+@pytest.mark.parametrize('name,overrides', [
+    ('transformer', {'causal': True, 'positions': transformer.Positions.LEARNED}),
+    ('decoder', {'positions': transformer.Positions.LEARNED, 'num_layers': 1}),
+    ('tcn', {'weight_norm': True, 'block_channels': (5, None), 'num_blocks': 2}),
+    ('tcn', {'kernel_size': 1}),
+])
+def test_scan_equals_step_variants(name, overrides):
+  """The config choices a step has to mirror: a learned position table (row `index`),
+  weight-normalised kernels, a 1x1 residual where block widths change, kernel 1."""
+  spec = archs.get(name)
+  cfg = spec.config('tiny')
+  if 'block_channels' in overrides:  # None: the backbone's width, which the last block needs
+    overrides = {**overrides, 'block_channels': tuple(
+        cfg.width if c is None else c for c in overrides['block_channels'])}
+  _assert_scan_equals_step(spec, dataclasses.replace(cfg, **overrides), seed=6)
+
+
+def test_causal_backbones_declare_decoding():
+  """Every built-in backbone that is or can be causal steps token by token (the transformer
+  only when built causal); bidirectional and non-sequence ones cannot."""
+  for name in archs.names():
+    spec = archs.get(name)
+    if not spec.module.__module__.startswith('archbench.archs'):
+      continue  # a plug-in may leave decoding out; generation then recomputes
+    causal_capable = spec.input_kind == 'sequence' and spec.causal is not False
+    assert (spec.decoding is not None) == causal_capable, name
+  for name in ('rnn', 'lstm', 'gru', 'lru', 'tcn', 'decoder'):
+    assert archs.get(name).decoding_for(archs.get(name).config('tiny')) is not None, name
+  transformer_spec = archs.get('transformer')
+  cfg = transformer_spec.config('tiny')
+  assert transformer_spec.decoding_for(cfg) is None  # bidirectional by default
+  assert transformer_spec.decoding_for(dataclasses.replace(cfg, causal=True)) is not None
+  with pytest.raises(ValueError, match='causal'):
+    transformer_spec.decoding.init(cfg, B, T)
   for name in ('birnn', 'bilstm', 'bigru'):
     assert archs.get(name).decoding is None, name
 

@@ -1,0 +1,241 @@
+"""Latency per generated token against context length, through each causal backbone's
+token-by-token decoding (`ArchSpec.decoding`: step function and cache).
+
+A recurrence carries a fixed-size state, so its step should cost the same at any context;
+a TCN keeps a buffer of its receptive field, so it is flat too; the KV-cached attention
+step reads every cached key and value, so it grows with the cache. The cache is sized to
+the context length here (as `generate.sample` sizes it to the generated length): the step
+attends over all slots with the unfilled ones masked, so its cost is set by the cache size,
+and that is what shows the growth.
+
+Per architecture (the registry's `small` budget; the transformer built causal) and
+context length L: a cache of L positions is prefilled with L - n steps on random inputs,
+then a compiled loop of n steps (in place, as in generation; each step's output summed so
+nothing is dead code) is timed in windows ended by `block_until_ready`, from the same
+prefilled cache each time; the first window is warm-up and the figure is the median over
+the others, per step. Compile time is measured apart. With recompute (the default), it also
+times one whole-model forward pass over L positions: what a sampler without a cache pays
+for every token.
+
+    python -m archbench.benchmarks.perf.generation [--lengths 64 256 1024 4096]
+        [--archs decoder,lstm] [--batch 1] [--out DIR] [--no_recompute]
+
+About 3 minutes on a 2-core CPU with the defaults. It prints figures and writes records
+(generation.json, generation.md, generation.png under --out); it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import pathlib
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from archbench import archs
+from archbench.benchmarks import plugins
+from archbench.benchmarks.core import UsageError, one_line
+from archbench.benchmarks.measure import timing
+from archbench.benchmarks.results import records
+
+DEFAULT_LENGTHS = (64, 256, 1024, 4096)
+SIZE = 'small'
+
+
+def decoding_archs() -> list[str]:
+  """Registered architectures that decode token by token (causal configs)."""
+  return [n for n in archs.names() if archs.get(n).decoding is not None]
+
+
+def causal_config(spec: archs.ArchSpec):
+  cfg = spec.config(SIZE)
+  return dataclasses.replace(cfg, causal=True) if spec.causal is None else cfg
+
+
+def _window(decoding, cfg, params, cache, xs):
+  """n decode steps over xs [n, B, D] from `cache`; returns the summed outputs, so every
+  step's whole computation is live."""
+  def body(carry, x_t):
+    cache, total = carry
+    cache, y_t = decoding.step(cfg, params, cache, x_t)
+    return (cache, total + y_t), None
+
+  (_, total), _ = jax.lax.scan(body, (cache, jnp.zeros_like(xs[0])), xs)
+  return total
+
+
+def _prefill(decoding, cfg, params, cache, xs):
+  def body(cache, x_t):
+    return decoding.step(cfg, params, cache, x_t)[0], None
+
+  return jax.lax.scan(body, cache, xs)[0]
+
+
+def measure(name: str, length: int, *, batch: int, steps: int, windows: int,
+            recompute: bool) -> dict[str, Any]:
+  """One (architecture, context length) point: ms per cached step, and optionally per
+  whole-model recompute."""
+  spec = archs.get(name)
+  cfg = causal_config(spec)
+  decoding = spec.decoding_for(cfg)
+  module = spec.build(cfg)
+  d = cfg.width
+  n = max(1, min(steps, length // 4))  # the window's steps sit at contexts L - n + 1 .. L
+  rng = np.random.default_rng(0)
+  inputs = lambda t: jnp.asarray(rng.standard_normal((t, batch, d)), jnp.float32)
+  sequence = jnp.swapaxes(inputs(length), 0, 1)  # [B, L, D]
+  params = jax.jit(module.init)(jax.random.PRNGKey(0), sequence)['params']
+
+  cache = decoding.init(cfg, batch, length)
+  prefill, _ = timing.compile_ahead(functools.partial(_prefill, decoding, cfg), params, cache,
+                                    inputs(length - n))
+  cache = jax.block_until_ready(prefill(params, cache, inputs(length - n)))
+  xs = inputs(n)
+  window, compile_s = timing.compile_ahead(functools.partial(_window, decoding, cfg), params,
+                                           cache, xs)
+  chrono = timing.Chrono(warmup_windows=1)
+  for _ in range(windows + 1):
+    chrono.time(window, params, cache, xs, steps=n)
+  low, high = chrono.spread_s
+  row = {'arch': name, 'context': length, 'batch': batch, 'steps_per_window': n,
+         'windows': chrono.timed_windows, 'step_ms': 1e3 * chrono.median_s,
+         'step_ms_min': 1e3 * low, 'step_ms_max': 1e3 * high, 'step_compile_s': compile_s,
+         'params': spec.param_count(cfg), 'config': records.to_jsonable(cfg)}
+  if recompute:
+    forward, forward_compile_s = timing.compile_ahead(
+        lambda p, x: module.apply({'params': p}, x), params, sequence)
+    chrono = timing.Chrono(warmup_windows=1)
+    for _ in range(max(2, windows // 2) + 1):
+      chrono.time(forward, params, sequence)
+    row.update(recompute_ms=1e3 * chrono.median_s, recompute_compile_s=forward_compile_s)
+  return row
+
+
+def markdown(rows: list[dict], env: dict[str, Any], lengths: list[int], batch: int) -> str:
+  """ms per token, one row per architecture and one column per context length, then the
+  growth from the shortest to the longest context; recompute figures where measured."""
+  by_arch: dict[str, dict[int, dict]] = {}
+  for r in rows:
+    by_arch.setdefault(r['arch'], {})[r['context']] = r
+  head = ' | '.join(f'L={n}' for n in lengths)
+  lines = [
+      '# Generation latency per token against context length', '',
+      f"Measured on {env['cpu']} ({env['cpu_count']} cores), backend {env['backend']} "
+      f"({env['device_kind']}), jax {env['jax']}, flax {env['flax']}, commit "
+      f"{env['git_commit']}, {env['utc_time']}. Batch {batch}, `{SIZE}` budget. Machines "
+      'of this kind differ by up to 2x: compare within this table.', '',
+      'Cached decode step (the backbone only: `ArchSpec.decoding.step`, cache sized L), '
+      'median ms per token:', '',
+      f'| arch | params | {head} | L={lengths[-1]} / L={lengths[0]} |',
+      '|---|---|' + '---|' * len(lengths) + '---|']
+  for name, points in by_arch.items():
+    cells = [f"{points[n]['step_ms']:.3f}" if n in points else '' for n in lengths]
+    first, last = points.get(lengths[0]), points.get(lengths[-1])
+    growth = f"{last['step_ms'] / first['step_ms']:.1f}x" if first and last else ''
+    params = next(iter(points.values()))['params']
+    lines.append(f"| {name} | {params:,} | {' | '.join(cells)} | {growth} |")
+  if any('recompute_ms' in r for r in rows):
+    lines += ['', 'Without a cache: one whole-model forward pass over L positions, what a '
+              'sampler that recomputes pays per token (ms):', '',
+              f'| arch | {head} |', '|---|' + '---|' * len(lengths)]
+    for name, points in by_arch.items():
+      cells = [f"{points[n]['recompute_ms']:.2f}" if 'recompute_ms' in points.get(n, {})
+               else '' for n in lengths]
+      lines.append(f"| {name} | {' | '.join(cells)} |")
+  return '\n'.join(lines) + '\n'
+
+
+def plot(rows: list[dict], env: dict[str, Any], path: pathlib.Path, batch: int) -> None:
+  import matplotlib
+  matplotlib.use('Agg')  # files only, no display
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  names = list(dict.fromkeys(r['arch'] for r in rows))
+  for name in names:
+    points = sorted((r['context'], r['step_ms']) for r in rows if r['arch'] == name)
+    ax.plot(*zip(*points), marker='o', label=name)
+  ax.set_xscale('log', base=2)
+  ax.set_yscale('log')
+  ax.set_xlabel('context length L (cache size)')
+  ax.set_ylabel('ms per token (cached decode step)')
+  ax.set_title(f"Generation latency, batch {batch}, {SIZE} budget\n{env['cpu']} "
+               f"({env['cpu_count']} cores), {env['backend']}", fontsize=9)
+  ax.grid(True, which='both', alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line, exit 2 (argparse prints the usage too)
+    self.exit(2, f'archbench: error: {message}\n')
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = _Parser(prog='python -m archbench.benchmarks.perf.generation',
+                   description=__doc__.split('\n\n')[0])
+  parser.add_argument('--lengths', type=int, nargs='+', default=list(DEFAULT_LENGTHS),
+                      help='context lengths (cache sizes), each >= 2')
+  parser.add_argument('--archs', default='', help='comma-separated subset (default: every '
+                      'architecture with decoding)')
+  parser.add_argument('--batch', type=int, default=1, help='sequences decoded at once')
+  parser.add_argument('--steps', type=int, default=16, help='decode steps per timed window')
+  parser.add_argument('--windows', type=int, default=5, help='timed windows (after warm-up)')
+  parser.add_argument('--no_recompute', action='store_true',
+                      help='skip timing the whole-model forward pass per context')
+  parser.add_argument('--plugin', action='append', default=[], metavar='PATH_OR_MODULE',
+                      help='archbench plug-in to load first (repeatable)')
+  parser.add_argument('--out', default='', help='folder for generation.{json,md,png}')
+  args = parser.parse_args(argv)
+  try:
+    plugins.load_all(args.plugin)
+  except UsageError as e:
+    parser.error(str(e))
+  valid = decoding_archs()
+  only = [a for a in args.archs.split(',') if a] or valid
+  if bad := [a for a in only if a not in valid]:
+    parser.error(f'{bad[0]!r} has no token-by-token decoding or is unknown; valid: '
+                 f'{", ".join(valid)}')
+  if min(args.lengths) < 2 or min(args.batch, args.steps, args.windows) < 1:
+    parser.error(f'--lengths must be >= 2 and --batch, --steps, --windows >= 1; got '
+                 f'{args.lengths}, {args.batch}, {args.steps}, {args.windows}')
+  lengths = sorted(set(args.lengths))
+  env = records.environment(sys.argv if argv is None else ['generation', *argv])
+  print(f"{'arch':12s} {'context':>8s} {'step ms':>9s} {'recompute ms':>13s}  "
+        f"(batch {args.batch}; {env['cpu']}, {env['backend']})")
+  rows = []
+  for name in only:
+    for length in lengths:
+      try:
+        row = measure(name, length, batch=args.batch, steps=args.steps,
+                      windows=args.windows, recompute=not args.no_recompute)
+      except Exception as e:  # noqa: BLE001  (a plug-in's failure is one line, not a stop)
+        print(f'{name:12s} {length:8d}  failed: {one_line(e)}', file=sys.stderr)
+        continue
+      rows.append(row)
+      recompute = f"{row['recompute_ms']:13.2f}" if 'recompute_ms' in row else ''
+      print(f"{name:12s} {length:8d} {row['step_ms']:9.3f} {recompute}", flush=True)
+  table = markdown(rows, env, lengths, args.batch)
+  print(table)
+  if args.out:
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {'size': SIZE, 'batch': args.batch, 'lengths': lengths, 'steps': args.steps,
+                'windows': args.windows}
+    (out / 'generation.json').write_text(json.dumps(
+        records.to_jsonable({'settings': settings, 'rows': rows, 'env': env}), indent=1) + '\n')
+    (out / 'generation.md').write_text(table)
+    if rows:
+      plot(rows, env, out / 'generation.png', args.batch)
+    print(f'wrote {out}/generation.json, generation.md and generation.png')
+  return 0 if rows else 1
+
+
+if __name__ == '__main__':
+  sys.exit(main())
