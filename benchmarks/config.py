@@ -12,14 +12,19 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   tasks.<task>.archs               which architectures run it (None: every one that can)
   tasks.<task>.arch_train.<a>.<f>  training settings for one architecture on that task
   tasks.<task>.arch_config.<a>.<f> backbone settings for one architecture on that task
-  tasks.<task>.sweep.{param, points, gradient_probe_at}   one cell per value (lrd sweeps)
+  tasks.<task>.sweep.{param, points, gradient_probe_at, probe}   one cell per value: an
+                                   accuracy-versus-length sweep (probe 'length', lrd) or a
+                                   cost-versus-length one (probe 'cost', scaling)
+  tasks.<task>.batch_sizes         one cell per training batch size, as the task's
+                                   train.batch_size (None: that setting alone)
   tasks.<task>.seeds, tasks.<task>.arch_seeds.<a>   seeds for that task, or that pair, in
                                    place of the suite's (more seeds where results vary)
   train.<f>, task.<p>, arch.<f>    global overrides: unset (None) in suites; set on the
                                    command line they apply to every cell of the run
 
-Precedence, lowest first: the TrainConfig/task/budget defaults, the suite's task settings,
-its per-architecture settings (and `depth`), a sweep's value, then the global overrides.
+Precedence, lowest first: the TrainConfig/task/budget defaults, the suite's task settings
+(a batch size of `batch_sizes` among them), its per-architecture settings (and `depth`), a
+sweep's value, then the global overrides.
 A global `task.<p>` applies to every task of the run that has parameter p, `arch.<f>` to
 every architecture whose config has field f (it overrides the parameter budget, and the
 record says so); naming a parameter no task or architecture of the run has is an error.
@@ -47,7 +52,11 @@ from archbench.benchmarks.harness import model as model_lib
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
 GLOBAL_SECTIONS = ('train', 'task', 'arch')
 PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep', 'seeds',
-               'arch_seeds')
+               'arch_seeds', 'batch_sizes')
+# What each point of a sweep records: 'length' marks an accuracy-versus-length point
+# (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
+# forward-only inference (the scaling fit, results/scaling.py).
+SWEEP_PROBES = ('length', 'cost')
 
 
 # ---------------------------------------------------------------------------------------
@@ -56,19 +65,29 @@ PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep',
 def task_plan(params: dict | None = None, train: dict | None = None, *,
               archs: tuple[str, ...] | None = None, arch_train: dict | None = None,
               arch_config: dict | None = None, sweep: tuple[str, tuple] | None = None,
-              gradient_probe_at: tuple = (), seeds: tuple[int, ...] | None = None,
-              arch_seeds: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+              gradient_probe_at: tuple = (), sweep_probe: str = 'length',
+              seeds: tuple[int, ...] | None = None,
+              arch_seeds: dict[str, tuple[int, ...]] | None = None,
+              batch_sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
   """How a suite runs one task; `suite_config` completes it with the defaults.
 
   sweep: ('length', (16, 32, 64)) makes one cell per value, each recording lrd/length; the
   gradient probe runs on the cells whose value is in `gradient_probe_at`.
+  sweep_probe: 'cost' makes the sweep's points cost-versus-length points instead: they
+  also time forward-only inference, skip the held-out evaluation, and are fitted by
+  results/scaling.py.
+  batch_sizes: one cell per training batch size (each point of a sweep at each), in place
+  of train's batch_size: how cost grows with the batch as well as the length. An
+  architecture's own batch_size in arch_train still wins (one batch size for it).
   seeds, arch_seeds: seeds for this task, or for one architecture on it, in place of the
   suite's: more seeds where results vary from seed to seed, not everywhere.
   """
   return {'params': dict(params or {}), 'train': dict(train or {}), 'archs': archs,
           'arch_train': dict(arch_train or {}), 'arch_config': dict(arch_config or {}),
-          'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at), 'seeds': seeds,
-          'arch_seeds': {a: tuple(v) for a, v in (arch_seeds or {}).items()}}
+          'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at),
+          'sweep_probe': sweep_probe, 'seeds': seeds,
+          'arch_seeds': {a: tuple(v) for a, v in (arch_seeds or {}).items()},
+          'batch_sizes': batch_sizes}
 
 
 def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
@@ -112,6 +131,12 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
                      f'; valid: {", ".join(entry.defaults)}')
   train = dataclasses.asdict(TrainConfig(**{**suite_train, **plan['train']}))
   sweep = plan['sweep']
+  if plan['sweep_probe'] not in SWEEP_PROBES:
+    raise UsageError(f'suite plan for {task_name}: sweep_probe {plan["sweep_probe"]!r}; '
+                     f'valid: {", ".join(SWEEP_PROBES)}')
+  if plan['sweep_probe'] == 'cost' and plan['gradient_probe_at']:
+    raise UsageError(f'suite plan for {task_name}: a cost sweep trains too few steps for '
+                     'a gradient probe; drop gradient_probe_at')
   return ml_collections.ConfigDict({
       'params': {**entry.defaults, **plan['params']},
       'train': train,
@@ -120,9 +145,11 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
       'arch_config': plan['arch_config'],
       'sweep': {'param': _maybe(sweep and sweep[0], str),
                 'points': _maybe(sweep and sweep[1], tuple),
-                'gradient_probe_at': tuple(plan['gradient_probe_at'])},
+                'gradient_probe_at': tuple(plan['gradient_probe_at']),
+                'probe': plan['sweep_probe']},
       'seeds': _maybe(plan['seeds'], tuple),
       'arch_seeds': plan['arch_seeds'],
+      'batch_sizes': _maybe(plan['batch_sizes'], tuple),
   })
 
 
@@ -267,10 +294,14 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
         if archs_filter and tasks_filter:
           raise UsageError(f'cannot run {arch_name} on {task_name}: {reason}')
         continue
-      train = {**(plan.train if plan else {}),
-               **(plan.arch_train.get(arch_name, {}) if plan else {}), **overrides['train']}
-      with _invalid(f'{arch_name} on {task_name}'):
-        train = TrainConfig(**train)
+      trains = []
+      for batch_size in (plan.batch_sizes if plan and plan.batch_sizes else (None,)):
+        train = {**(plan.train if plan else {}),
+                 **({'batch_size': batch_size} if batch_size is not None else {}),
+                 **(plan.arch_train.get(arch_name, {}) if plan else {}),
+                 **overrides['train']}
+        with _invalid(f'{arch_name} on {task_name}'):
+          trains.append(TrainConfig(**train))
       arch_fields = {f.name for f in dataclasses.fields(arch.config_for_width(
           8 * arch.width_step))}
       arch_overrides = {k: v for k, v in overrides['arch'].items() if k in arch_fields}
@@ -282,10 +313,11 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
         pair_seeds = plan.arch_seeds.get(arch_name) or plan.seeds or seeds
       for params, probes in _points(plan, base_params, task_overrides):
         params = {**params, **task_overrides}
-        for seed in pair_seeds:
-          cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
-                      bool(config.fast_compile), probes)
-          out.setdefault(cell.digest, cell)
+        for train in trains:
+          for seed in pair_seeds:
+            cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
+                        bool(config.fast_compile), probes)
+            out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]
     if unused:
@@ -308,8 +340,8 @@ def _points(plan, params, overrides) -> list[tuple[dict[str, Any], tuple[str, ..
   name, values = plan.sweep.param, plan.sweep.points or ()
   if name not in params:
     raise UsageError(f'sweep over {name!r}, which the task has not; valid: {", ".join(params)}')
-  probe_at = tuple(plan.sweep.gradient_probe_at)
-  return [({**params, name: v}, ('length', 'gradient') if v in probe_at else ('length',))
+  probe_at, marker = tuple(plan.sweep.gradient_probe_at), plan.sweep.probe
+  return [({**params, name: v}, (marker, 'gradient') if v in probe_at else (marker,))
           for v in values]
 
 

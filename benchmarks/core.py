@@ -121,7 +121,9 @@ class Cell:
   fast_compile: bool = False
   # Long-range probes (benchmarks/probes/lrd.py): 'gradient' records gradient-versus-
   # distance curves at initialisation and after training; 'length' marks the cell as a
-  # point of an accuracy-versus-length sweep (its record carries lrd/length).
+  # point of an accuracy-versus-length sweep (its record carries lrd/length). 'cost' marks
+  # it as a point of a cost-versus-length sweep and adds a forward-only inference timing
+  # (perf infer_ms; fitted by benchmarks/results/scaling.py).
   probes: tuple[str, ...] = ()
 
   @property

@@ -97,6 +97,36 @@ def _xla_flops_per_step(compiled) -> float | None:
     return None
 
 
+# Forward-only timing ('cost' cells): a warm-up call, then at least FORWARD_MIN_WINDOWS
+# timed calls, more (up to FORWARD_MAX_WINDOWS) while they add up to under FORWARD_MIN_S, so
+# that millisecond forwards are not timed from a handful of noisy calls.
+FORWARD_MIN_WINDOWS, FORWARD_MAX_WINDOWS, FORWARD_MIN_S = 3, 20, 0.5
+
+
+def time_forward(model, task, params, key: jax.Array, batch_size: int,
+                 fast: bool = False) -> dict[str, Any]:
+  """Forward-only inference on one batch of the training batch size, compiled ahead and
+  timed by the one timer: what serving the model costs, apart from the training step (the
+  evaluation's timing mixes in the loss over the held-out set at another batch size)."""
+  spec = task.spec
+  batch = jax.jit(task.train_batch, static_argnums=1)(key, batch_size)
+  inputs = train_lib.model_args(spec, batch)
+  forward = functools.partial(model.apply, train=False)
+  compiled, compile_s = timing.compile_ahead(forward, params, *inputs, fast=fast)
+  chrono = timing.Chrono(warmup_windows=1)
+  chrono.time(compiled, params, *inputs)
+  while (len(chrono.windows) <= FORWARD_MIN_WINDOWS or
+         (len(chrono.windows) <= FORWARD_MAX_WINDOWS and
+          sum(s for s, _ in chrono.windows[1:]) < FORWARD_MIN_S)):
+    chrono.time(compiled, params, *inputs)
+  forward_s = chrono.median_s
+  return {'infer_ms': 1e3 * forward_s, 'infer_ms_min': 1e3 * chrono.spread_s[0],
+          'infer_ms_max': 1e3 * chrono.spread_s[1], 'infer_windows': chrono.timed_windows,
+          'infer_tokens_per_s': batch_size * spec.tokens_per_example / forward_s,
+          'infer_compile_s': compile_s,
+          'infer_peak_bytes': _memory(compiled)['peak_bytes']}
+
+
 def prepare(cell: Cell, build_task: bool = True):
   """Resolve a cell into (arch spec, backbone config, task, model); raises UsageError for a
   cell that cannot run (unknown name, incompatible pair, bad override).
@@ -257,6 +287,17 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
                      infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
                      mfu=(flops / step_s / peak) if peak and step_s else None, peak_flops=peak,
                      peak_flops_source=peak_source)
+
+  if 'cost' in cell.probes:
+    # A point of a cost sweep measures cost: the forward-only time too (on the batch a
+    # dispatch after the last would draw), and no held-out evaluation, whose metrics mean
+    # nothing after a cost cell's few steps and whose compilation would add as much again
+    # to the cell's time for slow-compiling models (the LRU's: 10-20 s on a 2-core CPU).
+    out['perf'].update(time_forward(model, task, state.params,
+                                    jax.random.fold_in(train_key, len(dispatches)),
+                                    tc.batch_size, fast=cell.fast_compile),
+                       device_peak_bytes=cell_device_peak(peak_before, _device_peak_in_use()))
+    return
 
   # Evaluate on the held-out set, one compiled scan over padded batches.
   batches, weights = train_lib.pad_eval_set(task.eval_data, tc.eval_batch_size)

@@ -6,6 +6,8 @@
   decay is what compares across families.
 * `length_<task>.png`: the headline metric against sequence length (log2 axis), one line
   per architecture, with the task's baseline and solved threshold drawn in.
+* `scaling_<task>.png`: cost against length, log-log, for runs with a cost sweep
+  (scaling.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import statistics
 import numpy as np
 
 from archbench.benchmarks.results import report
+from archbench.benchmarks.results import scaling
 
 SMALLEST_SHOWN = 1e-12  # relative norms below this (TCN's exact zeros) leave the plot
 
@@ -103,4 +106,4 @@ def write_plots(out_dir: pathlib.Path, records) -> list[pathlib.Path]:
     path = out_dir / f'length_{task}.png'
     plot_lengths(records, task, path)
     written.append(path)
-  return written
+  return written + scaling.write_plots(out_dir, records)

@@ -15,6 +15,7 @@ import statistics
 from typing import Any
 
 from archbench.benchmarks.results import records as records_lib
+from archbench.benchmarks.results import scaling
 
 METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss',
                  'eval/exact_match': 'exact match', 'eval/bits_per_char': 'bits/char'}
@@ -23,6 +24,7 @@ PERF_COLUMNS = [  # (key, header, scale, format)
     ('params', 'params', 1, '{:,.0f}'),
     ('compile_s', 'compile s', 1, '{:.2f}'),
     ('step_ms', 'step ms', 1, '{:.2f}'),
+    ('infer_ms', 'forward ms', 1, '{:.2f}'),  # cost-sweep cells only
     ('examples_per_s', 'examples/s', 1, '{:,.0f}'),
     ('tokens_per_s', 'tokens/s', 1, '{:,.0f}'),
     ('flops_per_step', 'GFLOP/step', 1e-9, '{:.3f}'),
@@ -54,11 +56,16 @@ def _varying_params(records) -> dict[str, list[str]]:
 
 
 def row_column_labels(records):
+  """Row: the architecture, with its size and batch size where the run has several of
+  them (a cost sweep over batch sizes); column: the task with its varying parameters."""
   sizes = {r['size'] for r in records}
+  batch_sizes = {scaling.batch_size_of(r) for r in records}
   varying = _varying_params(records)
 
   def row(r):
-    return r['arch'] if len(sizes) == 1 else f'{r["arch"]} ({r["size"]})'
+    extra = ([r['size']] if len(sizes) > 1 else []) + \
+        ([f'batch {scaling.batch_size_of(r)}'] if len(batch_sizes) > 1 else [])
+    return f'{r["arch"]} ({", ".join(extra)})' if extra else r['arch']
 
   def col(r):
     params = r.get('config', {}).get('task') or {}
@@ -142,13 +149,16 @@ def metric_table(records, key_of=None) -> str:
 
 
 def perf_table(records) -> str:
+  """Medians over each group's cells; a column no record has a value for is left out."""
   _, _, groups = _grouped(records)
-  header = ['arch', 'task', 'status'] + [h for _, h, _, _ in PERF_COLUMNS]
+  columns = [column for column in PERF_COLUMNS
+             if any(r.get('perf', {}).get(column[0]) is not None for r in records)]
+  header = ['arch', 'task', 'status'] + [h for _, h, _, _ in columns]
   body = []
   for (a, c), group in groups.items():
     status = '/'.join(_ordered(r['status'] for r in group))
     cells = []
-    for key, _, scale, fmt in PERF_COLUMNS:
+    for key, _, scale, fmt in columns:
       values = [r['perf'][key] * scale for r in group if r.get('perf', {}).get(key) is not None]
       cells.append(fmt.format(statistics.median(values)) if values else '—')
     body.append([a, c, status] + cells)
@@ -289,13 +299,19 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
       f'{env.get("backend")} ({env.get("device_kind")} ×{env.get("device_count")}), '
       f'{env.get("cpu")} · jax {env.get("jax")}, flax {env.get("flax")} · '
       f'commit {str(env.get("git_commit"))[:12]}',
-      '## Accuracy (headline metric on held-out data)',
-      '↑ higher is better, ↓ lower is better; ✓ meets the task\'s solved threshold; '
-      'mean ± std over seeds.',
-      metric_table(records),
-      '## Held-out loss',
-      metric_table(records, key_of={c: 'eval/loss' for c in _grouped(records)[1]}),
+  ]
+  if not all(scaling.is_cost_point(r) for r in records):  # cost points are not evaluated
+    parts += [
+        '## Accuracy (headline metric on held-out data)',
+        '↑ higher is better, ↓ lower is better; ✓ meets the task\'s solved threshold; '
+        'mean ± std over seeds.',
+        metric_table(records),
+        '## Held-out loss',
+        metric_table(records, key_of={c: 'eval/loss' for c in _grouped(records)[1]}),
+    ]
+  parts += [
       *lrd_sections(records),
+      *scaling.sections(records),
       '## Performance (training step, median over timed windows)',
       perf_table(records),
   ]
@@ -334,7 +350,7 @@ def _write(path: pathlib.Path, text: str) -> None:
 def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str, Any]]:
   """(Re)build summary.md and summary.csv from out_dir/results.jsonl, in the suite's cell
   order (parallel workers append records in the order cells finish), and with `plots` the
-  PNG plots of the long-range probes (plots.py)."""
+  PNG plots of the long-range probes and of a cost sweep (plots.py)."""
   records = records_lib.load_records(out_dir / 'results.jsonl')
   records.sort(key=lambda r: (r.get('config') or {}).get('cell_index', 0))
   _write(out_dir / 'summary.md', summary_markdown(records))
