@@ -53,6 +53,10 @@ def make_flags(argv: list[str] | None = None) -> flags.FlagValues:
   flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
                       '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
                       flag_values=fv)
+  flags.DEFINE_string('compile_cache', None, 'Directory of JAX\'s persistent compilation '
+                      'cache, so a second run skips most compilation (default: '
+                      '$ARCHBENCH_COMPILE_CACHE, else ~/.cache/archbench/jax); "off" turns it '
+                      'off.', flag_values=fv)
   return fv
 
 
@@ -67,14 +71,15 @@ COMMANDS = {
             'Run a suite (default quick) and write results.jsonl, summary.md, summary.csv '
             'and plots under --out.',
             ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out', 'workers',
-             'from_record', 'resume', 'data_dir')),
+             'from_record', 'resume', 'data_dir', 'compile_cache')),
     'report': ('DIR', 'Rebuild the summaries and plots of a run from DIR/results.jsonl.', ()),
     'compare': ('BASE NEW [--json] [--notiming]',
                 'Compare two runs cell by cell, each difference against its tolerance (seed '
                 'spread, timing windows); exit 1 when a cell got worse.', ('json', 'timing')),
     'reproduce': ('DIR [--out OUT] [--workers N] [--timing]',
                   'Re-run the cells of a run (e.g. results/quick-cpu) from their records and '
-                  'compare the new run with it.', ('out', 'workers', 'timing', 'plugin')),
+                  'compare the new run with it.',
+                  ('out', 'workers', 'timing', 'plugin', 'compile_cache')),
     'env': ('[--json]', 'What this machine would record as provenance: CPU and its features, '
             'devices, XLA flags, matmul precision, versions, code version and commit.',
             ('json',)),
@@ -520,6 +525,9 @@ def run(argv: list[str]) -> int:
       tfds_tasks.use_data_dir(FLAGS.data_dir)
     if command == 'list':
       return cmd_list()
+    if command in ('run', 'reproduce'):
+      from archbench.benchmarks.measure import timing
+      timing.use_compile_cache(FLAGS.compile_cache or timing.default_compile_cache())
     if command == 'run':
       return cmd_run()
     if command == 'data':

@@ -7,6 +7,14 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
+def pytest_sessionstart(session):
+  """The CLI runs the tests start share one compilation cache, cold at the start of the
+  session (so the suite's time is honest) and never the user's own."""
+  if 'ARCHBENCH_COMPILE_CACHE' not in os.environ:
+    import tempfile
+    os.environ['ARCHBENCH_COMPILE_CACHE'] = tempfile.mkdtemp(prefix='archbench-test-cache-')
+
+
 def pytest_addoption(parser):
   parser.addoption('--plugin', action='append', default=[], metavar='PATH_OR_MODULE',
                    help='archbench plug-in to load before collection (repeatable)')

@@ -90,3 +90,33 @@ def test_json_cache_writes_are_atomic(tmp_path):
   assert not errors
   assert json.loads(path.read_text()) == value
   assert [p.name for p in tmp_path.iterdir()] == ['cpu_peak.json']  # no temporary left
+
+
+_COMPILE_TWICE = '''
+import sys, jax, jax.numpy as jnp
+from archbench.benchmarks.measure import timing
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event.endswith('cache_hits') else None)
+print(timing.use_compile_cache(sys.argv[1]))
+compiled, _ = timing.compile_ahead(lambda x: jnp.tanh(x @ x.T).sum(), jnp.ones((8, 4)))
+print(len(hits), float(compiled(jnp.ones((8, 4)))))
+'''
+
+
+def test_persistent_compile_cache_serves_a_second_process(tmp_path):
+  """A program compiled in one process is loaded, not compiled, by the next one; with the
+  cache off nothing is written."""
+  import subprocess
+  import sys
+  run = lambda cache: subprocess.run([sys.executable, '-c', _COMPILE_TWICE, cache],
+                                     capture_output=True, text=True, check=True,
+                                     timeout=300).stdout.split('\n')
+  cache = tmp_path / 'cache'
+  first, second = run(str(cache)), run(str(cache))
+  assert first[0] == second[0] == str(cache)
+  assert first[1].split()[0] == '0' and int(second[1].split()[0]) >= 1  # hits
+  assert first[1].split()[1] == second[1].split()[1]  # the same program's result
+  assert any(cache.iterdir())
+  off = run('off')
+  assert off[0] == 'None' and off[1].split()[0] == '0'

@@ -226,6 +226,16 @@ OVERHEAD_CELLS = [('lstm', 'adding', {'length': 256}), ('transformer', 'adding',
                   ('cnn', 'digits', {})]
 
 
+def _stepper(step_fn, state, batch):
+  """A no-argument call of step_fn(state, batch) -> (state, loss), keeping the state."""
+  holder = [state]
+
+  def step():
+    holder[0], loss = step_fn(holder[0], batch)
+    jax.block_until_ready(loss)
+  return step
+
+
 def harness_overhead(steps: int) -> list[dict]:
   """A cell's step_ms (the runner: chunks of steps with batches drawn on device) against
   the bare jitted train step of the same model on one fixed batch."""
@@ -246,12 +256,7 @@ def harness_overhead(steps: int) -> list[dict]:
     batch = built_task.train_batch(jax.random.PRNGKey(1), train.batch_size)
     bare = jax.jit(functools.partial(train_lib.train_step, model=model, spec=built_task.spec,
                                      optimizer=optimizer), donate_argnums=0)
-    holder = [state]
-
-    def step():
-      holder[0], loss = bare(holder[0], batch)
-      jax.block_until_ready(loss)
-    bare_ms = 1e3 * median_step_s(step, 20)
+    bare_ms = 1e3 * median_step_s(_stepper(bare, state, batch), 20)
     cell_ms = out['perf']['step_ms']
     rows.append({'cell': f'{arch}/{task}', 'cell_step_ms': cell_ms, 'bare_step_ms': bare_ms,
                  'overhead': cell_ms / bare_ms - 1})

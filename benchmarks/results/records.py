@@ -128,6 +128,9 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
       'cpu_count': os.cpu_count(),
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
       'matmul_precision': str(jax.config.jax_default_matmul_precision or 'default'),
+      # With a persistent cache, a cell's compile_s may be a load from disk.
+      'compile_cache': (jax.config.jax_compilation_cache_dir
+                        if jax.config.jax_enable_compilation_cache else None),
       'platform': platform.platform(),
       'code_version': code_version(),
       'git_commit': git_commit(),
