@@ -20,8 +20,9 @@ for every token.
     python -m archbench.benchmarks.perf.generation [--lengths 64 256 1024 4096]
         [--archs decoder,lstm] [--batch 1] [--out DIR] [--no_recompute]
 
-About 3 minutes on a 2-core CPU with the defaults. It prints figures and writes records
-(generation.json, generation.md, generation.png under --out); it asserts nothing.
+4 min 40 s with the defaults on the 2-core Xeon of results/generation-cpu/ (about half of
+it the recompute passes at L=4096). It prints figures and writes records (generation.json,
+generation.md, generation.png under --out); it asserts nothing.
 """
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ def markdown(rows: list[dict], env: dict[str, Any], lengths: list[int], batch: i
       f"({env['device_kind']}), jax {env['jax']}, flax {env['flax']}, commit "
       f"{env['git_commit']}, {env['utc_time']}. Batch {batch}, `{SIZE}` budget. Machines "
       'of this kind differ by up to 2x: compare within this table.', '',
+      f"Command: `{env['command']}`", '',
       'Cached decode step (the backbone only: `ArchSpec.decoding.step`, cache sized L), '
       'median ms per token:', '',
       f'| arch | params | {head} | L={lengths[-1]} / L={lengths[0]} |',
