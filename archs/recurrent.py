@@ -1,15 +1,13 @@
-"""Recurrent backbones: Elman RNN (tanh), LSTM and GRU, stacked, scanned with `lax.scan`;
+"""Recurrent backbones: Elman RNN (tanh), LSTM and GRU, stacked, scanned with `nn.RNN`;
 causal (`Recurrent`) or bidirectional (`BiRecurrent`).
 
-Every layer runs under `lax.scan`, never a Python loop over time. The parameters are those
-of Flax's cells (`nn.SimpleCell`, `nn.OptimizedLSTMCell`, `nn.GRUCell`: same names, shapes
-and initialisers), but a layer computes the input projections of all T steps and all gates
-as one `[B*T, D] x [D, G*H]` matmul before the scan, leaving only `h @ W_h` (one fused
-`[H, G*H]` matmul) inside it: the scan's serial part shrinks to what truly depends on the
-previous step. The pure `step` function advances all layers of a causal stack by one token
-through Flax's own cells, from the same parameters, for token-by-token inference and as
-the reference the scan is tested against. A bidirectional stack has no such step: each
-output needs the whole sequence.
+Every layer runs under `lax.scan` (via `nn.RNN`), never a Python loop over time. Each step
+computes its input projection inside the scan: hoisting all steps' input projections out
+of the scan as one `[B*T, D] x [D, G*H]` matmul measured 1.3-1.5x slower on XLA:CPU (the
+scan then slices a [T, B, G*H] buffer per step), so it is not done here. The pure
+`step` function advances all layers of a causal stack by one token from the same
+parameters, for token-by-token inference and for the scan-equals-step test. A bidirectional
+stack has no such step: each output needs the whole sequence.
 """
 from __future__ import annotations
 
@@ -46,87 +44,18 @@ class RecurrentConfig:
     return self.hidden
 
 
-def make_cell(cfg: RecurrentConfig | BiRecurrentConfig, name: str | None = None
-              ) -> nn.RNNCellBase:
-  """Flax's cell for the config: named (a submodule of the layer creating it), or unbound
-  (parent=None, as `step` applies it to a layer's `cell` parameters)."""
-  kwargs = {'name': name} if name else {'parent': None}
+def make_cell(cfg: RecurrentConfig | BiRecurrentConfig) -> nn.RNNCellBase:
+  """An unbound cell (parent=None). Created inside a module's compact method, a cell would
+  bind to that module and register there as '<Cell>_i'; unbound, the `nn.RNN` it is given
+  to adopts it, so its parameters sit at layer_i/cell, where `step` reads them."""
   if cfg.cell == Cell.ELMAN:
-    return nn.SimpleCell(cfg.hidden, **kwargs)  # h' = tanh(W_i x + b + W_h h)
+    return nn.SimpleCell(cfg.hidden, parent=None)  # h' = tanh(W_i x + b + W_h h)
   if cfg.cell == Cell.LSTM:
-    return nn.OptimizedLSTMCell(cfg.hidden, **kwargs)  # LSTMCell's maths and parameters
-  return nn.GRUCell(cfg.hidden, **kwargs)
-
-
-# The input-side and state-side parameter names of each cell's gates, in the order the
-# fused matmuls concatenate them (Flax's names: 'ii' is the input kernel of gate i).
-_GATE_NAMES = {Cell.ELMAN: ('',), Cell.LSTM: ('i', 'f', 'g', 'o'), Cell.GRU: ('r', 'z', 'n')}
-
-
-def _fused(params, prefix: str, gates: tuple[str, ...], width: int):
-  """Concatenate the per-gate kernels `prefix+gate` into one [in, G*H] kernel, and their
-  biases into one [G*H] bias (zeros for gates without one)."""
-  kernel = jnp.concatenate([params[prefix + g]['kernel'] for g in gates], axis=-1)
-  biases = [params[prefix + g].get('bias', jnp.zeros((width,), kernel.dtype)) for g in gates]
-  return kernel, jnp.concatenate(biases)
-
-
-def _gate_update(cell: Cell, carry, x_proj, h_proj):
-  """One step of the cell's maths from precomputed projections x_proj = x W_i + b_i and
-  h_proj = h W_h + b_h ([B, G*H] each): (new carry, output). Flax's formulas exactly."""
-  if cell == Cell.ELMAN:
-    h = jnp.tanh(x_proj + h_proj)
-    return h, h
-  if cell == Cell.LSTM:
-    c, _ = carry
-    i, f, g, o = jnp.split(x_proj + h_proj, 4, axis=-1)
-    c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
-    h = nn.sigmoid(o) * jnp.tanh(c)
-    return (c, h), h
-  h = carry  # GRU: the reset gate scales the state's projection of the candidate only
-  xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
-  hr, hz, hn = jnp.split(h_proj, 3, axis=-1)
-  r, z = nn.sigmoid(xr + hr), nn.sigmoid(xz + hz)
-  n = jnp.tanh(xn + r * hn)
-  h = (1.0 - z) * n + z * h
-  return h, h
-
-
-class Layer(nn.Module):
-  """One recurrent layer over a whole sequence: [B, T, D] -> [B, T, hidden], scanning
-  forward, or backward (`reverse`, outputs kept in input order).
-
-  Its parameters sit at `cell/...` exactly as `nn.RNN(make_cell(config))` would put them
-  (created at init by Flax's cell itself), so `step` reads them unchanged.
-  """
-  config: RecurrentConfig | BiRecurrentConfig
-  reverse: bool = False
-
-  @nn.compact
-  def __call__(self, x):
-    cfg = self.config
-    b, t, _ = x.shape
-    cell = make_cell(cfg, name='cell')
-    carry = cell.initialize_carry(jax.random.PRNGKey(0), (b, cfg.hidden))
-    if self.is_initializing():
-      cell(carry, x[:, 0])  # Flax's cell creates its parameters, with its initialisers
-    params = cell.variables['params']
-    gates = _GATE_NAMES[cfg.cell]
-    w_i, b_i = _fused(params, 'i', gates, cfg.hidden)
-    w_h, b_h = _fused(params, 'h', gates, cfg.hidden)
-    x_proj = jnp.einsum('btd,dg->tbg', x, w_i) + b_i  # every step's input side at once
-
-    def body(carry, x_proj_t):
-      return _gate_update(cfg.cell, carry, x_proj_t, carry_h(carry) @ w_h + b_h)
-
-    _, ys = jax.lax.scan(body, carry, x_proj, reverse=self.reverse,
-                         unroll=t if cfg.unroll else 1)
-    return ys.transpose(1, 0, 2)  # [T, B, H] -> [B, T, H]
-
-
-def carry_h(carry):
-  """The hidden state h of a cell's carry ((c, h) for the LSTM)."""
-  return carry[1] if isinstance(carry, tuple) else carry
+    # One small matmul per gate. OptimizedLSTMCell (the same parameters, its four gates'
+    # kernels concatenated into one [H, 4H] matmul) measured 1.2x slower on XLA:CPU at
+    # hidden 128; benchmarks/perf/vs_torch.py and the README record the comparison.
+    return nn.LSTMCell(cfg.hidden, parent=None)
+  return nn.GRUCell(cfg.hidden, parent=None)
 
 
 class Recurrent(nn.Module):
@@ -135,8 +64,10 @@ class Recurrent(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    for i in range(self.config.num_layers):
-      x = Layer(self.config, name=f'layer_{i}')(x)
+    cfg = self.config
+    for i in range(cfg.num_layers):
+      x = nn.RNN(make_cell(cfg), unroll=x.shape[1] if cfg.unroll else 1,
+                 name=f'layer_{i}')(x)
     return x
 
 
@@ -203,8 +134,11 @@ class BiLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    forward = Layer(self.config, name='forward')(x)
-    backward = Layer(self.config, reverse=True, name='backward')(x)
+    cfg = self.config
+    unroll = x.shape[1] if cfg.unroll else 1
+    forward = nn.RNN(make_cell(cfg), unroll=unroll, name='forward')(x)
+    backward = nn.RNN(make_cell(cfg), unroll=unroll, reverse=True, keep_order=True,
+                      name='backward')(x)
     return jnp.concatenate([forward, backward], axis=-1)  # [B, T, h] x 2 -> [B, T, 2h]
 
 

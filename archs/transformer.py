@@ -47,6 +47,37 @@ def sinusoidal_positions(length: int, d: int) -> np.ndarray:
   return table
 
 
+def tokens_dense(features: int, name: str, x):
+  """`nn.Dense(features, name=name)` over the last axis of x [..., D], as one 2-D
+  [tokens, D] x [D, F] matmul. The same parameters and maths; XLA:CPU runs a 3-D dot whose
+  output feeds a GELU about 2x slower than the 2-D one (measured at B32 T256 D128)."""
+  lead = x.shape[:-1]
+  y = nn.Dense(features, name=name)(x.reshape(-1, x.shape[-1]))
+  return y.reshape(*lead, features)
+
+
+def attend(q, k, v, *, causal: bool = False):
+  """softmax(q k^T / sqrt(D/N)) v over heads: q [B, T, N, D/N], k and v [B, S, N, D/N] ->
+  [B, T, N, D/N].
+
+  On GPU and TPU through `jax.nn.dot_product_attention`, which takes cuDNN's fused kernel
+  where it can. On CPU as batched matmuls over one [B*N] batch axis, heads first: XLA:CPU
+  runs its two-batch-axis [B, N] attention 1.4x slower (fwd+bwd, B32 T256 D128 N4).
+  """
+  if jax.default_backend() != 'cpu':
+    return jax.nn.dot_product_attention(q, k, v, is_causal=causal)
+  b, t, n, h = q.shape
+  s = k.shape[1]
+  heads_first = lambda a: a.transpose(0, 2, 1, 3).reshape(b * n, a.shape[1], h)
+  scores = jnp.einsum('xth,xsh->xts', heads_first(q) * (h ** -0.5), heads_first(k))
+  if causal:
+    mask = jnp.tril(jnp.ones((t, s), bool))
+    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+  weights = jax.nn.softmax(scores, axis=-1)  # [B*N, T, S]
+  y = jnp.einsum('xts,xsh->xth', weights, heads_first(v))
+  return y.reshape(b, n, t, h).transpose(0, 2, 1, 3)
+
+
 class Attention(nn.Module):
   """Multi-head attention: queries from x [B, T, D]; keys and values from `context`
   [B, S, D_c] (cross-attention) or from x itself when `context` is None (self-attention).
@@ -66,7 +97,7 @@ class Attention(nn.Module):
     if d % n:
       raise ValueError(f'width {d} is not divisible by num_heads={n}')
     if context is None:
-      qkv = nn.Dense(3 * d, name='qkv')(x).reshape(b, t, 3, n, d // n)  # [B, T, 3, N, D/N]
+      qkv = tokens_dense(3 * d, 'qkv', x).reshape(b, t, 3, n, d // n)  # [B, T, 3, N, D/N]
       q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     else:
       if self.causal:
@@ -74,11 +105,11 @@ class Attention(nn.Module):
         # sequences it has no meaning.
         raise ValueError('cross-attention cannot be causal')
       s = context.shape[1]
-      q = nn.Dense(d, name='q')(x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
-      kv = nn.Dense(2 * d, name='kv')(context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
+      q = tokens_dense(d, 'q', x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
+      kv = tokens_dense(2 * d, 'kv', context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
       k, v = kv[:, :, 0], kv[:, :, 1]
-    y = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)  # [B, T, N, D/N]
-    return nn.Dense(d, name='out')(y.reshape(b, t, d))
+    y = attend(q, k, v, causal=self.causal)  # [B, T, N, D/N]
+    return tokens_dense(d, 'out', y.reshape(b, t, d))
 
 
 # The self-attention call of `Attention`, under the name the encoder first used.
@@ -102,8 +133,8 @@ class Block(nn.Module):
       # The context is not normalised here: it is a stack's output, already final-LN'd.
       x = x + Attention(self.num_heads, name='cross')(
           nn.LayerNorm(name='cross_norm')(x), context)
-    h = nn.Dense(self.mlp_ratio * d, name='mlp_in')(nn.LayerNorm(name='mlp_norm')(x))
-    return x + nn.Dense(d, name='mlp_out')(nn.gelu(h))
+    h = tokens_dense(self.mlp_ratio * d, 'mlp_in', nn.LayerNorm(name='mlp_norm')(x))
+    return x + tokens_dense(d, 'mlp_out', nn.gelu(h))
 
 
 class Transformer(nn.Module):
