@@ -1,0 +1,48 @@
+"""The CNN's hand-written pieces against JAX's own: the convolution's custom backward pass
+against autodiff of `lax.conv_general_dilated`, the reshape max pool against `nn.max_pool`."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from archbench.archs import cnn
+
+
+def _reference_conv(x, kernel):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@pytest.mark.parametrize('k', [1, 2, 3, 4, 5])
+@pytest.mark.parametrize('shape', [(2, 7, 6, 3), (1, 8, 8, 1)])
+def test_conv_same_value_and_gradients_equal_autodiff(k, shape):
+  keys = jax.random.split(jax.random.PRNGKey(k), 3)
+  x = jax.random.normal(keys[0], shape)
+  kernel = jax.random.normal(keys[1], (k, k, shape[-1], 4))
+  cotangent = jax.random.normal(keys[2], shape[:-1] + (4,))
+  loss = lambda conv: lambda x, w: jnp.sum(conv(x, w) * cotangent)
+  np.testing.assert_allclose(cnn.conv_same(x, kernel), _reference_conv(x, kernel), atol=1e-5)
+  ours = jax.grad(loss(cnn.conv_same), (0, 1))(x, kernel)
+  ref = jax.grad(loss(_reference_conv), (0, 1))(x, kernel)
+  for a, b in zip(ours, ref):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_conv_module_has_nn_conv_parameters():
+  x = jnp.ones((2, 5, 5, 3))
+  ours = cnn.Conv(8, (3, 3)).init(jax.random.PRNGKey(0), x)
+  theirs = nn.Conv(8, (3, 3), padding='SAME').init(jax.random.PRNGKey(0), x)
+  assert jax.tree_util.tree_all(jax.tree_util.tree_map(
+      lambda a, b: a.shape == b.shape and bool((a == b).all()), ours, theirs))
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 6, 3), (2, 7, 5, 3), (1, 1, 1, 2)])
+def test_max_pool_2x2_equals_nn_max_pool(shape):
+  """Values and gradients (continuous random inputs: no ties)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2), padding='SAME')
+  np.testing.assert_array_equal(cnn.max_pool_2x2(x), ref(x))
+  cotangent = jax.random.normal(jax.random.PRNGKey(1), ref(x).shape)
+  grad = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * cotangent))(x)
+  np.testing.assert_array_equal(grad(cnn.max_pool_2x2), grad(ref))
