@@ -3,7 +3,7 @@ causal (`Recurrent`) or bidirectional (`BiRecurrent`).
 
 Every layer runs under `lax.scan` (via `nn.RNN`), never a Python loop over time. Each step
 computes its input projection inside the scan: hoisting all steps' input projections out
-of the scan as one `[B*T, D] x [D, G*H]` matmul measured 1.3-1.5x slower on XLA:CPU (the
+of the scan as one `[B*T, D] x [D, G*H]` matmul measured 1.2-1.5x slower on XLA:CPU (the
 scan then slices a [T, B, G*H] buffer per step), so it is not done here. The pure
 `step` function advances all layers of a causal stack by one token from the same
 parameters, for token-by-token inference and for the scan-equals-step test. A bidirectional
