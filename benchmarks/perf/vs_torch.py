@@ -27,7 +27,6 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 from typing import Any, Callable
 
 import jax
@@ -37,6 +36,7 @@ import optax
 
 from archbench import archs
 from archbench.archs import cnn, recurrent, transformer
+from archbench.benchmarks.measure import timing
 from archbench.benchmarks.results import records
 
 LR = 1e-3
@@ -74,7 +74,7 @@ def _torch_recurrent(kind: str, d_in: int, hidden: int, layers: int):
   return build
 
 
-def _torch_transformer(d: int, heads: int, mlp: int, layers: int):
+def _torch_transformer(d: int, heads: int, mlp: int, layers: int, length: int):
   def build(torch):
     gelu = functools.partial(torch.nn.functional.gelu, approximate='tanh')  # as flax's
 
@@ -85,12 +85,11 @@ def _torch_transformer(d: int, heads: int, mlp: int, layers: int):
             d, heads, mlp, dropout=0.0, activation=gelu, batch_first=True, norm_first=True)
         self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = torch.nn.LayerNorm(d)
-        self.register_buffer('positions', torch.from_numpy(
-            transformer.sinusoidal_positions(1, d)))  # resized in forward
+        self.register_buffer('positions', torch.from_numpy(  # archbench's sinusoidal table
+            transformer.sinusoidal_positions(length, d)))
 
       def forward(self, x):
-        positions = torch.from_numpy(transformer.sinusoidal_positions(x.shape[1], x.shape[2]))
-        return self.norm(self.encoder(x + positions))
+        return self.norm(self.encoder(x + self.positions))
     return Model()
   return build
 
@@ -130,22 +129,19 @@ def shapes() -> list[Shape]:
                      _torch_recurrent(kind, 2, 128, 2)))
   config = transformer.TransformerConfig(d_model=128, num_layers=2, num_heads=4, mlp_ratio=4)
   out.append(Shape('transformer 2x d128 B32 T256', 'transformer', config, (32, 256, 128),
-                   (32, 256, 128), _torch_transformer(128, 4, 512, 2)))
+                   (32, 256, 128), _torch_transformer(128, 4, 512, 2, 256)))
   out.append(Shape('cnn c32 B128 28x28x1', 'cnn', cnn.CNNConfig(channels=32),
                    (128, 28, 28, 1), (128, 128), _torch_cnn(32, 2, 1)))
   return out
 
 
 def median_step_s(step: Callable[[], Any], steps: int, warmup: int = 3) -> float:
-  """Median wall time of one call of `step` (which must block until its work is done)."""
-  for _ in range(warmup):
-    step()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  """Median wall time of one call of `step` (which must finish its work before returning),
+  by the harness's timer: `warmup` untimed calls, then `steps` timed ones."""
+  chrono = timing.Chrono(warmup_windows=warmup)
+  for _ in range(warmup + steps):
+    chrono.time(step)
+  return chrono.median_s
 
 
 def archbench_step(shape: Shape, seed: int = 0):

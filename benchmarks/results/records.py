@@ -174,6 +174,13 @@ def cell_of(record: dict[str, Any]) -> Cell:
     raise UsageError(f'the record has no {e.args[0]!r}: not an archbench record') from None
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+  """A Markdown table, for the summaries and reports written from records."""
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
 def append_record(path: pathlib.Path, record: dict[str, Any]) -> None:
   """One line per record, written with one write() and fsync'd before returning."""
   line = json.dumps(to_jsonable(record), allow_nan=False, sort_keys=False) + '\n'

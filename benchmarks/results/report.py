@@ -106,12 +106,6 @@ def _cell_text(group: list[dict], key: str, mark_solved: bool) -> str:
   return text or '—'
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
-  return '\n'.join(lines)
-
-
 def _grouped(records):
   """(row labels, column labels, {(row, column): records}), in order of appearance."""
   row, col = row_column_labels(records)
@@ -145,7 +139,7 @@ def metric_table(records, key_of=None) -> str:
   header = ['arch'] + [_column_header(c, key_of[c]) for c in cols]
   body = [[a] + [_cell_text(groups[(a, c)], key_of[c], mark_solved) if (a, c) in groups else ''
                  for c in cols] for a in rows]
-  return _markdown_table(header, [['*baseline*'] + [baseline(c) for c in cols]] + body)
+  return records_lib.markdown_table(header, [['*baseline*'] + [baseline(c) for c in cols]] + body)
 
 
 def perf_table(records) -> str:
@@ -162,7 +156,7 @@ def perf_table(records) -> str:
       values = [r['perf'][key] * scale for r in group if r.get('perf', {}).get(key) is not None]
       cells.append(fmt.format(statistics.median(values)) if values else '—')
     body.append([a, c, status] + cells)
-  return _markdown_table(header, body)
+  return records_lib.markdown_table(header, body)
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,7 +204,7 @@ def longest_solved_table(records) -> str:
     return '—' if n is None else (f'≥{n}' if n == max(sweeps[t][a]) else str(n))
   lengths = {t: sorted({n for points in sweeps[t].values() for n in points}) for t in tasks}
   header = ['arch'] + [f'{t} (of {", ".join(map(str, lengths[t]))})' for t in tasks]
-  return _markdown_table(header, [[a] + [text(a, t) for t in tasks] for a in rows])
+  return records_lib.markdown_table(header, [[a] + [text(a, t) for t in tasks] for a in rows])
 
 
 def length_table(records, task: str) -> str:
@@ -220,7 +214,7 @@ def length_table(records, task: str) -> str:
   header = ['arch'] + [f'L={n}' for n in lengths]
   body = [[a] + [_cell_text(points[n], key, True) if n in points else '' for n in lengths]
           for a, points in by_arch.items()]
-  return _markdown_table(header, body)
+  return records_lib.markdown_table(header, body)
 
 
 GRADIENT_FIGURES = [('rate', 'decay rate /step', '{:.3f}'), ('horizon', 'horizon', '{:.0f}'),
@@ -254,7 +248,7 @@ def gradient_table(records, task: str, length: int) -> str:
         values = [v for v in values if not math.isnan(v)]
         cells.append(fmt.format(statistics.fmean(values)) if values else '—')
     body.append([a] + cells)
-  return _markdown_table(header, body)
+  return records_lib.markdown_table(header, body)
 
 
 def gradient_probes(records) -> list[tuple[str, int]]:

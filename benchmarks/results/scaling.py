@@ -26,6 +26,9 @@ import pathlib
 import statistics
 
 import numpy as np
+import scipy.stats
+
+from archbench.benchmarks.results import records as records_lib
 
 FLOOR_FACTOR = 2.0
 MIN_POINTS = 3
@@ -55,14 +58,8 @@ def fit_exponent(lengths, costs) -> Fit | None:
   used = [(t, c) for t, c in points if c >= FLOOR_FACTOR * floor]
   if len(used) < MIN_POINTS:
     return None
-  x = np.log([t for t, _ in used])
-  y = np.log([c for _, c in used])
-  x_centred = x - x.mean()
-  spread = float(x_centred @ x_centred)
-  slope = float(x_centred @ (y - y.mean())) / spread
-  residuals = y - y.mean() - slope * x_centred
-  stderr = math.sqrt(float(residuals @ residuals) / (len(used) - 2) / spread)
-  return Fit(slope, stderr, tuple(t for t, _ in used))
+  line = scipy.stats.linregress(np.log([t for t, _ in used]), np.log([c for _, c in used]))
+  return Fit(float(line.slope), float(line.stderr), tuple(t for t, _ in used))
 
 
 # ---------------------------------------------------------------------------------------
@@ -121,11 +118,6 @@ def first_out_of_memory(points: dict[int, list[dict]]) -> int | None:
 # ---------------------------------------------------------------------------------------
 # Tables (Markdown) and the plot.
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
-
-
 def _fit_text(fit: Fit | None) -> str:
   if fit is None:
     return '—'
@@ -142,7 +134,7 @@ def exponent_table(records, task: str) -> str:
     oom = first_out_of_memory(points)
     rows.append([arch, str(batch), *fitted, f'{min(points)}–{max(points)}',
                  '—' if oom is None else f'T={oom}'])
-  return _table(header, rows)
+  return records_lib.markdown_table(header, rows)
 
 
 def _cost_text(value: float) -> str:
@@ -162,7 +154,7 @@ def cost_table(records, task: str, key: str, scale: float) -> str:
       failed = t in points and all(r['status'] == 'oom' for r in points[t])
       row.append('oom' if failed else '—' if value is None else _cost_text(value * scale))
     rows.append(row)
-  return _table(['arch', 'batch'] + [f'T={t}' for t in lengths], rows)
+  return records_lib.markdown_table(['arch', 'batch'] + [f'T={t}' for t in lengths], rows)
 
 
 def sections(records) -> list[str]:
