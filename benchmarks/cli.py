@@ -387,20 +387,26 @@ def cmd_run() -> int:
     out, plan = _resume_plan()
     name, cells, run_id = plan['suite'], plan['cells'], plan['run_id']
     workers, execution = FLAGS.workers or plan['workers'], plan['execution']
+    dispatch = plan.get('dispatch') or {}  # the executor the run was planned with
   else:
     try:
       name, workers, cells = _cells_to_run()
       for cell in cells:  # refuse a bad cell before spending minutes on the good ones
         runner.prepare(cell, build_task=False)  # a missing dataset fails its cells only
-      execution = config_lib.execution(FLAGS.config) if FLAGS.config is not None else \
+      from_suite = FLAGS.config is not None
+      execution = config_lib.execution(FLAGS.config) if from_suite else \
           runner.DEFAULT_EXECUTION
+      dispatch = config_lib.executor(FLAGS.config) if from_suite else {}
     except UsageError as e:
       raise Usage(str(e)) from None
     out, run_id = _out_dir(name), None
   logging.info('suite %s: %d cells -> %s', name, len(cells), out)
-  runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
-                   progress=Progress.for_terminal(len(cells)), execution=execution,
-                   run_id=run_id, resume=bool(FLAGS.resume))
+  try:
+    runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
+                     progress=Progress.for_terminal(len(cells)), execution=execution,
+                     run_id=run_id, resume=bool(FLAGS.resume), **dispatch)
+  except UsageError as e:  # an executor that cannot start (Ray not installed, no cluster)
+    raise Usage(str(e)) from None
   records = records_lib.load_records(out / 'results.jsonl')
   failed = [r for r in records if r['status'] != 'ok']
   print((out / 'summary.md').read_text())
@@ -544,6 +550,20 @@ def run(argv: list[str]) -> int:
     return 2
 
 
+def _join_hosts() -> int:
+  """A multi-host launch (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or
+  ARCHBENCH_DISTRIBUTED=1 on SLURM/Open MPI/Kubernetes/TPU) joins the other hosts before
+  anything touches a device; 0 when joined or alone, 2 for an incomplete setting."""
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.harness import parallel
+  try:
+    parallel.initialize_distributed()
+  except UsageError as e:
+    print(f'archbench: error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
 def main(argv: list[str] | None = None) -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   flags.FLAGS.mark_as_parsed()  # our flags live in FLAGS above; absl's global set is unused
@@ -552,7 +572,7 @@ def main(argv: list[str] | None = None) -> None:
   for noisy in ('jax', 'absl.logging.jax'):  # backend probing at INFO is not progress
     std_logging.getLogger(noisy).setLevel(std_logging.WARNING)
   try:
-    code = run(sys.argv if argv is None else argv)
+    code = _join_hosts() or run(sys.argv if argv is None else argv)
   except BrokenPipeError:  # `archbench list | head`: the reader left, nothing to report
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     code = 0

@@ -4,9 +4,17 @@ A suite file (`benchmarks/suites/<name>.py`, or any file a user passes as `--con
 defines `get_config()` returning `suite_config(...)`. Every field can be overridden from the
 command line with `--config.<path>=<value>` (ml_collections' `config_flags`). The layout:
 
-  name, doc, size, seeds, archs, depth, workers, fast_compile   the suite as a whole
-  execution.{time_limit_s, checkpoint_every_s, checkpoint_every_steps, checkpoint_min_s}
-                                   how cells run (core.Execution; not part of a cell's identity)
+  name, doc, size, seeds, archs, depth, fast_compile   the suite as a whole
+  precision                        'float32' or 'bfloat16' (mixed): part of every cell
+  executor, workers                where cells run: 'local' (this process, one at a time),
+                                   'processes' (a pool of `workers`, one device each) or
+                                   'ray' (a Ray cluster); workers > 1 with 'local' means
+                                   'processes'
+  ray.{address, num_cpus_per_cell, num_gpus_per_cell}   the Ray cluster to join (None:
+                                   start a local one) and what each cell's task requests
+  execution.{time_limit_s, checkpoint_every_s, checkpoint_every_steps, checkpoint_min_s,
+             devices}              how cells run (core.Execution; not part of a cell's
+                                   identity); devices: data parallelism within a cell
   tasks.<task>.params.<p>          generator parameters (complete: the task's defaults filled in)
   tasks.<task>.train.<f>           training settings of that task (complete TrainConfig)
   tasks.<task>.archs               which architectures run it (None: every one that can)
@@ -46,7 +54,8 @@ from ml_collections import config_dict
 
 from archbench import archs
 from archbench import data
-from archbench.benchmarks.core import Cell, Execution, TrainConfig, UsageError, usage_errors
+from archbench.benchmarks.core import (PRECISIONS, Cell, Execution, TrainConfig, UsageError,
+                                       usage_errors)
 from archbench.benchmarks.harness import model as model_lib
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
@@ -57,6 +66,7 @@ PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep',
 # (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
 # forward-only inference (the scaling fit, results/scaling.py).
 SWEEP_PROBES = ('length', 'cost')
+EXECUTORS = ('local', 'processes', 'ray')
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,18 +103,23 @@ def task_plan(params: dict | None = None, train: dict | None = None, *,
 def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
                  train: dict | None = None, archs: tuple[str, ...] | None = None,
                  seeds: tuple[int, ...] = (0,), depth: int | None = None, workers: int = 1,
-                 fast_compile: bool = False,
-                 execution: dict | None = None) -> ml_collections.ConfigDict:
+                 fast_compile: bool = False, execution: dict | None = None,
+                 precision: str = 'float32',
+                 executor: str = 'local') -> ml_collections.ConfigDict:
   """A suite's ConfigDict. `train` holds the suite's training defaults, which each task's
   own `train` settings refine. `depth` runs every backbone at that depth (its declared depth
   fields) instead of its default: compile time grows with depth. `workers` > 1 runs cells
   in that many processes (compile-bound suites only: timings are then not comparable).
-  `execution` sets core.Execution's fields (time limit, checkpoints)."""
+  `execution` sets core.Execution's fields (time limit, checkpoints, devices). `precision`
+  is every cell's (core.PRECISIONS); `executor` one of EXECUTORS."""
   c = ml_collections.ConfigDict(sort_keys=False)
   c.name, c.doc, c.size, c.seeds = name, inspect.cleandoc(doc), size, tuple(seeds)
   c.archs = _maybe(archs, tuple)
   c.depth = _maybe(depth, int)
   c.workers, c.fast_compile = workers, fast_compile
+  c.precision, c.executor = precision, executor
+  c.ray = {'address': config_dict.placeholder(str), 'num_cpus_per_cell': 1.0,
+           'num_gpus_per_cell': config_dict.placeholder(float)}
   defaults = Execution(**(execution or {}))
   c.execution = {k: _maybe(getattr(defaults, k), _hint_type(hint))
                  for k, hint in typing.get_type_hints(Execution).items()}
@@ -157,6 +172,17 @@ def execution(config) -> Execution:
   """The run's core.Execution from the suite's `execution` section."""
   with _invalid('config'):
     return Execution(**{k: v for k, v in config.execution.items()})
+
+
+def executor(config) -> dict[str, Any]:
+  """run_suite's dispatch arguments from the suite's `executor`, `workers` and `ray`."""
+  name = config.get('executor', 'local')
+  if name not in EXECUTORS:
+    raise UsageError(f'config.executor {name!r} is not known; valid: {", ".join(EXECUTORS)}')
+  ray = config.get('ray') or {}
+  return {'executor': name, 'ray_address': ray.get('address'),
+          'ray_cpus_per_cell': ray.get('num_cpus_per_cell', 1.0),
+          'ray_gpus_per_cell': ray.get('num_gpus_per_cell')}
 
 
 def _hint_type(hint) -> type | None:
@@ -275,6 +301,10 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
     archs.registry.budget(size)
   if not seeds:
     raise UsageError('config.seeds is empty; give at least one seed')
+  precision = config.get('precision', 'float32')
+  if precision not in PRECISIONS:
+    raise UsageError(f'config.precision {precision!r} is not known; valid: '
+                     f'{", ".join(PRECISIONS)}')
   overrides = {section: {k: v for k, v in config[section].items() if v is not None}
                for section in GLOBAL_SECTIONS}
   used = {'task': set(), 'arch': set()}
@@ -316,7 +346,7 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
         for train in trains:
           for seed in pair_seeds:
             cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
-                        bool(config.fast_compile), probes)
+                        bool(config.fast_compile), probes, precision)
             out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]

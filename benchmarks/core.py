@@ -18,6 +18,9 @@ STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
 # Metric keys are namespaced: train/… and eval/… measured, baseline/… the task's floors,
 # lrd/… the long-range probes; perf keys live in the record's own `perf` section.
 METRIC_NAMESPACES = ('train', 'eval', 'baseline', 'lrd')
+# Numerics of a cell. 'bfloat16' is mixed precision: bf16 compute, float32 parameters,
+# optimiser state, loss and normalisation statistics (archs/ and harness/model.py).
+PRECISIONS = ('float32', 'bfloat16')
 
 
 class UsageError(ValueError):
@@ -61,15 +64,24 @@ class Execution:
     resumed run continues the cell in flight from its checkpoint.
   checkpoint_min_s: cells whose training is expected to take less than this (estimated
     after the first dispatch) never checkpoint: re-running them is cheaper.
+  devices: data parallelism: each cell splits its batch over this many of the process's
+    devices (0: all of them; on several hosts, all devices of all hosts), parameters
+    replicated. The global batch, and so the experiment, stays the one the cell names.
   """
   time_limit_s: float | None = None
   checkpoint_every_s: float | None = 300.0
   checkpoint_every_steps: int | None = None
   checkpoint_min_s: float = 60.0
+  devices: int = 1
 
   def __post_init__(self):
+    if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 0:
+      raise UsageError(f'execution.devices must be a whole number >= 0 (0: every device), '
+                       f'got {self.devices!r}')
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
+      if field.name == 'devices':
+        continue
       if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                 or value < 0 or (value == 0 and field.name != 'checkpoint_min_s')):
         raise UsageError(f'execution.{field.name} must be a positive number or None, '
@@ -125,16 +137,26 @@ class Cell:
   # it as a point of a cost-versus-length sweep and adds a forward-only inference timing
   # (perf infer_ms; fitted by benchmarks/results/scaling.py).
   probes: tuple[str, ...] = ()
+  precision: str = 'float32'  # one of PRECISIONS
+
+  def __post_init__(self):
+    if self.precision not in PRECISIONS:
+      raise UsageError(f'precision {self.precision!r} is not known; valid: '
+                       f'{", ".join(PRECISIONS)}')
 
   @property
   def name(self) -> str:
     params = ','.join(f'{k}={v}' for k, v in self.task_params.items())
-    return f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}/s{self.seed}'
+    precision = '' if self.precision == 'float32' else f'/{self.precision}'
+    return (f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}'
+            f'/s{self.seed}{precision}')
 
   def to_dict(self) -> dict[str, Any]:
     """Plain JSON-able data; `Cell.from_dict` inverts it."""
     out = dataclasses.asdict(self)
     out['probes'] = list(self.probes)
+    if self.precision == 'float32':  # added later: at its default, earlier cells keep
+      del out['precision']           # their identity (digest)
     return json.loads(json.dumps(out, default=_plain))
 
   @classmethod

@@ -5,13 +5,14 @@ status, and run_suite goes on to the next cell.
 """
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import json
 import math
-import multiprocessing
+import os
 import pathlib
+import platform
 import shutil
 import sys
 import time
@@ -28,8 +29,11 @@ from archbench.benchmarks import plugins
 from archbench.benchmarks.core import (Cell, CellTimeout, Diverged, Execution, UsageError,
                                        one_line, usage_errors)
 from archbench.benchmarks.harness.checkpoint import CellCheckpoints
+from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import generate
 from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import parallel as parallel_lib
+from archbench.benchmarks.harness.parallel import DataParallel
 from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.probes import lrd
@@ -40,6 +44,7 @@ from archbench.data.spec import Stream, stream_key
 
 OnStep = Callable[[int, int, float], None]  # (step, steps, train loss) after each dispatch
 DEFAULT_EXECUTION = Execution()  # no time limit, checkpoints every 5 min for long cells
+SINGLE_DEVICE = DataParallel(None)
 
 
 def _status_of(error: BaseException) -> str:
@@ -72,7 +77,7 @@ def _memory(compiled) -> dict[str, int | None]:
 
 def _device_peak_in_use() -> int | None:
   """The device's high-water mark so far: it covers the whole process, not one cell."""
-  stats = jax.devices()[0].memory_stats() or {}
+  stats = jax.local_devices()[0].memory_stats() or {}
   return stats.get('peak_bytes_in_use')
 
 
@@ -104,12 +109,14 @@ FORWARD_MIN_WINDOWS, FORWARD_MAX_WINDOWS, FORWARD_MIN_S = 3, 20, 0.5
 
 
 def time_forward(model, task, params, key: jax.Array, batch_size: int,
-                 fast: bool = False) -> dict[str, Any]:
+                 fast: bool = False, parallel: DataParallel = SINGLE_DEVICE
+                 ) -> dict[str, Any]:
   """Forward-only inference on one batch of the training batch size, compiled ahead and
   timed by the one timer: what serving the model costs, apart from the training step (the
   evaluation's timing mixes in the loss over the held-out set at another batch size)."""
   spec = task.spec
-  batch = jax.jit(task.train_batch, static_argnums=1)(key, batch_size)
+  batch = jax.jit(task.train_batch, static_argnums=1,
+                  out_shardings=parallel.batch_sharding())(key, batch_size)
   inputs = train_lib.model_args(spec, batch)
   forward = functools.partial(model.apply, train=False)
   compiled, compile_s = timing.compile_ahead(forward, params, *inputs, fast=fast)
@@ -171,8 +178,10 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   arch, config, task, model = prepare(cell)
   spec, tc = task.spec, cell.train
   optimizer = train_lib.make_optimizer(tc)
-  state = train_lib.init_state(model, task, optimizer,
-                               stream_key(cell.seed, Stream.INIT), tc.batch_size)
+  parallel = DataParallel.over(execution.devices, (tc.batch_size,))
+  state = parallel.replicate(train_lib.init_state(model, task, optimizer,
+                                                  stream_key(cell.seed, Stream.INIT),
+                                                  tc.batch_size))
   params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(state.params))
   backbone_params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(
       state.params['params']['backbone']))
@@ -180,7 +189,7 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
                'higher_is_better': spec.higher_is_better, 'solved': spec.solved}
   budget = archs.registry.budget(cell.size)
   out.update({'config': {'arch': config, 'task': task.params, 'task_spec': task_spec,
-                         'train': tc,
+                         'train': tc, 'precision': cell.precision,
                          # Overrides of the backbone config move it off the size's budget.
                          'budget': {'size': cell.size, 'params': budget,
                                     'overridden_by': sorted(cell.arch_overrides)},
@@ -188,7 +197,8 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
                          # early stopping, no best-checkpoint selection).
                          'eval_weights': 'final'},
               'metrics': {},
-              'perf': {'params': params, 'backbone_params': backbone_params}})
+              'perf': {'params': params, 'backbone_params': backbone_params,
+                       **parallel.describe(tc.batch_size)}})
   if 'length' in cell.probes:
     out['metrics']['lrd/length'] = spec.length
   if 'gradient' in cell.probes:  # before training: the curve at initialisation
@@ -211,7 +221,7 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   def compile_chunk(num_steps):
     chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
                               optimizer=optimizer, batch_size=tc.batch_size,
-                              num_steps=num_steps)
+                              num_steps=num_steps, parallel=parallel)
     return timing.compile_ahead(chunk, state, train_key, fast=cell.fast_compile)
 
   compiled = {}
@@ -223,12 +233,14 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
 
   checkpoints = None
   first = 0
-  if checkpoint_dir is not None:
+  if checkpoint_dir is not None and jax.process_count() == 1:
+    # Several hosts resume at cell granularity: a checkpoint would need every process.
     checkpoints = CellCheckpoints(checkpoint_dir, every_steps=execution.checkpoint_every_steps,
                                   every_s=execution.checkpoint_every_s)
     restored = checkpoints.restore(state)
     if restored is not None:
       state, first = restored
+      state = parallel.replicate(state)
       out['perf']['resumed_at_step'] = int(state.step)
 
   # Train: every whole dispatch is a timing window; the first is the warm-up.
@@ -285,7 +297,9 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   xla = None if arch.uses_scan else _xla_flops_per_step(compiled[k])
   out['perf'].update(flops_per_step=flops, xla_flops_per_step=xla,
                      infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
-                     mfu=(flops / step_s / peak) if peak and step_s else None, peak_flops=peak,
+                     # MFU against the peak of every device the step ran on.
+                     mfu=(flops / step_s / (peak * parallel.num_devices))
+                     if peak and step_s else None, peak_flops=peak,
                      peak_flops_source=peak_source)
 
   if 'cost' in cell.probes:
@@ -295,12 +309,14 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
     # to the cell's time for slow-compiling models (the LRU's: 10-20 s on a 2-core CPU).
     out['perf'].update(time_forward(model, task, state.params,
                                     jax.random.fold_in(train_key, len(dispatches)),
-                                    tc.batch_size, fast=cell.fast_compile),
+                                    tc.batch_size, fast=cell.fast_compile,
+                                    parallel=parallel),
                        device_peak_bytes=cell_device_peak(peak_before, _device_peak_in_use()))
     return
 
   # Evaluate on the held-out set, one compiled scan over padded batches.
-  batches, weights = train_lib.pad_eval_set(task.eval_data, tc.eval_batch_size)
+  batches, weights = parallel.put_batches(train_lib.pad_eval_set(
+      task.eval_data, tc.eval_batch_size, multiple=parallel.num_devices))
   evaluate = functools.partial(train_lib.evaluate, model=model, spec=spec)
   compiled_eval, eval_compile_s = timing.compile_ahead(evaluate, state.params, batches,
                                                        weights, fast=cell.fast_compile)
@@ -356,23 +372,43 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
   record['config'].update(partial.get('config', {}))
   record['metrics'].update(partial.get('metrics', {}))
   record['perf'].update(partial.get('perf', {}))
+  record['ran_on'] = _ran_on(record['perf'].get('devices', 1))
   return record
 
 
-def _run_cell_in_worker(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
-                        execution: Execution, checkpoint_dir: pathlib.Path):
-  """run_cell in a worker process (module level, so that it pickles)."""
-  return run_cell(cell, suite=suite, run_id=run_id, env=env, execution=execution,
-                  checkpoint_dir=checkpoint_dir)
+def _ran_on(num_devices: int) -> dict[str, Any]:
+  """Where a cell ran, seen by the process that ran it (the driver adds the executor): the
+  host, the process and the devices the cell used; CUDA_VISIBLE_DEVICES too where set (a
+  pinned worker's cuda:0 is the GPU it names)."""
+  try:
+    devices = [str(d) for d in jax.devices()[:num_devices]]
+  except RuntimeError:  # no backend would start: the cell failed before using a device
+    devices = []
+  where = {'host': platform.node(), 'pid': os.getpid(), 'devices': devices}
+  if 'CUDA_VISIBLE_DEVICES' in os.environ:
+    where['cuda_visible_devices'] = os.environ['CUDA_VISIBLE_DEVICES']
+  return where
+
+
+def _run_cell_in_worker(cell: Cell, on_step: OnStep | None = None, *, suite: str,
+                        run_id: str, env: dict[str, Any], execution: Execution,
+                        checkpoints: pathlib.Path) -> dict[str, Any]:
+  """run_cell as every executor calls it, in this process or another (module level, so
+  that it pickles); the cell checkpoints under checkpoints/<cell_id>/."""
+  return run_cell(cell, suite=suite, run_id=run_id, env=env, on_step=on_step,
+                  execution=execution, checkpoint_dir=checkpoints / cell.digest)
 
 
 PLAN_FILE = 'run.json'  # what a run set out to do, so that --resume can finish it
 
 
 def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
-               workers: int, execution: Execution) -> None:
+               workers: int, execution: Execution,
+               dispatch: dict[str, Any] | None = None) -> None:
+  """`dispatch`: run_suite's executor arguments (executor, ray_*), which --resume passes
+  back to it, so that a resumed run dispatches its cells as the run began to."""
   plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
-          'execution': dataclasses.asdict(execution),
+          'execution': dataclasses.asdict(execution), 'dispatch': dispatch or {},
           'code_version': records.code_version(), 'command': ' '.join(sys.argv),
           'utc_time': records.utc_now(), 'cells': [c.to_dict() for c in cells]}
   data_cache.write_atomically(out_dir / PLAN_FILE, json.dumps(plan, indent=1).encode())
@@ -393,7 +429,9 @@ def read_plan(out_dir: pathlib.Path) -> dict[str, Any]:
 def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               env: dict[str, Any] | None = None, workers: int = 1,
               progress: Progress | None = None, execution: Execution = DEFAULT_EXECUTION,
-              run_id: str | None = None, resume: bool = False) -> list[dict[str, Any]]:
+              run_id: str | None = None, resume: bool = False, executor: str = 'local',
+              ray_address: str | None = None, ray_cpus_per_cell: float = 1.0,
+              ray_gpus_per_cell: float | None = None) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
   refreshing the summaries, so a killed run keeps everything finished.
 
@@ -401,58 +439,63 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   says). `resume` continues a killed run: a torn last line is cut off, the cells already
   recorded (by cell_id) are skipped, and a cell with a checkpoint continues from it.
 
-  `workers` > 1 runs cells in that many processes at once. XLA compiles on one thread, so
-  this speeds up compile-bound suites (smoke) on a multi-core CPU; the cells then share the
-  machine, so their timings are not comparable, and timing suites keep one worker. The
-  record's env says how many workers ran. Workers load the same plug-ins as this process.
+  `executor` says where cells run (executors.py): 'local' (here, one at a time),
+  'processes' (a pool of `workers` processes, one GPU each on a GPU machine) or 'ray' (a
+  Ray cluster: `ray_address` joins one, None starts a local one; each cell's task asks for
+  `ray_cpus_per_cell` CPUs and `ray_gpus_per_cell` GPUs). `workers` > 1 with 'local'
+  means 'processes'. XLA compiles on one thread, so several workers speed up compile-bound
+  suites (smoke) on a multi-core CPU; the cells then share the machine, so their timings
+  are not comparable, and timing suites keep one worker. The record's env says how many
+  workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
+  Whatever the executor, this process alone writes the records.
   """
+  chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
+  executors.start_driver_backend(chosen)
+  dispatch = {'executor': executor, 'ray_address': ray_address,
+              'ray_cpus_per_cell': ray_cpus_per_cell, 'ray_gpus_per_cell': ray_gpus_per_cell}
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
   records.repair(path)  # appending after a torn line would glue two records together
   run_id = run_id or f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
-  if not resume:
+  writer = parallel_lib.is_writer()  # on several hosts, process 0 alone writes
+  if not resume and writer:
     write_plan(out_dir, cells, suite=suite, run_id=run_id, workers=workers,
-               execution=execution)
+               execution=execution, dispatch=dispatch)
   recorded = ({r.get('cell_id') for r in records.load_records(path)}
               if resume and path.is_file() else set())
   todo = [(i, cell) for i, cell in enumerate(cells) if cell.digest not in recorded]
   env = dict(env or records.environment(), workers=workers, plugins=plugins.loaded())
   progress = progress or Progress(len(todo))
   checkpoints = out_dir / 'checkpoints'
+  run = functools.partial(_run_cell_in_worker, suite=suite, run_id=run_id, env=env,
+                          execution=execution, checkpoints=checkpoints)
   done: list[dict[str, Any]] = []
 
-  def finish(i, cell, record):
+  def started(i, cell):  # the local executor's cells report progress step by step
+    progress.cell_started(i, cell)
+    return functools.partial(progress.step, cell)
+
+  def finish(i, cell, outcome):
+    # A worker or task that died returned no record: its cell's record says why.
+    record = outcome if isinstance(outcome, dict) else _record(cell, suite, run_id, env,
+                                                               outcome)
+    record['ran_on'] = {'executor': chosen.value, **record.get('ran_on', {})}
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
-    records.append_record(path, record)
-    shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
+    if writer:
+      records.append_record(path, record)
+      shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
+      report.write_summaries(out_dir)
     done.append(record)
-    report.write_summaries(out_dir)
     progress.cell_finished(cell, report.one_line(record))
 
+  ray = executors.RayOptions(ray_address, ray_cpus_per_cell, ray_gpus_per_cell)
   try:
-    if workers <= 1:
-      for i, cell in todo:
-        progress.cell_started(i, cell)
-        on_step = functools.partial(progress.step, cell)
-        finish(i, cell, run_cell(cell, suite=suite, run_id=run_id, env=env, on_step=on_step,
-                                 execution=execution,
-                                 checkpoint_dir=checkpoints / cell.digest))
-    elif todo:
-      # Spawned, not forked: a forked JAX runtime is not safe to use.
-      context = multiprocessing.get_context('spawn')
-      with concurrent.futures.ProcessPoolExecutor(
-          workers, mp_context=context, initializer=plugins.load_all,
-          initargs=(plugins.loaded(),)) as pool:
-        futures = {pool.submit(_run_cell_in_worker, cell, suite, run_id, env, execution,
-                               checkpoints / cell.digest): (i, cell) for i, cell in todo}
-        for future in concurrent.futures.as_completed(futures):
-          i, cell = futures[future]
-          try:
-            record = future.result()
-          except Exception as error:  # the worker itself died (e.g. killed for memory)
-            record = _record(cell, suite, run_id, env, error)
-          finish(i, cell, record)
+    with contextlib.closing(executors.dispatch(chosen, todo, run, workers=workers,
+                                               started=started, ray=ray)) as outcomes:
+      for i, cell, outcome in outcomes:
+        finish(i, cell, outcome)
   finally:
     progress.close()
-  report.write_summaries(out_dir, plots=True)
+  if writer:
+    report.write_summaries(out_dir, plots=True)
   return done

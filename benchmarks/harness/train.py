@@ -133,16 +133,22 @@ def train_step(state: TrainState, batch, *, model, spec: TaskSpec,
 
 
 def train_chunk(state: TrainState, key: jax.Array, *, model, task: Task,
-                optimizer: optax.GradientTransformation, batch_size: int, num_steps: int):
+                optimizer: optax.GradientTransformation, batch_size: int, num_steps: int,
+                parallel=None):
   """`num_steps` optimiser steps in one compiled call, batches drawn on device.
 
-  Returns the new state and the mean training loss over the chunk.
+  `parallel` (a parallel.DataParallel) splits each batch over its devices; the state
+  stays replicated. Returns the new state and the mean training loss over the chunk.
   """
   def body(state, step_key):
     batch = task.train_batch(step_key, batch_size)
+    if parallel is not None:
+      batch = parallel.constrain_batch(batch)
     return train_step(state, batch, model=model, spec=task.spec, optimizer=optimizer)
 
   state, losses = jax.lax.scan(body, state, jax.random.split(key, num_steps))
+  if parallel is not None:
+    state = parallel.constrain_replicated(state)
   return state, jnp.mean(losses)
 
 
@@ -158,12 +164,13 @@ def init_state(model, task: Task, optimizer, key: jax.Array, batch_size: int) ->
   return compiled(key)
 
 
-def pad_eval_set(eval_data: dict, eval_batch_size: int):
+def pad_eval_set(eval_data: dict, eval_batch_size: int, multiple: int = 1):
   """Pad the held-out set to whole batches: arrays [N_b, B, ...] plus example weights
-  [N_b, B] that are 0 on padding, so one compiled scan evaluates everything. Done in numpy:
-  eager jax ops would each compile for their shapes."""
+  [N_b, B] that are 0 on padding, so one compiled scan evaluates everything. B is a
+  multiple of `multiple` (the devices a batch is split over). Done in numpy: eager jax
+  ops would each compile for their shapes."""
   n = len(eval_data['targets'])
-  b = min(eval_batch_size, n)
+  b = -(-min(eval_batch_size, n) // multiple) * multiple
   num_batches = -(-n // b)
   pad = num_batches * b - n
 

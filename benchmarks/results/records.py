@@ -21,9 +21,10 @@ import jax
 from archbench.benchmarks.core import STATUSES, Cell, UsageError  # noqa: F401
 
 # 2: cell_id and config.cell (the cell itself, enough to run it again).
-SCHEMA = 2
+# 3: ran_on (where the cell ran: executor, host, process, devices).
+SCHEMA = 3
 RECORD_KEYS = ('schema', 'run_id', 'cell_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
-               'status', 'error', 'metrics', 'perf', 'env')
+               'status', 'error', 'metrics', 'perf', 'env', 'ran_on')
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'orbax-checkpoint',
             'tensorflow-datasets', 'scikit-learn')
 # The source checkout, when archbench runs from one (an editable install); a regular
@@ -122,7 +123,8 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
       **{name: _package_version(name) for name in ('jax', 'jaxlib', 'flax', 'optax')},
       'backend': jax.default_backend(),
       'device_kind': device.device_kind,
-      'device_count': jax.device_count(),
+      'device_count': jax.device_count(),  # every host's, on a multi-host run
+      'process_count': jax.process_count(),
       'cpu': _cpu_model(),
       'cpu_features': _cpu_features(),
       'cpu_count': os.cpu_count(),
