@@ -10,6 +10,7 @@ neither read nor need the data; baselines computed from the data are then left e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -50,7 +51,16 @@ class TaskEntry:
     return self.make(seed=seed, **params)
 
   def spec(self, **params) -> TaskSpec:
-    """The task's spec, without reading data where the task reads it from disk."""
+    """The task's spec, without reading data where the task reads it from disk.
+
+    Remembered per parameters: for a synthetic task it is the spec of a whole built task
+    (its held-out set included), and planning a suite asks for it once per cell."""
+    try:
+      return _remembered_spec(self, tuple(sorted(params.items())))
+    except TypeError:  # an unhashable parameter value: not remembered
+      return self._spec(**params)
+
+  def _spec(self, **params) -> TaskSpec:
     self._check(params)
     try:
       if self.make_spec is None:
@@ -89,6 +99,11 @@ def names() -> list[str]:
 
 def build(name: str, seed: int = 0, **params) -> Task:
   return get(name).build(seed, **params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_spec(entry: TaskEntry, params: tuple) -> TaskSpec:
+  return entry._spec(**dict(params))
 
 
 def spec_of(name: str, **params) -> TaskSpec:

@@ -32,8 +32,8 @@ from archbench.benchmarks.results import records
 @dataclasses.dataclass(frozen=True)
 class GPU:
   """What one GPU is assumed to do (no GPU was measured; change these to your own)."""
-  name: str = 'H100/H200'
-  peak_flops: float = timing.ACCELERATOR_PEAK_FLOPS['H100']  # the float32 (TF32) table
+  name: str = 'H100/H200 in bfloat16'
+  peak_flops: float = timing.ACCELERATOR_PEAK_FLOPS['H100']['bfloat16']
   mfu: float = 0.05  # small models (100K parameters) reach a few percent at best
   step_floor_s: float = 1e-3  # dispatch + tens of small kernels per training step
   scan_position_s: float = 15e-6  # one sequential scan position, forward + backward, per layer
