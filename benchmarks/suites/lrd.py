@@ -6,7 +6,10 @@ seeds.
 Command: archbench run --suite lrd
 Runtime: not measured (no accelerator was available when it was written). It is 840
 cells (10 architectures x 4 tasks x 7 lengths x 3 seeds) of 3000 steps each at up to
-1024 positions: plan for hours, not minutes, on one GPU. `--tasks`, `--archs` and
+1024 positions. Estimated (python -m archbench.benchmarks.results.estimate --suite lrd):
+about 1,350 CPU-hours from the rates measured on a 2-core CPU, and about 4.5 h on one
+GPU under stated assumptions; add --config.precision=bfloat16 on a GPU, and
+--config.executor=processes --workers 8 (or =ray) to use more. `--tasks`, `--archs` and
 `--seed` run parts of it. A cell still training after an hour is recorded as `timeout`
 (--config.execution.time_limit_s changes it); a killed run continues with --resume.
 Results (expected from lrd-cpu and the literature, not yet measured): the Elman RNN's
