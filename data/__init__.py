@@ -9,6 +9,7 @@ from archbench.data.spec import KINDS, Task, TaskSpec
 # Task modules register themselves on import.
 from archbench.data import synthetic, digits, translate, long_range  # noqa: F401  (registration side effect)
 from archbench.data import listops, language, forecast  # noqa: F401
+from archbench.data import chomsky  # noqa: F401
 from archbench.data import tfds_tasks  # noqa: F401
 
 __all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register', 'spec_of']
