@@ -125,9 +125,9 @@ def start_driver_backend(executor: Executor) -> None:
 # processes
 
 def visible_gpus() -> list[str]:
-  """The GPUs JAX would use here (their CUDA ids), found without starting JAX: a driver
-  that touched a GPU would reserve its memory. CUDA_VISIBLE_DEVICES when set, else
-  `nvidia-smi -L`; none when JAX_PLATFORMS leaves CUDA out or there is no NVIDIA driver."""
+  """The GPUs to pin workers to, by the ids CUDA_VISIBLE_DEVICES takes (JAX renumbers the
+  visible ones from 0): those it lists when set, else `nvidia-smi -L`'s; none when
+  JAX_PLATFORMS leaves CUDA out or there is no NVIDIA driver."""
   platforms = os.environ.get('JAX_PLATFORMS', '')
   if platforms and not {'cuda', 'gpu'} & set(platforms.split(',')):
     return []
