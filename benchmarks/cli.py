@@ -380,7 +380,7 @@ def _resume_plan():
 def cmd_run() -> int:
   from archbench.benchmarks import config as config_lib
   from archbench.benchmarks.core import UsageError
-  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.harness import executors, runner
   from archbench.benchmarks.progress import Progress
   from archbench.benchmarks.results import records as records_lib
   if FLAGS.resume:
@@ -397,6 +397,8 @@ def cmd_run() -> int:
       execution = config_lib.execution(FLAGS.config) if from_suite else \
           runner.DEFAULT_EXECUTION
       dispatch = config_lib.executor(FLAGS.config) if from_suite else {}
+      # Ray missing is refused here, before --out is made.
+      executors.Executor.resolve(dispatch.get('executor', 'local'), FLAGS.workers or workers)
     except UsageError as e:
       raise Usage(str(e)) from None
     out, run_id = _out_dir(name), None
