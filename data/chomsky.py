@@ -173,9 +173,9 @@ def _positions(length: int) -> jax.Array:
 
 
 def _bits(key: jax.Array, n: jax.Array, length: int) -> jax.Array:
-  """[B, L] uniform bits, the string's first n; zero beyond it."""
-  bits = jax.random.randint(key, (n.shape[0], length), 0, 2)
-  return jnp.where(_positions(length) < n[:, None], bits, 0)
+  """[..., L] uniform bits, the first n [...] of each string; zero beyond them."""
+  bits = jax.random.randint(key, (*n.shape, length), 0, 2)
+  return jnp.where(_positions(length) < n[..., None], bits, 0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -327,18 +327,19 @@ PLUS_SIGN = 2  # binary addition's separator
 
 
 def _nonzero_bits(key: jax.Array, n: jax.Array, length: int) -> jax.Array:
-  """[B, L] the first n bits uniform over the 2^n - 1 nonzero strings (all zero if n is
-  0): rows drawn all zero are drawn again from a fresh key until none is left."""
+  """[..., L] the first n [...] bits of each string uniform over the 2^n - 1 nonzero
+  strings (all zero if n is 0): strings still all zero are drawn again from a fresh key
+  until none is left (starting from all zero, so every string is drawn at least once)."""
   def all_zero(bits):
-    return ~jnp.any(bits, axis=1) & (n > 0)
+    return ~jnp.any(bits, axis=-1) & (n > 0)
 
   def redraw(state):
     i, bits = state
-    return i + 1, jnp.where(all_zero(bits)[:, None], _bits(jax.random.fold_in(key, i), n, length),
-                            bits)
+    fresh = _bits(jax.random.fold_in(key, i), n, length)
+    return i + 1, jnp.where(all_zero(bits)[..., None], fresh, bits)
 
-  first = _bits(jax.random.fold_in(key, 0), n, length)
-  return jax.lax.while_loop(lambda s: jnp.any(all_zero(s[1])), redraw, (1, first))[1]
+  start = (0, jnp.zeros((*n.shape, length), jnp.int32))
+  return jax.lax.while_loop(lambda s: jnp.any(all_zero(s[1])), redraw, start)[1]
 
 
 @language('binary_addition', 'context-sensitive', 'sum of two little-endian binary numbers',
@@ -357,14 +358,13 @@ def binary_addition(key, n, length):
   a and b agree (both 1 generate a carry, both 0 stop it), found with a cumulative max.
   """
   b = n.shape[0]
-  k_split, k_a, k_b = jax.random.split(key, 3)
+  k_split, k_numbers = jax.random.split(key)
   short = (n <= 2)[:, None]
   n_a = jnp.where(short[:, 0], n, jax.random.randint(k_split, (b,), 1, jnp.maximum(n - 1, 2)))
   n_b = jnp.where(short[:, 0], 0, n - 1 - n_a)
   t = _positions(length)
-  a = _nonzero_bits(k_a, n_a, length)
+  a, b_bits = _nonzero_bits(k_numbers, jnp.stack([n_a, n_b]), length)  # one draw for both
   a = jnp.where(short & (t < n_a[:, None]), 1 - a, a)
-  b_bits = _nonzero_bits(k_b, n_b, length)
   after_plus = jnp.take_along_axis(b_bits, jnp.maximum(t - n_a[:, None] - 1, 0), axis=1)
   tokens = jnp.where(t < n_a[:, None], a,
                      jnp.where((t == n_a[:, None]) & ~short, PLUS_SIGN, after_plus))
