@@ -1,7 +1,12 @@
-"""2-D convolutional network for images: conv blocks, pooling, then dense layers."""
+"""2-D convolutional network for images: conv blocks, pooling, then dense layers.
+
+Precision: `dtype` is the computation dtype (convolutions, activations, the dense layer),
+`param_dtype` the parameters'; the global average pool sums in float32 (jnp.mean upcasts).
+"""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -72,9 +77,11 @@ def _conv_same_bwd(residuals, d_y):
   padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
   rows = d_y.reshape(b * h * w, c_out)
   contract_rows = (((0,), (0,)), ((), ()))  # [N, C] x [N, C'] -> [C, C'], no transpose
+  # Each tap sums B*H*W products: accumulated in float32 whatever the inputs' dtype.
   taps = [jax.lax.dot_general(padded[:, i:i + h, j:j + w, :].reshape(b * h * w, c_in), rows,
-                              contract_rows) for i in range(kh) for j in range(kw)]
-  return d_x, jnp.stack(taps).reshape(kh, kw, c_in, c_out)
+                              contract_rows, preferred_element_type=jnp.float32)
+          for i in range(kh) for j in range(kw)]
+  return d_x, jnp.stack(taps).reshape(kh, kw, c_in, c_out).astype(kernel.dtype)
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
@@ -82,15 +89,19 @@ conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
 
 class Conv(nn.Module):
   """`nn.Conv(features, kernel, padding='SAME')` (its parameters, initialisers and maths)
-  through `conv_same`."""
+  through `conv_same`, computing in `dtype`."""
   features: int
   kernel_size: tuple[int, int]
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (*self.kernel_size, x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+                        (*self.kernel_size, x.shape[-1], self.features), self.param_dtype)
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,),
+                      self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return conv_same(x, kernel) + bias
 
 
@@ -112,17 +123,20 @@ def max_pool_2x2(x):
 class CNN(nn.Module):
   """[B, H, W, C] -> [B, D]."""
   config: CNNConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     cfg = self.config
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
     k = (cfg.kernel, cfg.kernel)
     for c in cfg.stage_channels():
-      x = nn.relu(Conv(c, k)(x))
-      x = nn.relu(Conv(c, k)(x))
+      x = nn.relu(Conv(c, k, **types)(x))
+      x = nn.relu(Conv(c, k, **types)(x))
       x = max_pool_2x2(x)
     x = jnp.mean(x, axis=(1, 2))  # global average pool: [B, H', W', C'] -> [B, C']
-    return nn.relu(nn.Dense(cfg.width)(x))
+    return nn.relu(nn.Dense(cfg.width, **types)(x))
 
 
 def same_conv_taps(n: int, k: int) -> int:

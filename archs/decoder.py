@@ -12,8 +12,10 @@ and the small size it alone would exceed half the budget).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from archbench.archs import registry
 from archbench.archs import transformer
@@ -43,10 +45,13 @@ class DecoderConfig:
 class Decoder(nn.Module):
   """[B, T, D] -> [B, T, D]; output t depends on inputs 0..t only."""
   config: DecoderConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    return transformer.Transformer(self.config.stack(), name='stack')(x, train=train)
+    return transformer.Transformer(self.config.stack(), dtype=self.dtype,
+                                   param_dtype=self.param_dtype, name='stack')(x, train=train)
 
 
 def decoder_flops(cfg: DecoderConfig, shape: tuple[int, ...]) -> float:

@@ -10,8 +10,10 @@ budgets of a benchmark (Xiong et al. 2020).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from archbench.archs import registry
 from archbench.archs import transformer
@@ -48,12 +50,16 @@ class EncDecConfig:
 class EncDec(nn.Module):
   """(src [B, S, D], tgt [B, T, D]) -> [B, T, D]; output t sees all of src and tgt 0..t."""
   config: EncDecConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, src, tgt, *, train: bool = False):
     cfg = self.config
-    memory = transformer.Transformer(cfg.encoder(), name='encoder')(src, train=train)
-    return transformer.Transformer(cfg.decoder(), name='decoder')(tgt, memory, train=train)
+    stack = lambda config, name: transformer.Transformer(
+        config, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    memory = stack(cfg.encoder(), 'encoder')(src, train=train)
+    return stack(cfg.decoder(), 'decoder')(tgt, memory, train=train)
 
 
 def encdec_flops(cfg: EncDecConfig, shape: tuple[int, ...]) -> float:

@@ -15,12 +15,19 @@ Complex numbers are carried as (real, imaginary) pairs of float32 arrays: XLA's
 cost_analysis counts a complex multiply as one FLOP, real pairs make it count the six real
 FLOPs actually spent, and real arrays run on every backend (TPUs included) and dtype.
 
+Precision: in bfloat16 (`dtype`) only the matmuls are bf16 (the input projection B, the
+readout C, the GLU) along with the activations between blocks; the recurrence itself (λ,
+the scan, the state x) stays float32 in every precision. bf16 complex numbers do not
+exist, and |λ| close to 1 (up to 0.999) needs float32: in bf16, 0.999 rounds to 1.0 and a
+decaying memory becomes an undamped one.
+
 Shapes: B batch, T time, H model width (`d_model`, the harness's D), N complex state modes.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -108,15 +115,19 @@ def _combine(earlier, later):
 # Modules.
 
 class LinearRecurrentUnit(nn.Module):
-  """One LRU: [B, T, H] -> [B, T, H], linear and causal; `step` advances one token."""
+  """One LRU: [B, T, H] -> [B, T, H], linear and causal; `step` advances one token. The
+  projections compute in `dtype`, the recurrence and its state in float32."""
   d_model: int
   d_state: int
   r_min: float
   r_max: float
   max_phase: float
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   def setup(self):
     h, n = self.d_model, self.d_state
+    # λ's and γ's parameters are float32 whatever param_dtype is: the recurrence is.
     self.nu_log = self.param('nu_log', _nu_log_init(self.r_min, self.r_max), (n,))
     self.theta_log = self.param('theta_log', _theta_log_init(self.max_phase), (n,))
     self.gamma_log = self.param('gamma_log', _gamma_log_init, self.nu_log)
@@ -124,21 +135,27 @@ class LinearRecurrentUnit(nn.Module):
     # entries N(0, 1/N) per part so the N modes sum to O(1) outputs; D ~ N(0, 1).
     b_init = nn.initializers.normal(1.0 / math.sqrt(2 * h))
     c_init = nn.initializers.normal(1.0 / math.sqrt(n))
-    self.B_re = self.param('B_re', b_init, (h, n))
-    self.B_im = self.param('B_im', b_init, (h, n))
-    self.C_re = self.param('C_re', c_init, (n, h))
-    self.C_im = self.param('C_im', c_init, (n, h))
-    self.D = self.param('D', nn.initializers.normal(1.0), (h,))
+    self.B_re = self.param('B_re', b_init, (h, n), self.param_dtype)
+    self.B_im = self.param('B_im', b_init, (h, n), self.param_dtype)
+    self.C_re = self.param('C_re', c_init, (n, h), self.param_dtype)
+    self.C_im = self.param('C_im', c_init, (n, h), self.param_dtype)
+    self.D = self.param('D', nn.initializers.normal(1.0), (h,), self.param_dtype)
 
   def _drive(self, u):
-    """γ ⊙ (B u) as (real, imaginary): [..., H] -> 2 x [..., N]."""
+    """γ ⊙ (B u) as (real, imaginary): [..., H] -> 2 x [..., N], a `dtype` matmul whose
+    result enters the recurrence as float32."""
     gamma = jnp.exp(self.gamma_log)
     # Normalising B (N x H numbers) rather than B u (N per token) is cheaper for T*B > H.
-    return u @ (self.B_re * gamma), u @ (self.B_im * gamma)
+    u, b_re, b_im = nn.dtypes.promote_dtype(u, self.B_re * gamma, self.B_im * gamma,
+                                            dtype=self.dtype)
+    return (u @ b_re).astype(jnp.float32), (u @ b_im).astype(jnp.float32)
 
   def _readout(self, x_re, x_im, u):
-    """Re(C x) + D ⊙ u: Re((C_re + i C_im)(x_re + i x_im)) = C_re x_re - C_im x_im."""
-    return x_re @ self.C_re - x_im @ self.C_im + self.D * u
+    """Re(C x) + D ⊙ u: Re((C_re + i C_im)(x_re + i x_im)) = C_re x_re - C_im x_im, in
+    `dtype`."""
+    x_re, x_im, u, c_re, c_im, d = nn.dtypes.promote_dtype(
+        x_re, x_im, u, self.C_re, self.C_im, self.D, dtype=self.dtype)
+    return x_re @ c_re - x_im @ c_im + d * u
 
   def __call__(self, u):
     lam_re, lam_im = eigenvalues(self.nu_log, self.theta_log)
@@ -166,13 +183,16 @@ class LRUBlock(nn.Module):
   collapses into one linear filter.
   """
   config: LRUConfig
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   def setup(self):
     cfg = self.config
-    self.norm = nn.LayerNorm()
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
+    self.norm = nn.LayerNorm(**types)
     self.lru = LinearRecurrentUnit(cfg.d_model, cfg.d_state, cfg.r_min, cfg.r_max,
-                                   cfg.max_phase)
-    self.glu = nn.Dense(2 * cfg.d_model)  # value and gate in one matmul
+                                   cfg.max_phase, **types)
+    self.glu = nn.Dense(2 * cfg.d_model, **types)  # value and gate in one matmul
 
   def _mix(self, h):
     value, gate = jnp.split(self.glu(nn.gelu(h)), 2, axis=-1)
@@ -190,18 +210,24 @@ class LRU(nn.Module):
   """[B, T, H] -> [B, T, H]; causal by construction. No dropout (the harness passes no
   dropout RNG), so `train` changes nothing."""
   config: LRUConfig
+  dtype: Any = jnp.float32  # computation (see the module docstring on precision)
+  param_dtype: Any = jnp.float32
 
   def setup(self):
-    self.blocks = [LRUBlock(self.config) for _ in range(self.config.num_layers)]
-    self.final_norm = nn.LayerNorm()  # the pre-norm residual stream is never normalised
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
+    self.blocks = [LRUBlock(self.config, **types) for _ in range(self.config.num_layers)]
+    # The pre-norm residual stream is never normalised otherwise.
+    self.final_norm = nn.LayerNorm(**types)
 
   def __call__(self, x, *, train: bool = False):
     del train
+    x = x.astype(self.dtype)  # the residual stream's dtype
     for block in self.blocks:
       x = block(x)
     return self.final_norm(x)
 
   def step(self, carry, x_t):
+    x_t = x_t.astype(self.dtype)
     new_carry = []
     for block, state in zip(self.blocks, carry):
       state, x_t = block.step(state, x_t)
@@ -217,8 +243,9 @@ def initial_carry(cfg: LRUConfig, batch: int):
 
 def step(cfg: LRUConfig, params, carry, x_t):
   """One token through every layer: x_t [B, H] -> (new carry, y_t [B, H]), from the
-  parameters of `LRU(cfg).init(...)['params']`."""
-  return LRU(cfg).apply({'params': params}, carry, x_t, method=LRU.step)
+  parameters of `LRU(cfg).init(...)['params']`, computing in x_t's dtype (the state stays
+  float32)."""
+  return LRU(cfg, dtype=x_t.dtype).apply({'params': params}, carry, x_t, method=LRU.step)
 
 
 # ---------------------------------------------------------------------------------------

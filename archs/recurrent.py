@@ -8,11 +8,20 @@ scan then slices a [T, B, G*H] buffer per step), so it is not done here. The pur
 `step` function advances all layers of a causal stack by one token from the same
 parameters, for token-by-token inference and for the scan-equals-step test. A bidirectional
 stack has no such step: each output needs the whole sequence.
+
+Precision: in bfloat16 (`dtype`) the gate matmuls and each layer's outputs are bf16, but
+the carries (h, and the LSTM's cell state c) stay float32: c is a running sum over all T
+steps (c' = f c + i g), and bf16's 8-bit mantissa would round it at every step, losing
+what a long-range task needs most. Flax's cells do not keep this on their own (an Elman
+cell in bf16 returns a bf16 carry, which breaks the scan's carry type; LSTM and GRU
+promote theirs to float32 but then emit float32 outputs), so the cells here cast the new
+carry to float32 and the output to `dtype` (`_Float32Carry`).
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -44,42 +53,70 @@ class RecurrentConfig:
     return self.hidden
 
 
-def make_cell(cfg: RecurrentConfig | BiRecurrentConfig) -> nn.RNNCellBase:
-  """An unbound cell (parent=None). Created inside a module's compact method, a cell would
-  bind to that module and register there as '<Cell>_i'; unbound, the `nn.RNN` it is given
-  to adopts it, so its parameters sit at layer_i/cell, where `step` reads them."""
-  if cfg.cell == Cell.ELMAN:
-    return nn.SimpleCell(cfg.hidden, parent=None)  # h' = tanh(W_i x + b + W_h h)
-  if cfg.cell == Cell.LSTM:
-    # LSTMCell's maths and parameters, its four gates' kernels concatenated into one
-    # [H, 4H] matmul (nn.LSTMCell's four small ones measured 1.1x slower on XLA:CPU).
-    return nn.OptimizedLSTMCell(cfg.hidden, parent=None)
-  return nn.GRUCell(cfg.hidden, parent=None)
+class _Float32Carry:
+  """Mixin for a Flax cell: the carry it returns is float32 and its output is in the cell's
+  `dtype`, whatever dtype its gates computed in (see the module docstring). The cell's
+  parameters and maths are unchanged; in float32 both casts are no-ops."""
+
+  def __call__(self, carry, inputs):
+    carry, y = super().__call__(carry, inputs)
+    carry = jax.tree_util.tree_map(lambda c: c.astype(jnp.float32), carry)
+    return carry, y.astype(self.dtype)
+
+
+class ElmanCell(_Float32Carry, nn.SimpleCell):
+  """nn.SimpleCell, h' = tanh(W_i x + b + W_h h), with a float32 carry."""
+
+
+class LSTMCell(_Float32Carry, nn.OptimizedLSTMCell):
+  """nn.OptimizedLSTMCell with a float32 carry: LSTMCell's maths and parameters, its four
+  gates' kernels concatenated into one [H, 4H] matmul (nn.LSTMCell's four small ones
+  measured 1.1x slower on XLA:CPU)."""
+
+
+class GRUCell(_Float32Carry, nn.GRUCell):
+  """nn.GRUCell with a float32 carry."""
+
+
+_CELLS = {Cell.ELMAN: ElmanCell, Cell.LSTM: LSTMCell, Cell.GRU: GRUCell}
+
+
+def make_cell(cfg: RecurrentConfig | BiRecurrentConfig, dtype: Any = jnp.float32,
+              param_dtype: Any = jnp.float32) -> nn.RNNCellBase:
+  """An unbound cell (parent=None) computing in `dtype`, its carry float32. Created inside a
+  module's compact method, a cell would bind to that module and register there as
+  '<Cell>_i'; unbound, the `nn.RNN` it is given to adopts it, so its parameters sit at
+  layer_i/cell, where `step` reads them."""
+  return _CELLS[Cell(cfg.cell)](cfg.hidden, dtype=dtype, param_dtype=param_dtype,
+                                parent=None)
 
 
 class Recurrent(nn.Module):
   """[B, T, D] -> [B, T, hidden]; causal by construction."""
   config: RecurrentConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     cfg = self.config
     for i in range(cfg.num_layers):
-      x = nn.RNN(make_cell(cfg), unroll=x.shape[1] if cfg.unroll else 1,
-                 name=f'layer_{i}')(x)
+      x = nn.RNN(make_cell(cfg, self.dtype, self.param_dtype),
+                 unroll=x.shape[1] if cfg.unroll else 1, name=f'layer_{i}')(x)
     return x
 
 
 def initial_carry(cfg: RecurrentConfig, batch: int, key=None):
-  """Zero state for every layer (what `nn.RNN` starts from)."""
+  """Zero state for every layer (what `nn.RNN` starts from), float32 in every precision."""
   key = jax.random.PRNGKey(0) if key is None else key
   cell = make_cell(cfg)
   return tuple(cell.initialize_carry(key, (batch, cfg.hidden)) for _ in range(cfg.num_layers))
 
 
 def step(cfg: RecurrentConfig, params, carry, x_t):
-  """One token through every layer: x_t [B, D] -> (new carry, y_t [B, hidden])."""
-  cell = make_cell(cfg)
+  """One token through every layer: x_t [B, D] -> (new carry, y_t [B, hidden]), computing
+  in x_t's dtype (the carry stays float32)."""
+  cell = make_cell(cfg, x_t.dtype)
   new_carry = []
   for i, c in enumerate(carry):
     c, x_t = cell.apply({'params': params[f'layer_{i}']['cell']}, c, x_t)
@@ -130,13 +167,16 @@ class BiLayer(nn.Module):
   holds the forward state after x_0..x_t and the backward state after x_{T-1}..x_t.
   """
   config: BiRecurrentConfig
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     cfg = self.config
     unroll = x.shape[1] if cfg.unroll else 1
-    forward = nn.RNN(make_cell(cfg), unroll=unroll, name='forward')(x)
-    backward = nn.RNN(make_cell(cfg), unroll=unroll, reverse=True, keep_order=True,
+    cell = lambda: make_cell(cfg, self.dtype, self.param_dtype)
+    forward = nn.RNN(cell(), unroll=unroll, name='forward')(x)
+    backward = nn.RNN(cell(), unroll=unroll, reverse=True, keep_order=True,
                       name='backward')(x)
     return jnp.concatenate([forward, backward], axis=-1)  # [B, T, h] x 2 -> [B, T, 2h]
 
@@ -145,11 +185,13 @@ class BiRecurrent(nn.Module):
   """[B, T, D] -> [B, T, 2 * hidden]; bidirectional, so not causal. Parameters of layer i
   and direction ('forward' or 'backward') sit at params['layer_i'][direction]['cell']."""
   config: BiRecurrentConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     for i in range(self.config.num_layers):
-      x = BiLayer(self.config, name=f'layer_{i}')(x)
+      x = BiLayer(self.config, self.dtype, self.param_dtype, name=f'layer_{i}')(x)
     return x
 
 

@@ -10,6 +10,14 @@ A backbone is a Linen module built from a frozen config dataclass, called as
   encdec    `(src [B, S, D], tgt [B, T, D]) -> [B, T, D]`, called as `module(src, tgt, ...)`
 The harness adds the task's input adapter and head around it, so a backbone never sees a
 task.
+
+Precision follows the Flax convention: besides its config, a module declares `dtype` (the
+computation dtype) and `param_dtype` (the parameters'), both float32 by default. Built with
+`dtype=jnp.bfloat16` it is mixed precision: bf16 matmuls and activations, float32
+parameters, and float32 wherever accumulation or a range needs it (softmax, normalisation
+statistics, recurrent carries, the LRU's complex recurrence). The dtype is a module
+attribute, not a config field, so a config (a record's identity, the width solved for a
+budget) is the same in every precision.
 """
 from __future__ import annotations
 
@@ -44,6 +52,11 @@ _COUNT_IMAGE = (8, 8, 1)
 INPUT_KINDS = ('sequence', 'image', 'encdec')
 
 
+class PrecisionUnsupported(ValueError):
+  """A backbone asked to compute in a dtype its module does not declare (see ArchSpec.build);
+  the harness reports it as a usage error."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Decoding:
   """Token-by-token inference for a causal sequence backbone, from the same parameters as
@@ -53,7 +66,10 @@ class Decoding:
     the length for recurrences; a key/value buffer of max_length positions for attention).
   step(config, params, cache, x_t [B, D]) -> (cache, y_t [B, D]): one position, where
     params are the backbone's own (`module.init(...)['params']`). Scanning `step` over a
-    sequence equals the whole-sequence call (tested per architecture).
+    sequence equals the whole-sequence call (tested per architecture). The step computes in
+    x_t's dtype (bf16 under bfloat16, as the module built with `dtype=x_t.dtype` does),
+    and keeps the cache in the dtype `init` made it (float32 for the built-ins), so the
+    signature is the same in every precision.
   """
   init: Callable[[Any, int, int], Any]
   step: Callable[[Any, Any, Any, jax.Array], tuple[Any, jax.Array]]
@@ -69,7 +85,9 @@ class ArchSpec:
     description: one line for `archbench list`.
     module: the backbone class, built as `module(config)`: a Linen module, or an NNX
       module (`module(config, rngs=...)`), which the harness wraps with
-      `flax.nnx.bridge.ToLinen` so both run through the same Linen-based harness.
+      `flax.nnx.bridge.ToLinen` so both run through the same Linen-based harness. To run
+      in bfloat16 it must declare a `dtype` attribute (Linen) or `__init__` keyword (NNX),
+      the computation dtype, as Flax's own layers do (see `build`).
     config_for_width: width -> config at the default depth.
     input_kind: 'sequence', 'image' or 'encdec' (see the module docstring).
     causal: True if always causal, False if always bidirectional, None if the config has
@@ -106,10 +124,31 @@ class ArchSpec:
   depth_fields: tuple[str, ...] = ()
   decoding: Decoding | None = None
 
-  def build(self, config) -> nn.Module:
+  @property
+  def declares_dtype(self) -> bool:
+    """Whether the module takes a `dtype` (a Linen field or an NNX `__init__` keyword)."""
+    return 'dtype' in inspect.signature(self.module.__init__).parameters
+
+  def build(self, config, dtype=jnp.float32) -> nn.Module:
+    """The backbone module for `config`, computing in `dtype` (parameters stay float32).
+
+    A module that declares no `dtype` (a plug-in written without one) builds in float32
+    only: run in another dtype it would silently compute in float32, so that raises
+    `PrecisionUnsupported` instead.
+    """
+    if self.declares_dtype:
+      kwargs = {'dtype': dtype}
+    elif jnp.dtype(dtype) == jnp.float32:
+      kwargs = {}
+    else:
+      raise PrecisionUnsupported(
+          f'{self.name} ({self.module.__module__}.{self.module.__qualname__}) cannot run in '
+          f'{jnp.dtype(dtype).name}: its module must declare a `dtype` attribute, the '
+          'computation dtype, and pass it to its layers (the Flax convention; see '
+          'archs/transformer.py)')
     if isinstance(self.module, type) and issubclass(self.module, nnx.Module):
-      return nnx.bridge.ToLinen(self.module, args=(config,))
-    return self.module(config)
+      return nnx.bridge.ToLinen(self.module, args=(config,), kwargs=kwargs)
+    return self.module(config, **kwargs)
 
   def depth_overrides(self, depth: int | None) -> dict[str, int]:
     """Backbone overrides that set the depth to `depth` (none for None)."""

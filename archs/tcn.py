@@ -6,10 +6,15 @@ only, by (k-1) * 2^i, so output t reads inputs <= t, and each is followed by a R
 block adds its input back (through a 1x1 convolution where the widths differ) and applies a
 last ReLU, as the authors' reference code does. Weight normalisation is an option
 (`weight_norm`); dropout is left out, because the harness does not thread dropout RNGs yet.
+
+Precision: `dtype` is the computation dtype of the convolutions and activations,
+`param_dtype` the parameters'; weight normalisation rescales the float32 parameters before
+they are cast.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -74,22 +79,22 @@ class CausalConv(nn.Module):
   features: int
   kernel_size: int
   dilation: int
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     k, d, t = self.kernel_size, self.dilation, x.shape[1]
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+                        (k, x.shape[-1], self.features), self.param_dtype)
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,),
+                      self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     padded = jnp.pad(x, ((0, 0), ((k - 1) * d, 0), (0, 0)))  # [B, (k-1)d + T, C_in]
     # Tap j's window starts j*d steps into the padded sequence; taps that would read only
     # padding (j*d >= T) are skipped rather than multiplied by zeros.
     taps = [padded[:, j * d: j * d + t] @ kernel[j] for j in range(k) if (k - 1 - j) * d < t]
     return sum(taps) + bias
-
-
-def causal_conv(features: int, kernel_size: int, dilation: int, name: str) -> CausalConv:
-  return CausalConv(features, kernel_size, dilation, name=name)
 
 
 class TemporalBlock(nn.Module):
@@ -98,31 +103,41 @@ class TemporalBlock(nn.Module):
   kernel_size: int
   dilation: int
   weight_norm: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    def conv(name):
-      layer = causal_conv(self.features, self.kernel_size, self.dilation, name)
-      return nn.WeightNorm(layer, name=f'{name}_wn') if self.weight_norm else layer
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
 
+    def conv(name):
+      layer = CausalConv(self.features, self.kernel_size, self.dilation, **types, name=name)
+      # WeightNorm's own dtype stays None: it normalises the float32 parameters, and the
+      # convolution casts the result.
+      return (nn.WeightNorm(layer, param_dtype=self.param_dtype, name=f'{name}_wn')
+              if self.weight_norm else layer)
+
+    x = x.astype(self.dtype)  # the residual path's dtype
     y = nn.relu(conv('conv1')(x))
     y = nn.relu(conv('conv2')(y))
     residual = x
     if x.shape[-1] != self.features:  # a 1x1 convolution matches the widths
-      residual = nn.Conv(self.features, (1,), name='residual')(x)
+      residual = nn.Conv(self.features, (1,), **types, name='residual')(x)
     return nn.relu(y + residual)
 
 
 class TCN(nn.Module):
   """[B, T, D] -> [B, T, D]; causal by construction."""
   config: TCNConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     cfg = self.config
     for i, features in enumerate(cfg.widths()):
-      x = TemporalBlock(features, cfg.kernel_size, 2**i, cfg.weight_norm,
-                        name=f'block_{i}')(x)
+      x = TemporalBlock(features, cfg.kernel_size, 2**i, cfg.weight_norm, self.dtype,
+                        self.param_dtype, name=f'block_{i}')(x)
     return x
 
 
@@ -202,10 +217,12 @@ def _conv_step(kernel, bias, buffer, x_t, dilation: int):
   """CausalConv at one position: the window [B, (k-1)d + 1, C_in] is the buffer then x_t;
   tap j reads window[j * d] (= x[t - (k-1-j) d]). The k taps go through one matmul (one
   [B, k C_in] x [k C_in, C_out] product instead of k small ones: ~3x faster per step on
-  CPU, the same sum up to float rounding). Returns (next buffer, [B, C_out])."""
+  CPU, the same sum up to float rounding), in x_t's dtype. Returns (next buffer,
+  [B, C_out])."""
   window = jnp.concatenate([buffer, x_t[:, None].astype(buffer.dtype)], axis=1)
   k, c_in, c_out = kernel.shape
   taps = window[:, ::dilation].reshape(window.shape[0], k * c_in)  # [B, k C_in], tap-major
+  taps, kernel, bias = nn.dtypes.promote_dtype(taps, kernel, bias, dtype=x_t.dtype)
   return window[:, 1:], taps @ kernel.reshape(k * c_in, c_out) + bias
 
 
@@ -218,15 +235,16 @@ def _block_step(cfg: TCNConfig, params, buffers: dict, x_t, dilation: int):
   residual = x_t
   if 'residual' in params:  # the block's 1x1 convolution, where the widths differ
     features = params['residual']['kernel'].shape[-1]
-    residual = nn.Conv(features, (1,)).apply({'params': params['residual']},
-                                             x_t[:, None])[:, 0]
+    residual = nn.Conv(features, (1,), dtype=x_t.dtype).apply({'params': params['residual']},
+                                                              x_t[:, None])[:, 0]
   return {'conv1': conv1, 'conv2': conv2}, nn.relu(nn.relu(y) + residual)
 
 
 def decode_step(cfg: TCNConfig, params, cache: tuple, x_t):
   """One position through every block: x_t [B, D] -> (cache, y_t [B, D]), equal to that
-  position of `TCN(cfg).apply({'params': params}, x)`. With weight normalisation the
-  kernels are renormalised every step (O(parameters)), as every whole-sequence call does."""
+  position of `TCN(cfg, dtype=x_t.dtype).apply({'params': params}, x)`. With weight
+  normalisation the kernels are renormalised every step (O(parameters)), as every
+  whole-sequence call does."""
   new_cache = []
   for i, buffers in enumerate(cache):
     buffers, x_t = _block_step(cfg, params[f'block_{i}'], buffers, x_t, 2**i)

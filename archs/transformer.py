@@ -3,11 +3,18 @@
 Attention goes through `jax.nn.dot_product_attention`, so a GPU takes the fused cuDNN path
 when one is present and the CPU takes XLA's. The attention and block modules here are the
 building blocks for every attention-family backbone.
+
+Precision: every module takes `dtype` (computation) and `param_dtype` (parameters). In
+bfloat16 the projections, the MLP and the residual stream are bf16, while the attention
+scores, their mask and the softmax run in float32, as do LayerNorm's mean and variance
+(Flax's default): with bf16's 8 significant bits a softmax's normaliser, summed over
+hundreds of keys, and the small weights it divides would be rounded coarsely.
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -47,12 +54,13 @@ def sinusoidal_positions(length: int, d: int) -> np.ndarray:
   return table
 
 
-def tokens_dense(features: int, name: str, x):
+def tokens_dense(features: int, name: str, x, dtype=jnp.float32, param_dtype=jnp.float32):
   """`nn.Dense(features, name=name)` over the last axis of x [..., D], as one 2-D
   [tokens, D] x [D, F] matmul. The same parameters and maths; XLA:CPU runs a 3-D dot whose
   output feeds a GELU about 2x slower than the 2-D one (measured at B32 T256 D128)."""
   lead = x.shape[:-1]
-  y = nn.Dense(features, name=name)(x.reshape(-1, x.shape[-1]))
+  y = nn.Dense(features, dtype=dtype, param_dtype=param_dtype, name=name)(
+      x.reshape(-1, x.shape[-1]))
   return y.reshape(*lead, features)
 
 
@@ -63,17 +71,21 @@ def attend(q, k, v, *, causal: bool = False):
   On GPU and TPU through `jax.nn.dot_product_attention`, which takes cuDNN's fused kernel
   where it can. On CPU as batched matmuls over one [B*N] batch axis, heads first: XLA:CPU
   runs its two-batch-axis [B, N] attention 1.4x slower (fwd+bwd, B32 T256 D128 N4).
+
+  The scores, their mask and the softmax are float32 whatever the inputs' dtype (the fused
+  paths do the same); the output has the inputs' dtype.
   """
   if jax.default_backend() != 'cpu':
     return jax.nn.dot_product_attention(q, k, v, is_causal=causal)
   b, t, n, h = q.shape
   s = k.shape[1]
   heads_first = lambda a: a.transpose(0, 2, 1, 3).reshape(b * n, a.shape[1], h)
-  scores = jnp.einsum('xth,xsh->xts', heads_first(q) * (h ** -0.5), heads_first(k))
+  scores = jnp.einsum('xth,xsh->xts', heads_first(q) * (h ** -0.5), heads_first(k),
+                      preferred_element_type=jnp.float32)  # [B*N, T, S], float32
   if causal:
     mask = jnp.tril(jnp.ones((t, s), bool))
     scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-  weights = jax.nn.softmax(scores, axis=-1)  # [B*N, T, S]
+  weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)  # [B*N, T, S]
   y = jnp.einsum('xts,xsh->xth', weights, heads_first(v))
   return y.reshape(b, n, t, h).transpose(0, 2, 1, 3)
 
@@ -89,6 +101,8 @@ class Attention(nn.Module):
   """
   num_heads: int
   causal: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, context=None):
@@ -96,8 +110,10 @@ class Attention(nn.Module):
     n = self.num_heads
     if d % n:
       raise ValueError(f'width {d} is not divisible by num_heads={n}')
+    dense = lambda features, name, z: tokens_dense(features, name, z, self.dtype,
+                                                   self.param_dtype)
     if context is None:
-      qkv = tokens_dense(3 * d, 'qkv', x).reshape(b, t, 3, n, d // n)  # [B, T, 3, N, D/N]
+      qkv = dense(3 * d, 'qkv', x).reshape(b, t, 3, n, d // n)  # [B, T, 3, N, D/N]
       q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     else:
       if self.causal:
@@ -105,11 +121,11 @@ class Attention(nn.Module):
         # sequences it has no meaning.
         raise ValueError('cross-attention cannot be causal')
       s = context.shape[1]
-      q = tokens_dense(d, 'q', x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
-      kv = tokens_dense(2 * d, 'kv', context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
+      q = dense(d, 'q', x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
+      kv = dense(2 * d, 'kv', context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
       k, v = kv[:, :, 0], kv[:, :, 1]
     y = attend(q, k, v, causal=self.causal)  # [B, T, N, D/N]
-    return tokens_dense(d, 'out', y.reshape(b, t, d))
+    return dense(d, 'out', y.reshape(b, t, d))
 
 
 # The self-attention call of `Attention`, under the name the encoder first used.
@@ -123,18 +139,22 @@ class Block(nn.Module):
   num_heads: int
   mlp_ratio: int
   causal: bool
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, context=None):
     d = x.shape[-1]
-    x = x + Attention(self.num_heads, self.causal, name='attn')(
-        nn.LayerNorm(name='attn_norm')(x))
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
+    x = x + Attention(self.num_heads, self.causal, **types, name='attn')(
+        nn.LayerNorm(**types, name='attn_norm')(x))
     if context is not None:
       # The context is not normalised here: it is a stack's output, already final-LN'd.
-      x = x + Attention(self.num_heads, name='cross')(
-          nn.LayerNorm(name='cross_norm')(x), context)
-    h = tokens_dense(self.mlp_ratio * d, 'mlp_in', nn.LayerNorm(name='mlp_norm')(x))
-    return x + tokens_dense(d, 'mlp_out', nn.gelu(h))
+      x = x + Attention(self.num_heads, **types, name='cross')(
+          nn.LayerNorm(**types, name='cross_norm')(x), context)
+    h = tokens_dense(self.mlp_ratio * d, 'mlp_in', nn.LayerNorm(**types, name='mlp_norm')(x),
+                     **types)
+    return x + tokens_dense(d, 'mlp_out', nn.gelu(h), **types)
 
 
 class Transformer(nn.Module):
@@ -142,18 +162,23 @@ class Transformer(nn.Module):
   when `config.causal`. Given a `context` [B, S, D], every block also cross-attends to it
   (the decoder stack of an encoder-decoder)."""
   config: TransformerConfig
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, context=None, *, train: bool = False):
     cfg = self.config
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
     t, d = x.shape[1], x.shape[2]
     if cfg.positions == Positions.LEARNED:
-      x = x + self.param('positions', nn.initializers.normal(0.02), (t, d))
+      table = self.param('positions', nn.initializers.normal(0.02), (t, d), self.param_dtype)
     else:
-      x = x + sinusoidal_positions(t, d)
+      table = sinusoidal_positions(t, d)
+    x = x.astype(self.dtype) + jnp.asarray(table, self.dtype)  # the residual stream's dtype
     for i in range(cfg.num_layers):
-      x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, name=f'block_{i}')(x, context)
-    return nn.LayerNorm(name='final_norm')(x)
+      x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, **types, name=f'block_{i}')(
+          x, context)
+    return nn.LayerNorm(**types, name='final_norm')(x)
 
 
 def layer_norm_flops(d: int) -> float:
@@ -201,7 +226,9 @@ def transformer_flops(cfg: TransformerConfig, shape: tuple[int, ...],
 # Pure functions over the parameter tree of `Transformer` (block_i/{attn_norm, attn/{qkv,
 # out}, mlp_norm, mlp_in, mlp_out}, final_norm, positions when learned). Each piece is the
 # flax layer the module uses, applied to its own sub-parameters, so the maths (LayerNorm's
-# epsilon, the tanh GELU, the attention call) is the module's.
+# epsilon, the tanh GELU, the attention call) is the module's. The step computes in the
+# dtype of its input x_t (the module's `dtype`); the cache stays float32, holding the
+# bf16 keys and values exactly.
 
 def _require_causal(cfg: TransformerConfig) -> None:
   if not cfg.causal:
@@ -223,35 +250,39 @@ def init_cache(cfg: TransformerConfig, batch: int, max_length: int) -> dict:
 
 def _attention_step(num_heads: int, params, layer: dict, h, index, visible):
   """One query [B, D] against the cached keys/values plus its own: writes this position's
-  k and v at `index`, attends over the positions `visible` [L] (0..index)."""
+  k and v at `index`, attends over the positions `visible` [L] (0..index), in h's dtype
+  (the scores and softmax in float32 inside `dot_product_attention`)."""
   b, d = h.shape
   n = num_heads
-  qkv = nn.Dense(3 * d).apply({'params': params['qkv']}, h[:, None])  # [B, 1, 3D]
+  qkv = nn.Dense(3 * d, dtype=h.dtype).apply({'params': params['qkv']}, h[:, None])  # [B, 1, 3D]
   qkv = qkv.reshape(b, 1, 3, n, d // n)  # the module's [B, T, 3, N, D/N] layout, T = 1
   q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, 1, N, D/N]
   keys = jax.lax.dynamic_update_slice(layer['k'], k.astype(layer['k'].dtype), (0, index, 0, 0))
   values = jax.lax.dynamic_update_slice(layer['v'], v.astype(layer['v'].dtype),
                                         (0, index, 0, 0))
-  y = jax.nn.dot_product_attention(q, keys, values,
+  y = jax.nn.dot_product_attention(q, keys.astype(q.dtype), values.astype(q.dtype),
                                    mask=visible[None, None, None, :])  # [B, 1, N, D/N]
-  out = nn.Dense(d).apply({'params': params['out']}, y.reshape(b, 1, d))[:, 0]  # [B, D]
+  out = nn.Dense(d, dtype=h.dtype).apply({'params': params['out']},
+                                         y.reshape(b, 1, d))[:, 0]  # [B, D]
   return {'k': keys, 'v': values}, out
 
 
 def _block_step(cfg: TransformerConfig, params, layer: dict, x, index, visible):
-  """`Block` (self-attention only) for one position x [B, D]."""
-  norm = lambda name, z: nn.LayerNorm().apply({'params': params[name]}, z)
+  """`Block` (self-attention only) for one position x [B, D], in x's dtype."""
+  dtype = x.dtype
+  norm = lambda name, z: nn.LayerNorm(dtype=dtype).apply({'params': params[name]}, z)
   layer, attended = _attention_step(cfg.num_heads, params['attn'], layer,
                                     norm('attn_norm', x), index, visible)
   x = x + attended
-  h = nn.Dense(cfg.mlp_ratio * cfg.d_model).apply({'params': params['mlp_in']},
-                                                 norm('mlp_norm', x))
-  return layer, x + nn.Dense(cfg.d_model).apply({'params': params['mlp_out']}, nn.gelu(h))
+  h = nn.Dense(cfg.mlp_ratio * cfg.d_model, dtype=dtype).apply({'params': params['mlp_in']},
+                                                              norm('mlp_norm', x))
+  return layer, x + nn.Dense(cfg.d_model, dtype=dtype).apply({'params': params['mlp_out']},
+                                                             nn.gelu(h))
 
 
 def decode_step(cfg: TransformerConfig, params, cache: dict, x_t):
   """Position `cache['index']` of a causal stack: x_t [B, D] -> (cache, y_t [B, D]), equal
-  to that position of `Transformer(cfg).apply({'params': params}, x)`.
+  to that position of `Transformer(cfg, dtype=x_t.dtype).apply({'params': params}, x)`.
 
   The cache is fixed-size, so one compiled step serves every position; the unfilled tail
   is masked out, which makes each step attend over all max_length slots (the cost grows
@@ -266,13 +297,13 @@ def decode_step(cfg: TransformerConfig, params, cache: dict, x_t):
     table = params['positions']  # [T_init, D], sized by the length seen at init
   else:
     table = jnp.asarray(sinusoidal_positions(max_length, d))  # [L, D], as the module's
-  x = x_t + jax.lax.dynamic_index_in_dim(table, index, 0, keepdims=False)
+  x = x_t + jax.lax.dynamic_index_in_dim(table, index, 0, keepdims=False).astype(x_t.dtype)
   visible = jnp.arange(max_length) <= index  # [L]: the filled prefix and this position
   layers = []
   for i, layer in enumerate(cache['layers']):
     layer, x = _block_step(cfg, params[f'block_{i}'], layer, x, index, visible)
     layers.append(layer)
-  y = nn.LayerNorm().apply({'params': params['final_norm']}, x)
+  y = nn.LayerNorm(dtype=x_t.dtype).apply({'params': params['final_norm']}, x)
   y = jnp.where(index < min(max_length, table.shape[0]), y, jnp.nan)
   return {'index': index + 1, 'layers': tuple(layers)}, y
 

@@ -5,6 +5,7 @@ the image's vector is the [CLS] token's output.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -50,6 +51,8 @@ class PatchEmbed(nn.Module):
   one shared [p*p*C, D] matrix plus a bias; patches in row-major order."""
   patch_size: int
   width: int
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
@@ -57,23 +60,27 @@ class PatchEmbed(nn.Module):
     n = num_patches((h, w), self.patch_size)
     p = self.patch_size
     # A p x p convolution with stride p is exactly the per-patch linear projection.
-    y = nn.Conv(self.width, (p, p), strides=(p, p), padding='VALID', name='proj')(x)
+    y = nn.Conv(self.width, (p, p), strides=(p, p), padding='VALID', dtype=self.dtype,
+                param_dtype=self.param_dtype, name='proj')(x)
     return y.reshape(b, n, self.width)  # [B, H/p, W/p, D] -> [B, N, D]
 
 
 class ViT(nn.Module):
   """[B, H, W, C] -> [B, D]."""
   config: ViTConfig
+  dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     cfg = self.config
-    tokens = PatchEmbed(cfg.patch_size, cfg.d_model, name='patch_embed')(x)  # [B, N, D]
+    types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
+    tokens = PatchEmbed(cfg.patch_size, cfg.d_model, **types, name='patch_embed')(x)  # [B, N, D]
     b = tokens.shape[0]
-    cls = self.param('cls', nn.initializers.zeros, (1, 1, cfg.d_model))
-    tokens = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, cfg.d_model)), tokens],
-                             axis=1)  # [B, 1 + N, D]
-    y = transformer.Transformer(cfg.stack(), name='encoder')(tokens, train=train)
+    cls = self.param('cls', nn.initializers.zeros, (1, 1, cfg.d_model), self.param_dtype)
+    cls = jnp.broadcast_to(cls.astype(self.dtype), (b, 1, cfg.d_model))
+    tokens = jnp.concatenate([cls, tokens], axis=1)  # [B, 1 + N, D]
+    y = transformer.Transformer(cfg.stack(), **types, name='encoder')(tokens, train=train)
     return y[:, 0]  # the [CLS] position
 
 

@@ -14,7 +14,9 @@ pre-norm residual with an output projection.
 
 Registering it is all it takes: archbench sizes `d_model` to each parameter budget, counts
 its FLOPs with `mingru_flops` (checked against XLA by the tests), sets its depth through
-`num_layers`, and runs it on every task a causal sequence model can serve.
+`num_layers`, and runs it on every task a causal sequence model can serve. Its `dtype`
+keyword (the computation dtype, Flax's convention) lets it run in bfloat16 too; the
+recurrence's state stays float32.
 """
 import dataclasses
 
@@ -38,10 +40,10 @@ class MinGRUConfig:
 
 
 class MinGRULayer(nnx.Module):
-  def __init__(self, d: int, unroll: bool, *, rngs: nnx.Rngs):
-    self.norm = nnx.LayerNorm(d, rngs=rngs)
-    self.gates = nnx.Linear(d, 2 * d, rngs=rngs)  # z and c, one matmul
-    self.out = nnx.Linear(d, d, rngs=rngs)
+  def __init__(self, d: int, unroll: bool, *, dtype, rngs: nnx.Rngs):
+    self.norm = nnx.LayerNorm(d, dtype=dtype, rngs=rngs)
+    self.gates = nnx.Linear(d, 2 * d, dtype=dtype, rngs=rngs)  # z and c, one matmul
+    self.out = nnx.Linear(d, d, dtype=dtype, rngs=rngs)
     self.unroll = unroll
 
   def __call__(self, x):  # [B, T, D] -> [B, T, D]
@@ -54,18 +56,18 @@ class MinGRULayer(nnx.Module):
       return h, h
 
     time_major = (a.swapaxes(0, 1), b.swapaxes(0, 1))  # [T, B, D]
-    _, h = jax.lax.scan(step, jnp.zeros_like(x[:, 0]), time_major,
-                        unroll=x.shape[1] if self.unroll else 1)
+    h0 = jnp.zeros(x[:, 0].shape, jnp.float32)  # a float32 state, whatever the dtype
+    _, h = jax.lax.scan(step, h0, time_major, unroll=x.shape[1] if self.unroll else 1)
     return x + self.out(h.swapaxes(0, 1))
 
 
 class MinGRU(nnx.Module):
   """[B, T, D] -> [B, T, D]; causal by construction."""
 
-  def __init__(self, config: MinGRUConfig, *, rngs: nnx.Rngs):
-    self.layers = nnx.List([MinGRULayer(config.d_model, config.unroll, rngs=rngs)
+  def __init__(self, config: MinGRUConfig, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.layers = nnx.List([MinGRULayer(config.d_model, config.unroll, dtype=dtype, rngs=rngs)
                             for _ in range(config.num_layers)])
-    self.final_norm = nnx.LayerNorm(config.d_model, rngs=rngs)
+    self.final_norm = nnx.LayerNorm(config.d_model, dtype=dtype, rngs=rngs)
 
   def __call__(self, x, *, train: bool = False):
     for layer in self.layers:
