@@ -89,15 +89,16 @@ def decoding_of(model, arch: registry.ArchSpec | None = None
 
 def _stepper(params, model, decoding: registry.Decoding, config):
   """step(cache, tokens [B]) -> (cache, logits [B, V]): the task model's embedding, the
-  backbone's decoding step and the head, each from its own sub-parameters."""
+  backbone's decoding step and the head, each from its own sub-parameters, in the model's
+  dtype (the step computes in its input's), the logits float32 as the model's are."""
   p = params['params']
-  embed = nn.Embed(model.spec.vocab_size, model.width)
-  head = nn.Dense(p['head']['kernel'].shape[-1])
+  embed = nn.Embed(model.spec.vocab_size, model.width, dtype=model.dtype)
+  head = nn.Dense(p['head']['kernel'].shape[-1], dtype=model.dtype)
 
   def step(cache, tokens):
     x = embed.apply({'params': p['embed']}, tokens)  # [B, D]
     cache, y = decoding.step(config, p['backbone'], cache, x)
-    return cache, head.apply({'params': p['head']}, y)
+    return cache, head.apply({'params': p['head']}, y).astype(jnp.float32)
 
   return step
 

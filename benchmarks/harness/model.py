@@ -14,9 +14,17 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from archbench.archs.registry import ArchSpec, dense_flops
-from archbench.benchmarks.core import UsageError, usage_errors  # noqa: F401  (re-exported)
+from archbench.archs.registry import ArchSpec, PrecisionUnsupported, dense_flops
+from archbench.benchmarks.core import PRECISIONS, UsageError, usage_errors  # noqa: F401
 from archbench.data.spec import TaskSpec
+
+
+def precision_dtype(precision: str) -> jnp.dtype:
+  """The computation dtype of a precision name ('float32' or 'bfloat16', the mixed one:
+  parameters, optimiser state and loss stay float32 in both)."""
+  if precision not in PRECISIONS:
+    raise UsageError(f'precision {precision!r} is not known; valid: {", ".join(PRECISIONS)}')
+  return jnp.dtype(precision)
 
 
 def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:
@@ -106,12 +114,17 @@ class TaskModel(nn.Module):
   backbone reads source and target apart; a causal sequence backbone reads them as one
   prefix-LM sequence `source, BOS, target[:-1]`, and its outputs from the BOS position on
   predict the target.
+
+  `dtype` is the computation dtype of the adapter and head (the backbone is built with its
+  own, see `build_model`); parameters are float32, and the outputs are cast to float32, so
+  the loss, its softmax and the metrics are float32 in every precision.
   """
   backbone: nn.Module
   spec: TaskSpec
   input_kind: str
   width: int
   causal: bool
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, inputs, decoder_inputs=None, *, train: bool = False,
@@ -126,10 +139,14 @@ class TaskModel(nn.Module):
       if embedded_offset is None:
         return x
       length = x.size // (x.shape[0] * embedded_offset.shape[-1])  # L' (H*W for a grid)
-      return x + embedded_offset[:, start:start + length].reshape(x.shape)
+      return x + embedded_offset[:, start:start + length].reshape(x.shape).astype(x.dtype)
+
+    def head(y, features):  # float32 logits or predictions, whatever the compute dtype
+      return nn.Dense(features, dtype=self.dtype, name='head')(y).astype(jnp.float32)
 
     if spec.kind == 'seq2seq':
-      embed = nn.Embed(spec.vocab_size, self.width, name='embed')  # shared by both sides
+      # Shared by both sides.
+      embed = nn.Embed(spec.vocab_size, self.width, dtype=self.dtype, name='embed')
       if self.input_kind == 'encdec':
         source_length = inputs.shape[1]
         y = self.backbone(shifted(embed(inputs)),
@@ -137,7 +154,7 @@ class TaskModel(nn.Module):
       else:
         sequence = jnp.concatenate([inputs, decoder_inputs], axis=1)  # [B, S + T]
         y = self.backbone(shifted(embed(sequence)), train=train)[:, inputs.shape[1]:]
-      return nn.Dense(spec.num_classes, name='head')(y)  # [B, T, V]
+      return head(y, spec.num_classes)  # [B, T, V]
     if self.input_kind == 'image':
       y = self.backbone(shifted(x), train=train)  # [B, H, W, C] -> [B, D]
     else:
@@ -145,14 +162,13 @@ class TaskModel(nn.Module):
         b = x.shape[0]
         x = x.reshape(b, -1, spec.image_shape[-1])  # [B, H, W, C] -> [B, H*W, C]
       if spec.vocab_size is not None:
-        x = nn.Embed(spec.vocab_size, self.width, name='embed')(x)
+        x = nn.Embed(spec.vocab_size, self.width, dtype=self.dtype, name='embed')(x)
       else:
-        x = nn.Dense(self.width, name='adapter')(x)
+        x = nn.Dense(self.width, dtype=self.dtype, name='adapter')(x)
       y = self.backbone(shifted(x), train=train)  # [B, T, D]
       if spec.kind != 'per_token':
         y = y[:, -1] if self.causal else jnp.mean(y, axis=1)  # [B, D]
-    outputs = spec.num_classes if spec.kind != 'regress' else spec.out_dim
-    return nn.Dense(outputs, name='head')(y)
+    return head(y, spec.num_classes if spec.kind != 'regress' else spec.out_dim)
 
   def offset_shape(self, inputs, decoder_inputs=None) -> tuple[int, ...]:
     """[B, L, F] of `embedded_offset`: L positions in reading order (source then target
@@ -166,10 +182,17 @@ class TaskModel(nn.Module):
     return b, self.spec.length, self.width
 
 
-def build_model(arch: ArchSpec, config, spec: TaskSpec) -> TaskModel:
+def build_model(arch: ArchSpec, config, spec: TaskSpec, dtype='float32') -> TaskModel:
+  """The task model of `arch` (at `config`) on `spec`, computing in `dtype` (a dtype or a
+  precision name); a backbone that cannot compute in it is a UsageError."""
+  dtype = precision_dtype(dtype) if isinstance(dtype, str) else jnp.dtype(dtype)
   causal = arch.causal if arch.causal is not None else bool(getattr(config, 'causal', False))
-  return TaskModel(backbone=arch.build(config), spec=spec, input_kind=arch.input_kind,
-                   width=config.width, causal=causal)
+  try:
+    backbone = arch.build(config, dtype=dtype)
+  except PrecisionUnsupported as e:
+    raise UsageError(str(e)) from None
+  return TaskModel(backbone=backbone, spec=spec, input_kind=arch.input_kind,
+                   width=config.width, causal=causal, dtype=dtype)
 
 
 def forward_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:

@@ -159,7 +159,7 @@ def prepare(cell: Cell, build_task: bool = True):
     except Exception as e:
       raise UsageError(f'{cell.arch} cannot be built with {cell.arch_overrides}: '
                        f'{one_line(e, 200)}') from None
-  return arch, config, task, model_lib.build_model(arch, config, spec)
+  return arch, config, task, model_lib.build_model(arch, config, spec, dtype=cell.precision)
 
 
 def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
@@ -293,7 +293,7 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   # FLOPs: analytic always (forward x (1 + the arch's backward factor)); XLA's count only
   # where the model itself has no scan, since cost_analysis() counts a loop body once.
   flops = model_lib.train_flops(arch, config, spec) * tc.batch_size
-  peak, peak_source = timing.device_peak_flops()
+  peak, peak_source = timing.device_peak_flops(cell.precision)
   xla = None if arch.uses_scan else _xla_flops_per_step(compiled[k])
   out['perf'].update(flops_per_step=flops, xla_flops_per_step=xla,
                      infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
