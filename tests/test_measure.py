@@ -35,7 +35,8 @@ def test_peak_is_per_device_not_per_host(monkeypatch):
     peak, source = timing.device_peak_flops()
   finally:
     timing.device_peak_flops.cache_clear()
-  assert peak == timing.ACCELERATOR_PEAK_FLOPS['H100'] and source == 'table:H100'
+  assert peak == timing.ACCELERATOR_PEAK_FLOPS['H100']['float32']
+  assert source == 'table:H100:float32'
 
 
 def test_cell_device_peak_is_the_cells_own():

@@ -14,6 +14,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from archbench.benchmarks.core import PRECISIONS
 from archbench.data import cache as data_cache
 
 
@@ -103,27 +104,49 @@ class Chrono:
     return len(self._per_step())
 
 
-# Dense float32 peaks (FLOP/s) of one chip of known accelerators, matched on
-# `device.device_kind` as whole words ('L4' is not an 'L40S'). float32 matmuls on these
-# run as TF32 / bf16-pass by JAX's default precision.
-ACCELERATOR_PEAK_FLOPS = {
-    'H200': 494.5e12, 'H100': 494.5e12, 'A100': 156e12, 'L40S': 183e12, 'L4': 60e12,
-    'A10': 62.5e12, 'V100': 15.7e12, 'T4': 8.1e12, 'TPU v6': 918e12, 'TPU v5p': 459e12,
-    'TPU v5 lite': 197e12, 'TPU v5e': 197e12, 'TPU v4': 275e12, 'TPU v3': 123e12,
+# Dense (no sparsity) peaks in FLOP/s of one chip of known accelerators, per precision
+# (core.PRECISIONS), matched on `device.device_kind` as whole words ('L4' is not an 'L40S').
+#   float32: what JAX's default matmul precision runs float32 matmuls as: TF32 tensor cores
+#     on NVIDIA GPUs from Ampere on (FP32 on V100 and T4, which have no TF32), and a single
+#     bf16 pass on TPUs, so a TPU's float32 and bfloat16 peaks are the same figure.
+#   bfloat16: the BF16 tensor-core / MXU peak. Sources: NVIDIA's datasheets for H100/H200
+#     SXM (1,979 TFLOPS with sparsity, so 989.5 dense), A100 (312), L40S (362.05), L4 (242
+#     with sparsity: 121), A10 (125); Google's Cloud TPU pages, "peak compute per chip
+#     (bf16)" (v6e 918, v5p 459, v5e 197, v4 275, v3 123). V100 (Volta) and T4 (Turing)
+#     have no bf16 arithmetic (their 125 and 65 TFLOPS are FP16), so they have no bfloat16
+#     peak (None): MFU is left out rather than measured against a unit XLA does not use.
+ACCELERATOR_PEAK_FLOPS: dict[str, dict[str, float | None]] = {
+    'H200': {'float32': 494.5e12, 'bfloat16': 989.5e12},
+    'H100': {'float32': 494.5e12, 'bfloat16': 989.5e12},
+    'A100': {'float32': 156e12, 'bfloat16': 312e12},
+    'L40S': {'float32': 183e12, 'bfloat16': 362.05e12},
+    'L4': {'float32': 60e12, 'bfloat16': 121e12},
+    'A10': {'float32': 62.5e12, 'bfloat16': 125e12},
+    'V100': {'float32': 15.7e12, 'bfloat16': None},
+    'T4': {'float32': 8.1e12, 'bfloat16': None},
+    'TPU v6': {'float32': 918e12, 'bfloat16': 918e12},
+    'TPU v5p': {'float32': 459e12, 'bfloat16': 459e12},
+    'TPU v5 lite': {'float32': 197e12, 'bfloat16': 197e12},
+    'TPU v5e': {'float32': 197e12, 'bfloat16': 197e12},
+    'TPU v4': {'float32': 275e12, 'bfloat16': 275e12},
+    'TPU v3': {'float32': 123e12, 'bfloat16': 123e12},
 }
 
 
-def accelerator_peak(device_kind: str) -> tuple[float, str] | None:
-  """(peak FLOP/s of one chip, the table's key) for a device kind, or None if unknown."""
-  for kind, peak in ACCELERATOR_PEAK_FLOPS.items():
+def accelerator_peak(device_kind: str, precision: str = 'float32'
+                     ) -> tuple[float | None, str] | None:
+  """(peak FLOP/s of one chip at `precision`, the table's key) for a device kind, or None
+  if the kind is unknown. The peak itself is None where the chip has no such unit."""
+  for kind, peaks in ACCELERATOR_PEAK_FLOPS.items():
     if re.search(rf'(?<![\w]){re.escape(kind)}(?![\w])', device_kind, re.IGNORECASE):
-      return peak, kind
+      return peaks[precision], kind
   return None
 
 
-def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
-  """Achieved float32 FLOP/s of an n^3 matmul on the default device (median of repeats)."""
-  a = jnp.ones((n, n), jnp.float32)
+def measure_matmul_flops(n: int = 2048, repeats: int = 5, dtype=jnp.float32) -> float:
+  """Achieved FLOP/s of an n^3 matmul in `dtype` on the default device (median of
+  repeats)."""
+  a = jnp.ones((n, n), dtype)
   matmul = jax.jit(jnp.matmul).lower(a, a).compile()
   jax.block_until_ready(matmul(a, a))
   chrono = Chrono(warmup_windows=1)
@@ -133,24 +156,35 @@ def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
 
 
 @functools.cache
-def device_peak_flops() -> tuple[float | None, str]:
-  """(peak FLOP/s of the one device a cell runs on, where it came from). Accelerators
-  from the table; a CPU is measured once per machine with a large matmul and cached on
-  disk."""
+def device_peak_flops(precision: str = 'float32') -> tuple[float | None, str]:
+  """(peak FLOP/s of the one device a cell runs on at `precision`, where it came from,
+  naming the precision). Accelerators from the table; a CPU is measured once per machine
+  and precision with a large matmul in that dtype and cached on disk.
+
+  A CPU's bfloat16 peak is measured, not taken as its float32 one: CPUs differ most there
+  (with AVX512-BF16 or AMX a bf16 matmul can outrun a float32 one; without them it is
+  emulated, often slower), and MFU should divide by what this machine's bf16 matmuls do.
+  """
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision {precision!r} is not known; valid: {", ".join(PRECISIONS)}')
   device = jax.devices()[0]
   if device.platform != 'cpu':
-    found = accelerator_peak(device.device_kind)
-    return (found[0], f'table:{found[1]}') if found else (None, 'unknown accelerator')
-  key = f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
+    found = accelerator_peak(device.device_kind, precision)
+    if found is None:
+      return None, f'unknown accelerator ({precision})'
+    peak, kind = found
+    return peak, f'table:{kind}:{precision}' + ('' if peak else ' (none: no such unit)')
+  key = (f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
+         f'-{precision}')
   cache_file = data_cache.cache_dir() / 'cpu_peak.json'
   try:
     cached = json.loads(cache_file.read_text())
   except (OSError, ValueError):
     cached = {}
   if key not in cached:
-    cached[key] = measure_matmul_flops()
+    cached[key] = measure_matmul_flops(dtype=jnp.dtype(precision))
     try:
       data_cache.write_atomically(cache_file, json.dumps(cached).encode())
     except OSError:
       pass  # read-only home: measure again next time
-  return cached[key], 'measured:matmul2048'
+  return cached[key], f'measured:matmul2048:{precision}'
