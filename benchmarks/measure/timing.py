@@ -174,8 +174,9 @@ def device_peak_flops(precision: str = 'float32') -> tuple[float | None, str]:
       return None, f'unknown accelerator ({precision})'
     peak, kind = found
     return peak, f'table:{kind}:{precision}' + ('' if peak else ' (none: no such unit)')
+  # float32 keeps the key it had before precisions, so a machine's measured peak stays.
   key = (f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
-         f'-{precision}')
+         + ('' if precision == 'float32' else f'-{precision}'))
   cache_file = data_cache.cache_dir() / 'cpu_peak.json'
   try:
     cached = json.loads(cache_file.read_text())
