@@ -18,9 +18,20 @@ Generation follows LRA's `generate_tree` (lra_benchmarks/data/listops.py):
   * a tree is kept if its token count (digits, operators and `]`) lies in the window
     [min_length, max_length] (LRA's flags are exclusive bounds: its 500 < n < 2000 is
     min_length=501, max_length=1999 here), and the dataset holds distinct expressions.
-`]` stays a token (LRA's early tokenizer dropped it, which makes expressions ambiguous);
-LRA's cosmetic parentheses are not emitted. Token ids: PAD 0, digit d -> 1 + d, the four
-operators 11-14, `]` 15; sequences are padded at the end to max_length.
+`]` stays a token, as in LRA's input pipeline since c209b2a (2021-03-04), which renames it
+`X` (its earlier tokenizer dropped it, which makes expressions ambiguous); LRA's cosmetic
+parentheses, which that pipeline strips, are not emitted. Token ids: PAD 0, digit d -> 1 + d,
+the four operators 11-14, `]` 15; sequences are padded at the end to max_length.
+
+Departures from LRA, none of which changes which expressions are drawn or how often
+(benchmarks/results/lra_stats.py measures both generators at LRA's settings: lengths, labels
+and depths agree within sampling noise):
+  * LRA numbers its 15 tokens in arbitrary (set) order and adds an unused out-of-vocabulary
+    id (vocabulary 17, here 16);
+  * LRA pads to 2000, here to max_length (1999 at its settings): one padding position
+    fewer, which LRA's Transformer masks anyway;
+  * random numbers are drawn in another order (an operator before its arguments), so a
+    seed does not give LRA's expressions; nothing does, since LRA's generator is unseeded.
 
 Trees are built on the host (Python recursion), so a dataset is generated once per
 configuration and cached on disk (data/cache.py); `data_seed` fixes the expressions and
@@ -43,7 +54,7 @@ PAD, DIGIT_BASE, OPERATOR_BASE = 0, 1, 11
 CLOSE = OPERATOR_BASE + len(OPERATORS)  # the token `]`
 VOCAB_SIZE = CLOSE + 1
 TOKENS = ('<pad>',) + tuple(str(d) for d in range(10)) + OPERATORS + (']',)
-VALUE_P = 0.25  # LRA: probability that a node above max_depth is an operator
+VALUE_P = 0.25  # LRA: probability that a node shallower than max_depth is an operator
 GENERATOR_VERSION = 1  # bump when generation changes, so cached datasets are rebuilt
 
 
@@ -121,7 +132,9 @@ def make_listops(seed: int = 0, max_depth: int = 6, max_args: int = 10, min_leng
                  max_length: int = 256, num_examples: int = 10_000, test_fraction: float = 0.1,
                  data_seed: int = 0, split_seed: int = 0) -> Task:
   """Defaults build in about 2 s (then load from the cache); LRA's task is max_depth=10,
-  max_args=10, min_length=501, max_length=1999, num_examples=100_000."""
+  max_args=10, min_length=501, max_length=1999, num_examples=100_000 (96,000 / 2,000 /
+  2,000 train / validation / test there; here one held-out split), which takes a few
+  minutes to generate (about 3 ms an expression)."""
   del seed  # the data is fixed by data_seed and split_seed; the run's seed trains
   if not (2 <= max_depth and 2 <= max_args and 1 <= min_length <= max_length
           and 4 <= max_length and 1 <= round(num_examples * test_fraction) < num_examples):
