@@ -6,7 +6,7 @@ of archbench's generator next to those of LRA's own.
 generates `--num` expressions with archbench's generator (data/listops.py) at LRA's
 settings and prints a Markdown table of their length, label and depth distributions beside
 LRA_GENERATOR_STATS, the same statistics of LRA's generator (about 1 min for 20,000 on one
-core). The README's ListOps-at-LRA table is this command's output.
+core). The README's table (ListOps at Long Range Arena's settings) condenses its output.
 
 LRA_GENERATOR_STATS was computed outside this repository (LRA's code is not part of
 archbench): LRA's `generate_tree`, `to_string` and `to_value` were imported unchanged from
