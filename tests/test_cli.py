@@ -107,6 +107,10 @@ def test_smoke_records_schema(smoke_run):
     assert headline == task_spec.metric
     assert isinstance(metrics[headline], float) and math.isfinite(metrics[headline]), where
     assert math.isfinite(metrics['train/loss'])
+    # The training curve: the loss of every dispatch at its step, ending at the last one.
+    steps, losses = zip(*r['curves']['train/loss'])
+    assert list(steps) == sorted(set(steps)) and steps[-1] == metrics['train/steps'], where
+    assert losses[-1] == metrics['train/loss'] and all(map(math.isfinite, losses)), where
     assert f'baseline/{headline}' in metrics
     assert any(k.startswith('baseline/') for k in metrics)
     perf = r['perf']

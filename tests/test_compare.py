@@ -60,6 +60,17 @@ def test_a_run_against_itself_is_all_same():
   assert 'No regressions.' in compare_lib.to_markdown(result)
 
 
+def test_training_curves_are_not_compared():
+  """A record's curves (schema 4) change with how its cell ran (a resumed cell keeps only
+  the dispatches after its checkpoint): compare judges metrics and step times only."""
+  base, new = _run(), _run()
+  for i, r in enumerate(new):
+    r['curves'] = {'train/loss': [[1, 10.0 * i], [2, None]]}
+  result = compare_lib.compare(base, new)
+  assert {r.verdict for r in result.rows} == {'same'}
+  assert 'train/loss' not in {r.metric for r in result.rows}
+
+
 def test_a_change_far_beyond_tolerance_is_a_regression():
   base = _run()
   new = copy.deepcopy(base)

@@ -50,6 +50,11 @@ def test_resumed_cell_ends_bit_identical(tmp_path):
   assert resumed['metrics']['train/steps'] == whole['metrics']['train/steps'] == 8
   for key, value in whole['metrics'].items():
     assert resumed['metrics'][key] == value, key  # exactly, not approximately
+  # The training curve: one point per dispatch of 2 steps; the resumed cell holds the
+  # dispatches it ran itself, after the checkpoint at step 4, with the same losses.
+  assert [step for step, _ in whole['curves']['train/loss']] == [2, 4, 6, 8]
+  assert resumed['curves']['train/loss'] == whole['curves']['train/loss'][2:]
+  assert whole['curves']['train/loss'][-1][1] == whole['metrics']['train/loss']
 
 
 def test_short_cells_do_not_checkpoint(tmp_path):

@@ -165,9 +165,9 @@ def prepare(cell: Cell, build_task: bool = True):
 def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
                  execution: Execution = DEFAULT_EXECUTION,
                  checkpoint_dir: pathlib.Path | None = None) -> None:
-  """Train, evaluate and time one cell, filling `out` ({'config', 'metrics', 'perf'}) as
-  it goes, so that what was measured before a failure is kept. Raises on failure
-  (run_cell turns that into a status).
+  """Train, evaluate and time one cell, filling `out` ({'config', 'metrics', 'perf',
+  'curves'}) as it goes, so that what was measured before a failure is kept. Raises on
+  failure (run_cell turns that into a status).
 
   With `checkpoint_dir`, training resumes from the checkpoint there if there is one, and
   saves one as `execution` says; past `execution.time_limit_s` (checked between
@@ -245,6 +245,9 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
 
   # Train: every whole dispatch is a timing window; the first is the warm-up.
   chrono, losses = timing.Chrono(warmup_windows=1), []
+  # The training curve: [step, mean loss of the dispatch ending there] per dispatch. A
+  # resumed cell holds only the dispatches it ran itself, from its checkpoint's step on.
+  curve = out.setdefault('curves', {}).setdefault('train/loss', [])
   untimed_s = 0.0
 
   def training_figures():
@@ -271,6 +274,7 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
       untimed_s += time.perf_counter() - start
     losses.append(float(loss))
     step = int(state.step)
+    curve.append([step, losses[-1]])
     if not math.isfinite(losses[-1]):
       out['metrics']['train/loss'] = losses[-1]
       raise Diverged(f'training loss became {losses[-1]} at step {step}')
@@ -356,7 +360,7 @@ def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
                      'fast_compile': cell.fast_compile, 'probes': list(cell.probes)},
           'status': 'ok' if error is None else _status_of(error),
           'error': None if error is None else _error_text(error),
-          'metrics': {}, 'perf': {}, 'env': env}
+          'metrics': {}, 'perf': {}, 'curves': {}, 'env': env}
 
 
 def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
@@ -372,6 +376,7 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
   record['config'].update(partial.get('config', {}))
   record['metrics'].update(partial.get('metrics', {}))
   record['perf'].update(partial.get('perf', {}))
+  record['curves'].update(partial.get('curves', {}))
   record['ran_on'] = _ran_on(record['perf'].get('devices', 1))
   return record
 

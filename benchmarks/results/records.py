@@ -22,9 +22,12 @@ from archbench.benchmarks.core import STATUSES, Cell, UsageError  # noqa: F401
 
 # 2: cell_id and config.cell (the cell itself, enough to run it again).
 # 3: ran_on (where the cell ran: executor, host, process, devices).
-SCHEMA = 3
+# 4: curves: {'train/loss': [[step, loss], ...]}, the mean training loss of every dispatch
+#    (series that change with how a cell ran, unlike the metrics: a resumed cell holds only
+#    the dispatches it ran after its checkpoint). Older records have none.
+SCHEMA = 4
 RECORD_KEYS = ('schema', 'run_id', 'cell_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
-               'status', 'error', 'metrics', 'perf', 'env', 'ran_on')
+               'status', 'error', 'metrics', 'perf', 'curves', 'env', 'ran_on')
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'orbax-checkpoint',
             'tensorflow-datasets', 'scikit-learn')
 # The source checkout, when archbench runs from one (an editable install); a regular

@@ -227,10 +227,10 @@ def plot(records, task: str, path: pathlib.Path) -> None:
   fig.tight_layout(rect=(0, 0, 1 - 1.4 / width, 1))
   fig.savefig(path, dpi=100)
   plt.close(fig)
-  _shrink_png(path)
+  shrink_png(path)
 
 
-def _shrink_png(path: pathlib.Path) -> None:
+def shrink_png(path: pathlib.Path) -> None:
   """Re-save with a 64-colour palette: the plot's dozen colours and their anti-aliased
   edges look the same at a quarter of the file size (reference runs are committed)."""
   from PIL import Image  # matplotlib's own dependency
