@@ -68,11 +68,12 @@ COMMANDS = {
              '--suite, every config path of that suite and its value.',
              ('suite', 'json', 'plugin', 'data_dir')),
     'run': ('[--suite NAME | --config PATH] [--config.PATH=VALUE ...] [flags]',
-            'Run a suite (default quick) and write results.jsonl, summary.md, summary.csv '
-            'and plots under --out.',
+            'Run a suite (default quick) and write results.jsonl, summary.md, summary.csv, '
+            'summary.tex, plots and report.html under --out.',
             ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out', 'workers',
              'from_record', 'resume', 'data_dir', 'compile_cache')),
-    'report': ('DIR', 'Rebuild the summaries and plots of a run from DIR/results.jsonl.', ()),
+    'report': ('DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the plots and the HTML '
+               'report of a run from DIR/results.jsonl.', ()),
     'compare': ('BASE NEW [--json] [--notiming]',
                 'Compare two runs cell by cell, each difference against its tolerance (seed '
                 'spread, timing windows); exit 1 when a cell got worse.', ('json', 'timing')),
@@ -439,7 +440,7 @@ def cmd_reproduce(args: list[str]) -> int:
   from archbench.benchmarks.core import UsageError
   from archbench.benchmarks.harness import runner
   from archbench.benchmarks.progress import Progress
-  from archbench.benchmarks.results import compare, records
+  from archbench.benchmarks.results import compare, records, report
   if len(args) != 1:
     raise Usage(f'reproduce takes one run directory (e.g. results/quick-cpu); {USAGE}')
   try:
@@ -457,6 +458,7 @@ def cmd_reproduce(args: list[str]) -> int:
                            timing=bool(FLAGS.timing))
   text = compare.to_markdown(result)
   (out / 'comparison.md').write_text(text)
+  report.write_summaries(out, plots=True)  # again: report.html shows the comparison
   print(text)
   print(f'{len(cells)} cells re-run from {args[0]}; results and comparison.md in {out}')
   return result.exit_code
@@ -470,10 +472,7 @@ def cmd_env() -> int:
     return 0
   w = max(map(len, env))
   for key, value in env.items():
-    if isinstance(value, (list, dict)):
-      value = ', '.join(f'{k} {v}' for k, v in value.items()) if isinstance(value, dict) \
-          else ' '.join(value) or '(none)'
-    print(f'{key:{w}s}  {value}')
+    print(f'{key:{w}s}  {records.env_text(value)}')
   return 0
 
 
@@ -488,7 +487,8 @@ def cmd_report(args: list[str]) -> int:
   if not records:
     raise Usage(f'{out / "results.jsonl"} holds no readable record')
   print((out / 'summary.md').read_text())
-  print(f'{len(records)} records; wrote {out / "summary.md"} and {out / "summary.csv"}')
+  print(f'{len(records)} records; wrote summary.md, summary.csv, summary.tex, report.html '
+        f'and the plots in {out}')
   return 0
 
 

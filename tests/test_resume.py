@@ -183,6 +183,8 @@ def test_reproduce_a_run_from_its_records(tmp_path, capsys):
               if line.startswith('| rnn') or line.startswith('| gru')]
   assert verdicts and set(verdicts) == {'same'}, verdicts
   assert 'Step time' not in out  # judged only with --timing
+  # The reproduction's report.html shows the verdicts (the comparison is written last).
+  assert 'Reproduction: verdicts' in (tmp_path / 'again' / 'report.html').read_text()
 
 
 def test_env_names_what_makes_machines_differ(capsys, monkeypatch):

@@ -180,10 +180,19 @@ def cell_of(record: dict[str, Any]) -> Cell:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-  """A Markdown table, for the summaries and reports written from records."""
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
-  return '\n'.join(lines)
+  """A Markdown table, for the summaries and reports written from records (a `|` in a cell
+  as `\\|`, so that the LaTeX and HTML reports read the same cells back: markup.py)."""
+  line = lambda cells: '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
+  return '\n'.join([line(header), '|' + '---|' * len(header), *map(line, rows)])
+
+
+def env_text(value) -> str:
+  """An `env` value on one line: {name: version} as 'name version, ...', lists spaced."""
+  if isinstance(value, dict):
+    return ', '.join(f'{k} {v}' for k, v in value.items())
+  if isinstance(value, list):
+    return ' '.join(map(str, value)) or '(none)'
+  return str(value)
 
 
 def append_record(path: pathlib.Path, record: dict[str, Any]) -> None:

@@ -1,4 +1,6 @@
-"""Tables from `results.jsonl` alone: `summary.md` (Markdown) and `summary.csv`.
+"""Tables from `results.jsonl` alone: `summary.md` (Markdown), `summary.csv` and
+`summary.tex` (the same tables as LaTeX booktabs tables, for a paper: markup.py); with the
+plots, `report.html` (html_report.py).
 
 Rows are architectures (with the size when a run mixes sizes), columns are tasks (with
 the parameters that vary between cells, e.g. the length, when a run sweeps them). Seeds
@@ -14,6 +16,7 @@ import pathlib
 import statistics
 from typing import Any
 
+from archbench.benchmarks.results import markup
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import scaling
 
@@ -335,6 +338,14 @@ def summary_csv(records: list[dict[str, Any]]) -> str:
   return out.getvalue()
 
 
+def summary_latex(records: list[dict[str, Any]]) -> str:
+  """summary.md's tables as booktabs tables, each captioned with its heading."""
+  first = records[0] if records else {}
+  return markup.latex_tables(summary_markdown(records), preamble=(
+      f'archbench summary tables: suite {first.get("suite")}, run {first.get("run_id")}; '
+      'rebuilt from results.jsonl by `archbench report DIR`.'))
+
+
 def _write(path: pathlib.Path, text: str) -> None:
   tmp = path.with_suffix(path.suffix + '.tmp')
   tmp.write_text(text, encoding='utf-8')
@@ -342,16 +353,21 @@ def _write(path: pathlib.Path, text: str) -> None:
 
 
 def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str, Any]]:
-  """(Re)build summary.md and summary.csv from out_dir/results.jsonl, in the suite's cell
-  order (parallel workers append records in the order cells finish), and with `plots` the
-  PNG plots of the long-range probes and of a cost sweep (plots.py)."""
+  """(Re)build summary.md, summary.csv and summary.tex from out_dir/results.jsonl, in the
+  suite's cell order (parallel workers append records in the order cells finish), and with
+  `plots` the PNG plots (plots.py) and report.html, which embeds them with the tables, the
+  reproduction verdicts of out_dir/comparison.md if any, and the environment."""
   records = records_lib.load_records(out_dir / 'results.jsonl')
   records.sort(key=lambda r: (r.get('config') or {}).get('cell_index', 0))
   _write(out_dir / 'summary.md', summary_markdown(records))
   _write(out_dir / 'summary.csv', summary_csv(records))
+  _write(out_dir / 'summary.tex', summary_latex(records))
   if plots:
     from archbench.benchmarks.results import plots as plots_lib  # matplotlib only when plots are asked for
-    plots_lib.write_plots(out_dir, records)
+    from archbench.benchmarks.results import html_report
+    written = plots_lib.write_plots(out_dir, records)
+    _write(out_dir / 'report.html',
+           html_report.page(records, written, html_report.sections_of(out_dir)))
   return records
 
 
