@@ -384,11 +384,12 @@ def cmd_run() -> int:
   from archbench.benchmarks.harness import executors, runner
   from archbench.benchmarks.progress import Progress
   from archbench.benchmarks.results import records as records_lib
+  from archbench.benchmarks.results import tensorboard_events
   if FLAGS.resume:
     out, plan = _resume_plan()
     name, cells, run_id = plan['suite'], plan['cells'], plan['run_id']
     workers, execution = FLAGS.workers or plan['workers'], plan['execution']
-    dispatch = plan.get('dispatch') or {}  # the executor the run was planned with
+    dispatch = plan.get('dispatch') or {}  # the executor etc. the run was planned with
   else:
     try:
       name, workers, cells = _cells_to_run()
@@ -398,7 +399,10 @@ def cmd_run() -> int:
       execution = config_lib.execution(FLAGS.config) if from_suite else \
           runner.DEFAULT_EXECUTION
       dispatch = config_lib.executor(FLAGS.config) if from_suite else {}
-      # Ray missing is refused here, before --out is made.
+      if from_suite and FLAGS.config.get('tensorboard'):
+        dispatch['tensorboard'] = True
+        tensorboard_events.require()
+      # Ray or tensorboardX missing is refused here, before --out is made.
       executors.Executor.resolve(dispatch.get('executor', 'local'), FLAGS.workers or workers)
     except UsageError as e:
       raise Usage(str(e)) from None

@@ -15,6 +15,8 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   execution.{time_limit_s, checkpoint_every_s, checkpoint_every_steps, checkpoint_min_s,
              devices}              how cells run (core.Execution; not part of a cell's
                                    identity); devices: data parallelism within a cell
+  tensorboard                      True: TensorBoard event files of each cell's training
+                                   curve under OUT/tensorboard/ (needs tensorboardX)
   tasks.<task>.params.<p>          generator parameters (complete: the task's defaults filled in)
   tasks.<task>.train.<f>           training settings of that task (complete TrainConfig)
   tasks.<task>.archs               which architectures run it (None: every one that can)
@@ -118,6 +120,7 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
   c.depth = _maybe(depth, int)
   c.workers, c.fast_compile = workers, fast_compile
   c.precision, c.executor = precision, executor
+  c.tensorboard = False  # event files of each cell's training curve (tensorboard_events.py)
   c.ray = {'address': config_dict.placeholder(str), 'num_cpus_per_cell': 1.0,
            'num_gpus_per_cell': config_dict.placeholder(float)}
   defaults = Execution(**(execution or {}))

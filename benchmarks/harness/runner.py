@@ -38,7 +38,7 @@ from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.probes import lrd
 from archbench.benchmarks.progress import Progress
-from archbench.benchmarks.results import records, report
+from archbench.benchmarks.results import records, report, tensorboard_events
 from archbench.data import cache as data_cache
 from archbench.data.spec import Stream, stream_key
 
@@ -410,8 +410,9 @@ PLAN_FILE = 'run.json'  # what a run set out to do, so that --resume can finish 
 def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
                workers: int, execution: Execution,
                dispatch: dict[str, Any] | None = None) -> None:
-  """`dispatch`: run_suite's executor arguments (executor, ray_*), which --resume passes
-  back to it, so that a resumed run dispatches its cells as the run began to."""
+  """`dispatch`: run_suite's executor arguments (executor, ray_*, and tensorboard), which
+  --resume passes back to it, so that a resumed run dispatches its cells as the run began
+  to."""
   plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
           'execution': dataclasses.asdict(execution), 'dispatch': dispatch or {},
           'code_version': records.code_version(), 'command': ' '.join(sys.argv),
@@ -436,7 +437,8 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               progress: Progress | None = None, execution: Execution = DEFAULT_EXECUTION,
               run_id: str | None = None, resume: bool = False, executor: str = 'local',
               ray_address: str | None = None, ray_cpus_per_cell: float = 1.0,
-              ray_gpus_per_cell: float | None = None) -> list[dict[str, Any]]:
+              ray_gpus_per_cell: float | None = None,
+              tensorboard: bool = False) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
   refreshing the summaries, so a killed run keeps everything finished.
 
@@ -452,12 +454,16 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   suites (smoke) on a multi-core CPU; the cells then share the machine, so their timings
   are not comparable, and timing suites keep one worker. The record's env says how many
   workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
-  Whatever the executor, this process alone writes the records.
+  Whatever the executor, this process alone writes the records. `tensorboard`: it also
+  writes each cell's training curve as TensorBoard event files (tensorboard_events.py).
   """
   chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
   executors.start_driver_backend(chosen)
+  if tensorboard:
+    tensorboard_events.require()
   dispatch = {'executor': executor, 'ray_address': ray_address,
-              'ray_cpus_per_cell': ray_cpus_per_cell, 'ray_gpus_per_cell': ray_gpus_per_cell}
+              'ray_cpus_per_cell': ray_cpus_per_cell, 'ray_gpus_per_cell': ray_gpus_per_cell,
+              'tensorboard': tensorboard}
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
   records.repair(path)  # appending after a torn line would glue two records together
@@ -488,6 +494,8 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
     if writer:
       records.append_record(path, record)
+      if tensorboard:
+        tensorboard_events.write_cell(out_dir, record)
       shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
       report.write_summaries(out_dir)
     done.append(record)
