@@ -139,6 +139,20 @@ def test_summary_tex_has_the_summary_tables_in_booktabs(run_dir):
   assert r'\begin{tabular}{lllrrr}' in tex  # arch, task, status, params, compile s, step ms
 
 
+def test_summary_tex_compiles(run_dir, tmp_path):
+  """\\input into a document with the two packages it names, it compiles with pdflatex
+  (default OT1 fonts), every character set."""
+  if shutil.which('pdflatex') is None:
+    pytest.skip('no pdflatex: `apt-get install texlive-latex-recommended` (Debian)')
+  (tmp_path / 'paper.tex').write_text(
+      '\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{amssymb}\n'
+      f'\\begin{{document}}\n\\input{{{run_dir / "summary.tex"}}}\n\\end{{document}}\n')
+  run = subprocess.run(['pdflatex', '-interaction=nonstopmode', '-halt-on-error', 'paper.tex'],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stdout[-3000:]
+  assert 'Missing character' not in (tmp_path / 'paper.log').read_text()
+
+
 # ---------------------------------------------------------------------------------------
 # HTML.
 
