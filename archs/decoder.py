@@ -30,6 +30,9 @@ class DecoderConfig:
   num_heads: int = 4
   mlp_ratio: int = 4
   positions: transformer.Positions = transformer.Positions.SINUSOIDAL
+  # Training-time dropout (transformer.TransformerConfig); 0 leaves the model unchanged.
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
 
   @property
   def width(self) -> int:
@@ -39,7 +42,8 @@ class DecoderConfig:
     """The equivalent causal `transformer.Transformer` config."""
     return transformer.TransformerConfig(
         d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
-        mlp_ratio=self.mlp_ratio, causal=True, positions=self.positions)
+        mlp_ratio=self.mlp_ratio, causal=True, positions=self.positions, dropout=self.dropout,
+        attention_dropout=self.attention_dropout)
 
 
 class Decoder(nn.Module):

@@ -30,6 +30,9 @@ class EncDecConfig:
   encoder_layers: int = 2
   decoder_layers: int = 2
   mlp_ratio: int = 4
+  # Training-time dropout (transformer.TransformerConfig); 0 leaves the model unchanged.
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
 
   @property
   def width(self) -> int:
@@ -38,7 +41,8 @@ class EncDecConfig:
   def _stack(self, layers: int, causal: bool) -> transformer.TransformerConfig:
     return transformer.TransformerConfig(
         d_model=self.d_model, num_layers=layers, num_heads=self.num_heads,
-        mlp_ratio=self.mlp_ratio, causal=causal, positions=transformer.Positions.SINUSOIDAL)
+        mlp_ratio=self.mlp_ratio, causal=causal, positions=transformer.Positions.SINUSOIDAL,
+        dropout=self.dropout, attention_dropout=self.attention_dropout)
 
   def encoder(self) -> transformer.TransformerConfig:
     return self._stack(self.encoder_layers, causal=False)

@@ -16,6 +16,12 @@ what a long-range task needs most. Flax's cells do not keep this on their own (a
 cell in bf16 returns a bf16 carry, which breaks the scan's carry type; LSTM and GRU
 promote theirs to float32 but then emit float32 outputs), so the cells here cast the new
 carry to float32 and the output to `dtype` (`_Float32Carry`).
+
+Dropout (`dropout`, training only) acts between layers, on each layer's outputs except the
+last's, never on the recurrent connection: the placement of PyTorch's `nn.LSTM(dropout=)`
+and of Zaremba et al. 2014 ("Recurrent neural network regularization"), which keeps the
+carry, and so the scan and the step function, free of noise. A one-layer stack has no
+dropout at all.
 """
 from __future__ import annotations
 
@@ -47,6 +53,9 @@ class RecurrentConfig:
   num_layers: int = 2
   # Fully unroll the scan: same maths, used to let XLA's cost_analysis count every step.
   unroll: bool = False
+  # Dropout rate between layers, in training only (see the module docstring); 0 leaves the
+  # model unchanged.
+  dropout: float = 0.0
 
   @property
   def width(self) -> int:
@@ -101,9 +110,19 @@ class Recurrent(nn.Module):
   def __call__(self, x, *, train: bool = False):
     cfg = self.config
     for i in range(cfg.num_layers):
+      x = _between_layers(cfg, i, x, train)
       x = nn.RNN(make_cell(cfg, self.dtype, self.param_dtype),
                  unroll=x.shape[1] if cfg.unroll else 1, name=f'layer_{i}')(x)
     return x
+
+
+def _between_layers(cfg: RecurrentConfig | BiRecurrentConfig, i: int, x, train: bool):
+  """Layer i's input: the previous layer's outputs x [B, T, D], dropped at rate
+  `cfg.dropout` in training; the stack's own input (i = 0) is left alone. Called inside a
+  compact method. No parameters, and the identity at rate 0 or in evaluation (no RNG)."""
+  if i == 0:
+    return x
+  return nn.Dropout(cfg.dropout, deterministic=not train, name=f'dropout_{i}')(x)
 
 
 def initial_carry(cfg: RecurrentConfig, batch: int, key=None):
@@ -154,6 +173,8 @@ class BiRecurrentConfig:
   num_layers: int = RecurrentConfig.num_layers  # the causal stacks' default depth
   # Fully unroll both scans (see RecurrentConfig.unroll).
   unroll: bool = False
+  # Dropout rate between layers (see RecurrentConfig.dropout).
+  dropout: float = 0.0
 
   @property
   def width(self) -> int:
@@ -191,6 +212,7 @@ class BiRecurrent(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     for i in range(self.config.num_layers):
+      x = _between_layers(self.config, i, x, train)
       x = BiLayer(self.config, self.dtype, self.param_dtype, name=f'layer_{i}')(x)
     return x
 

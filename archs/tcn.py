@@ -5,7 +5,10 @@ Block i holds two convolutions of kernel k and dilation 2^i. Each is padded on t
 only, by (k-1) * 2^i, so output t reads inputs <= t, and each is followed by a ReLU. The
 block adds its input back (through a 1x1 convolution where the widths differ) and applies a
 last ReLU, as the authors' reference code does. Weight normalisation is an option
-(`weight_norm`); dropout is left out, because the harness does not thread dropout RNGs yet.
+(`weight_norm`), and so is dropout (`dropout`, training only): after each convolution's ReLU,
+before the next convolution or the residual add, as in the reference code's TemporalBlock
+(locuslab/TCN, TCN/tcn.py: conv, chomp, ReLU, dropout, twice). The paper speaks of spatial
+dropout, but the code drops single elements (`nn.Dropout`), and so does this module.
 
 Precision: `dtype` is the computation dtype of the convolutions and activations,
 `param_dtype` the parameters'; weight normalisation rescales the float32 parameters before
@@ -38,6 +41,9 @@ class TCNConfig:
   # Weight normalisation (Salimans & Kingma 2016) on every convolution, as in the paper; off
   # by default, so the parameter and FLOP counts are those of plain convolutions.
   weight_norm: bool = False
+  # Dropout rate after each convolution's ReLU, in training only (the reference code's
+  # default is 0.2); 0 leaves the model unchanged.
+  dropout: float = 0.0
 
   def __post_init__(self):
     if self.block_channels is not None:
@@ -98,16 +104,18 @@ class CausalConv(nn.Module):
 
 
 class TemporalBlock(nn.Module):
-  """One residual block: [B, T, C_in] -> [B, T, features]."""
+  """One residual block: [B, T, C_in] -> [B, T, features]; with `train=True`, dropout at
+  rate `dropout` after each convolution's ReLU."""
   features: int
   kernel_size: int
   dilation: int
   weight_norm: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, *, train: bool = False):
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
 
     def conv(name):
@@ -117,9 +125,11 @@ class TemporalBlock(nn.Module):
       return (nn.WeightNorm(layer, param_dtype=self.param_dtype, name=f'{name}_wn')
               if self.weight_norm else layer)
 
+    # No parameters, and the identity at rate 0 or in evaluation (no RNG drawn).
+    drop = nn.Dropout(self.dropout, deterministic=not train, name='dropout')
     x = x.astype(self.dtype)  # the residual path's dtype
-    y = nn.relu(conv('conv1')(x))
-    y = nn.relu(conv('conv2')(y))
+    y = drop(nn.relu(conv('conv1')(x)))
+    y = drop(nn.relu(conv('conv2')(y)))
     residual = x
     if x.shape[-1] != self.features:  # a 1x1 convolution matches the widths
       residual = nn.Conv(self.features, (1,), **types, name='residual')(x)
@@ -137,7 +147,7 @@ class TCN(nn.Module):
     cfg = self.config
     for i, features in enumerate(cfg.widths()):
       x = TemporalBlock(features, cfg.kernel_size, 2**i, cfg.weight_norm, self.dtype,
-                        self.param_dtype, name=f'block_{i}')(x)
+                        self.param_dtype, cfg.dropout, name=f'block_{i}')(x, train=train)
     return x
 
 

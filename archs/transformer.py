@@ -9,6 +9,13 @@ bfloat16 the projections, the MLP and the residual stream are bf16, while the at
 scores, their mask and the softmax run in float32, as do LayerNorm's mean and variance
 (Flax's default): with bf16's 8 significant bits a softmax's normaliser, summed over
 hundreds of keys, and the small weights it divides would be rounded coarsely.
+
+Dropout (training only, `train=True`; both rates default to 0, which adds nothing): `dropout`
+is Vaswani et al.'s residual dropout (section 5.4), on each sublayer's output before it is
+added to the residual stream and on the sum of the embeddings and positions;
+`attention_dropout` drops attention weights after the softmax, as tensor2tensor, BERT and
+Long Range Arena (`attention_dropout_rate`) add. The fused attention kernels have no
+dropout, so with `attention_dropout` > 0 training takes the explicit path on every backend.
 """
 from __future__ import annotations
 
@@ -38,6 +45,9 @@ class TransformerConfig:
   mlp_ratio: int = 4
   causal: bool = False
   positions: Positions = Positions.SINUSOIDAL
+  # Training-time dropout rates (see the module docstring); 0 leaves the model unchanged.
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
 
   @property
   def width(self) -> int:
@@ -64,18 +74,20 @@ def tokens_dense(features: int, name: str, x, dtype=jnp.float32, param_dtype=jnp
   return y.reshape(*lead, features)
 
 
-def attend(q, k, v, *, causal: bool = False):
+def attend(q, k, v, *, causal: bool = False, dropout=None):
   """softmax(q k^T / sqrt(D/N)) v over heads: q [B, T, N, D/N], k and v [B, S, N, D/N] ->
-  [B, T, N, D/N].
+  [B, T, N, D/N]. `dropout`, if given, is applied to the softmax weights [B*N, T, S] (e.g. a
+  non-deterministic `nn.Dropout`).
 
   On GPU and TPU through `jax.nn.dot_product_attention`, which takes cuDNN's fused kernel
-  where it can. On CPU as batched matmuls over one [B*N] batch axis, heads first: XLA:CPU
+  where it can (not with `dropout`, which it has no place for). On CPU, and wherever
+  `dropout` is given, as batched matmuls over one [B*N] batch axis, heads first: XLA:CPU
   runs its two-batch-axis [B, N] attention 1.4x slower (fwd+bwd, B32 T256 D128 N4).
 
   The scores, their mask and the softmax are float32 whatever the inputs' dtype (the fused
   paths do the same); the output has the inputs' dtype.
   """
-  if jax.default_backend() != 'cpu':
+  if dropout is None and jax.default_backend() != 'cpu':
     return jax.nn.dot_product_attention(q, k, v, is_causal=causal)
   b, t, n, h = q.shape
   s = k.shape[1]
@@ -85,7 +97,10 @@ def attend(q, k, v, *, causal: bool = False):
   if causal:
     mask = jnp.tril(jnp.ones((t, s), bool))
     scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-  weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)  # [B*N, T, S]
+  weights = jax.nn.softmax(scores, axis=-1)  # [B*N, T, S]
+  if dropout is not None:
+    weights = dropout(weights)
+  weights = weights.astype(v.dtype)
   y = jnp.einsum('xts,xsh->xth', weights, heads_first(v))
   return y.reshape(b, n, t, h).transpose(0, 2, 1, 3)
 
@@ -98,14 +113,17 @@ class Attention(nn.Module):
   Parameters: self-attention projects q, k and v with one fused Dense `qkv` (one matmul
   instead of three); cross-attention projects queries with `q` and keys/values from the
   context with a fused `kv`. Both end with the output projection `out`.
+
+  With `train=True`, `attention_dropout` drops attention weights (the 'dropout' RNG).
   """
   num_heads: int
   causal: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  attention_dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, context=None):
+  def __call__(self, x, context=None, *, train: bool = False):
     b, t, d = x.shape
     n = self.num_heads
     if d % n:
@@ -124,7 +142,10 @@ class Attention(nn.Module):
       q = dense(d, 'q', x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
       kv = dense(2 * d, 'kv', context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
       k, v = kv[:, :, 0], kv[:, :, 1]
-    y = attend(q, k, v, causal=self.causal)  # [B, T, N, D/N]
+    # Only a dropout that acts is passed: at rate 0 or in evaluation the fused path stays.
+    dropout = (nn.Dropout(self.attention_dropout, deterministic=False, name='weights_dropout')
+               if train and self.attention_dropout > 0 else None)
+    y = attend(q, k, v, causal=self.causal, dropout=dropout)  # [B, T, N, D/N]
     return dense(d, 'out', y.reshape(b, t, d))
 
 
@@ -135,26 +156,34 @@ SelfAttention = Attention
 class Block(nn.Module):
   """Pre-LN residual block: x + attn(LN(x)); given a `context` [B, S, D] (the encoder
   output of an encoder-decoder), then x + cross_attn(LN(x), context); then x + MLP(LN(x)).
+  With `train=True`, each sublayer's output is dropped at rate `dropout` before its
+  residual add, and attention weights at `attention_dropout`.
   """
   num_heads: int
   mlp_ratio: int
   causal: bool
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, context=None):
+  def __call__(self, x, context=None, *, train: bool = False):
     d = x.shape[-1]
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
-    x = x + Attention(self.num_heads, self.causal, **types, name='attn')(
-        nn.LayerNorm(**types, name='attn_norm')(x))
+    # No parameters, and the identity at rate 0 or in evaluation (no RNG drawn).
+    drop = nn.Dropout(self.dropout, deterministic=not train, name='residual_dropout')
+    attention = lambda name, causal=False: Attention(
+        self.num_heads, causal, **types, attention_dropout=self.attention_dropout, name=name)
+    x = x + drop(attention('attn', self.causal)(nn.LayerNorm(**types, name='attn_norm')(x),
+                                                train=train))
     if context is not None:
       # The context is not normalised here: it is a stack's output, already final-LN'd.
-      x = x + Attention(self.num_heads, **types, name='cross')(
-          nn.LayerNorm(**types, name='cross_norm')(x), context)
+      x = x + drop(attention('cross')(nn.LayerNorm(**types, name='cross_norm')(x), context,
+                                      train=train))
     h = tokens_dense(self.mlp_ratio * d, 'mlp_in', nn.LayerNorm(**types, name='mlp_norm')(x),
                      **types)
-    return x + tokens_dense(d, 'mlp_out', nn.gelu(h), **types)
+    return x + drop(tokens_dense(d, 'mlp_out', nn.gelu(h), **types))
 
 
 class Transformer(nn.Module):
@@ -175,9 +204,12 @@ class Transformer(nn.Module):
     else:
       table = sinusoidal_positions(t, d)
     x = x.astype(self.dtype) + jnp.asarray(table, self.dtype)  # the residual stream's dtype
+    # Dropout on the sum of embeddings and positions (Vaswani et al. 2017, section 5.4).
+    x = nn.Dropout(cfg.dropout, deterministic=not train, name='input_dropout')(x)
     for i in range(cfg.num_layers):
-      x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, **types, name=f'block_{i}')(
-          x, context)
+      x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, **types, dropout=cfg.dropout,
+                attention_dropout=cfg.attention_dropout, name=f'block_{i}')(
+          x, context, train=train)
     return nn.LayerNorm(**types, name='final_norm')(x)
 
 

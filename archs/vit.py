@@ -24,6 +24,9 @@ class ViTConfig:
   num_heads: int = 4
   mlp_ratio: int = 4
   patch_size: int = 2
+  # Training-time dropout (transformer.TransformerConfig); 0 leaves the model unchanged.
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
 
   @property
   def width(self) -> int:  # the [B, D] output
@@ -34,7 +37,8 @@ class ViTConfig:
     number of patches (plus one for [CLS]) at init."""
     return transformer.TransformerConfig(
         d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
-        mlp_ratio=self.mlp_ratio, causal=False, positions=transformer.Positions.LEARNED)
+        mlp_ratio=self.mlp_ratio, causal=False, positions=transformer.Positions.LEARNED,
+        dropout=self.dropout, attention_dropout=self.attention_dropout)
 
 
 def num_patches(image_shape: tuple[int, ...], patch_size: int) -> int:
