@@ -29,12 +29,18 @@ PAD, BOS, EOS = 0, 1, 2
 class Stream(enum.IntEnum):
   """Every random stream folded from a cell's seed, in one place, so that no two uses ever
   share random numbers: training batches and the held-out set (drawn here, in data/), and
-  the harness's parameter initialisation, text sampling and gradient-probe vectors."""
+  the harness's parameter initialisation, text sampling and gradient-probe vectors.
+
+  DROPOUT is folded into each training dispatch's key (itself folded from TRAIN, the key
+  the dispatch's batch keys are split from), so that the dropout masks, like the batches,
+  depend on the seed and the step alone (a resumed cell redraws the same ones) and never
+  share random numbers with the batches."""
   TRAIN = 0
   EVAL = 1
   INIT = 2
   SAMPLE = 3
   PROBE = 4
+  DROPOUT = 5
 
 
 def stream_key(seed: int, stream: Stream) -> jax.Array:

@@ -17,7 +17,7 @@ import optax
 
 from archbench.benchmarks.core import TrainConfig
 from archbench.benchmarks.measure import timing
-from archbench.data.spec import BOS, PAD, Task, TaskSpec
+from archbench.data.spec import BOS, PAD, Stream, Task, TaskSpec
 
 
 class TrainState(NamedTuple):
@@ -117,16 +117,20 @@ def finalize(spec: TaskSpec, sums: dict[str, Any], prefix: str) -> dict[str, flo
   return out
 
 
-def loss_fn(params, model, spec: TaskSpec, batch):
-  outputs = model.apply(params, *model_args(spec, batch), train=True)
+def loss_fn(params, model, spec: TaskSpec, batch, dropout_key: jax.Array):
+  """Mean training loss; `dropout_key` feeds the backbone's dropout (unused where it has
+  none, or at rate 0)."""
+  outputs = model.apply(params, *model_args(spec, batch), train=True,
+                        rngs={'dropout': dropout_key})
   stats = batch_stats(spec, outputs, batch)
   return stats['loss'] / stats['count']
 
 
-def train_step(state: TrainState, batch, *, model, spec: TaskSpec,
+def train_step(state: TrainState, batch, dropout_key: jax.Array, *, model, spec: TaskSpec,
                optimizer: optax.GradientTransformation) -> tuple[TrainState, jax.Array]:
-  """One optimiser step on one batch: the unit every FLOP count refers to."""
-  loss, grads = jax.value_and_grad(loss_fn)(state.params, model, spec, batch)
+  """One optimiser step on one batch, its dropout masks drawn from `dropout_key`: the unit
+  every FLOP count refers to."""
+  loss, grads = jax.value_and_grad(loss_fn)(state.params, model, spec, batch, dropout_key)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return TrainState(params, opt_state, state.step + 1), loss
@@ -137,16 +141,24 @@ def train_chunk(state: TrainState, key: jax.Array, *, model, task: Task,
                 parallel=None):
   """`num_steps` optimiser steps in one compiled call, batches drawn on device.
 
+  Step i draws its batch from split(key, num_steps)[i] and its dropout masks from
+  split(fold_in(key, Stream.DROPOUT), num_steps)[i]: two streams apart, and the batch keys
+  those of a model without dropout.
+
   `parallel` (a parallel.DataParallel) splits each batch over its devices; the state
   stays replicated. Returns the new state and the mean training loss over the chunk.
   """
-  def body(state, step_key):
-    batch = task.train_batch(step_key, batch_size)
+  def body(state, keys):
+    batch_key, dropout_key = keys
+    batch = task.train_batch(batch_key, batch_size)
     if parallel is not None:
       batch = parallel.constrain_batch(batch)
-    return train_step(state, batch, model=model, spec=task.spec, optimizer=optimizer)
+    return train_step(state, batch, dropout_key, model=model, spec=task.spec,
+                      optimizer=optimizer)
 
-  state, losses = jax.lax.scan(body, state, jax.random.split(key, num_steps))
+  keys = (jax.random.split(key, num_steps),
+          jax.random.split(jax.random.fold_in(key, int(Stream.DROPOUT)), num_steps))
+  state, losses = jax.lax.scan(body, state, keys)
   if parallel is not None:
     state = parallel.constrain_replicated(state)
   return state, jnp.mean(losses)

@@ -252,6 +252,7 @@ def harness_overhead(steps: int) -> list[dict]:
     batch = built_task.train_batch(jax.random.PRNGKey(1), train.batch_size)
     bare = jax.jit(functools.partial(train_lib.train_step, model=model, spec=built_task.spec,
                                      optimizer=optimizer), donate_argnums=0)
+    bare = functools.partial(bare, dropout_key=stream_key(0, Stream.DROPOUT))
     bare_ms = 1e3 * median_step_s(_stepper(bare, state, batch), 20)
     cell_ms = out['perf']['step_ms']
     rows.append({'cell': f'{arch}/{task}', 'cell_step_ms': cell_ms, 'bare_step_ms': bare_ms,
