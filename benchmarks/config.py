@@ -58,6 +58,7 @@ from archbench import archs
 from archbench import data
 from archbench.benchmarks.core import (PRECISIONS, Cell, Execution, TrainConfig, UsageError,
                                        usage_errors)
+from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import model as model_lib
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
@@ -68,7 +69,6 @@ PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep',
 # (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
 # forward-only inference (the scaling fit, results/scaling.py).
 SWEEP_PROBES = ('length', 'cost')
-EXECUTORS = ('local', 'processes', 'ray')
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
   fields) instead of its default: compile time grows with depth. `workers` > 1 runs cells
   in that many processes (compile-bound suites only: timings are then not comparable).
   `execution` sets core.Execution's fields (time limit, checkpoints, devices). `precision`
-  is every cell's (core.PRECISIONS); `executor` one of EXECUTORS."""
+  is every cell's (core.PRECISIONS); `executor` one of harness.executors.Executor."""
   c = ml_collections.ConfigDict(sort_keys=False)
   c.name, c.doc, c.size, c.seeds = name, inspect.cleandoc(doc), size, tuple(seeds)
   c.archs = _maybe(archs, tuple)
@@ -180,8 +180,9 @@ def execution(config) -> Execution:
 def executor(config) -> dict[str, Any]:
   """run_suite's dispatch arguments from the suite's `executor`, `workers` and `ray`."""
   name = config.get('executor', 'local')
-  if name not in EXECUTORS:
-    raise UsageError(f'config.executor {name!r} is not known; valid: {", ".join(EXECUTORS)}')
+  valid = [e.value for e in executors.Executor]
+  if name not in valid:
+    raise UsageError(f'config.executor {name!r} is not known; valid: {", ".join(valid)}')
   ray = config.get('ray') or {}
   return {'executor': name, 'ray_address': ray.get('address'),
           'ray_cpus_per_cell': ray.get('num_cpus_per_cell', 1.0),

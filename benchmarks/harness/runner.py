@@ -32,8 +32,7 @@ from archbench.benchmarks.harness.checkpoint import CellCheckpoints
 from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import generate
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.harness import parallel as parallel_lib
-from archbench.benchmarks.harness.parallel import DataParallel
+from archbench.benchmarks.harness.parallel import DataParallel, is_writer
 from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.probes import lrd
@@ -466,9 +465,10 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               'tensorboard': tensorboard}
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
-  records.repair(path)  # appending after a torn line would glue two records together
+  writer = is_writer()  # on several hosts, process 0 alone writes
+  if writer:
+    records.repair(path)  # appending after a torn line would glue two records together
   run_id = run_id or f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
-  writer = parallel_lib.is_writer()  # on several hosts, process 0 alone writes
   if not resume and writer:
     write_plan(out_dir, cells, suite=suite, run_id=run_id, workers=workers,
                execution=execution, dispatch=dispatch)
