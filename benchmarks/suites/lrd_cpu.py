@@ -5,16 +5,11 @@ Accuracy versus length, the longest solved length and gradient-versus-distance c
 
 Command: archbench run --suite lrd-cpu
 Runtime: 8 min 21 s measured on a 2-core CPU (42 cells at size tiny, compilation
-included). Reference run, tables and plots: results/lrd-cpu/.
-Results (seed 0, on the reference machine): the Elman RNN's gradient decays fastest
-(about e^-0.22 per step at init on adding, a horizon of 35 steps, and faster still after
-training, e^-0.49) and it solves adding only at T=16; LSTM and GRU decay as fast at init
-(flax's gates start half open) but learn to carry the gradient (e^-0.002 after training)
-and solve adding to T=128; attention shows no decay at any distance, the LRU and the TCN
-very little, and all three solve every length given, their limit being step cost
-(attention's grows quadratically with T) rather than memory. On copy, which needs ten
-symbols held over the whole delay, no RNN gets past the memoryless baseline in this
-budget while attention, LRU and TCN solve every length.
+included).
+Results: the reference run (seed 0, on the reference machine) is committed in
+results/lrd-cpu/ (summary.md: accuracy versus length, longest solved length, gradient
+versus distance; the plots beside it); the README's section "Long-range dependencies"
+shows its tables, generated from that summary, and what they show.
 """
 from archbench.benchmarks.config import suite_config, task_plan
 

@@ -6,18 +6,11 @@ Runtime: 11 min 27 s measured on a 2-core Intel Xeon (35 cells), compilation inc
 took 4 min 39 s on a 2-core AMD EPYC). To fit, each task runs the architectures whose
 comparison matters most there (every architecture appears at least once; `--archs` runs
 others too); `standard` runs the full matrix of these tasks. The five cells whose result
-varies from seed to seed (and between machines) run three seeds. Reference run:
-results/quick-cpu/.
-Results (seed 0, or mean ± std of seeds 0-2, on the reference machine): adding (T=30):
-the gated RNNs, transformer, TCN and LRU solve it (MSE < 0.01) while the Elman RNN only
-beats the 0.167 baseline (0.062 ± 0.009); copy (T=10): attention, the TCN and the LRU
-solve it, the GRU gets most of it (0.73 ± 0.05), the Elman RNN varies widely with the seed
-(0.26 ± 0.18) and the LSTM sits near the memoryless baseline, as Arjovsky et al. (2016)
-report; digits: the CNN near 98%, ViT and transformer about 90%, the bidirectional RNNs
-0.88 ± 0.01 (LSTM) and 0.95 ± 0.01 (GRU); translate: the encoder-decoder and the prefix-LM
-decoder above 95% exact match; lm: the LSTM and the decoder at 1.32 and 1.34 bits/char
-(floor 1.28, unigram 2.95); forecast: the LSTM and the TCN at MSE 0.015 and 0.017, far
-below linear AR's 0.104 (persistence 0.48).
+varies from seed to seed (and between machines) run three seeds.
+Results: the reference run (seed 0, or mean ± std of seeds 0-2, on the reference
+machine) is committed in results/quick-cpu/ (summary.md: accuracy, held-out loss and
+performance tables); the README's section "The `quick` suite on a 2-core CPU" shows its
+tables, generated from that summary, and what they show.
 """
 from archbench.benchmarks.config import suite_config, task_plan
 
