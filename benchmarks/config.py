@@ -29,6 +29,9 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
                                    train.batch_size (None: that setting alone)
   tasks.<task>.seeds, tasks.<task>.arch_seeds.<a>   seeds for that task, or that pair, in
                                    place of the suite's (more seeds where results vary)
+  tasks.<task>.eval_lengths        length generalisation: after training, evaluate at each
+                                   of these lengths too (records: length/<L>/<metric> and
+                                   ood/<metric>, the mean beyond the training length)
   train.<f>, task.<p>, arch.<f>    global overrides: unset (None) in suites; set on the
                                    command line they apply to every cell of the run
 
@@ -62,9 +65,13 @@ from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import model as model_lib
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
+REPRODUCTIONS_DIR = pathlib.Path(__file__).resolve().parent / 'reproductions'
+# A reproduction file's get_config(size) builds each size; NAME is the full size (the
+# paper's budget), NAME-cpu the reduced one (results/reproduction.py).
+REPRODUCTION_SIZES = {'': 'full', '-cpu': 'cpu'}
 GLOBAL_SECTIONS = ('train', 'task', 'arch')
 PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep', 'seeds',
-               'arch_seeds', 'batch_sizes')
+               'arch_seeds', 'batch_sizes', 'eval_lengths')
 # What each point of a sweep records: 'length' marks an accuracy-versus-length point
 # (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
 # forward-only inference (the scaling fit, results/scaling.py).
@@ -80,7 +87,8 @@ def task_plan(params: dict | None = None, train: dict | None = None, *,
               gradient_probe_at: tuple = (), sweep_probe: str = 'length',
               seeds: tuple[int, ...] | None = None,
               arch_seeds: dict[str, tuple[int, ...]] | None = None,
-              batch_sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
+              batch_sizes: tuple[int, ...] | None = None,
+              eval_lengths: tuple[int, ...] = ()) -> dict[str, Any]:
   """How a suite runs one task; `suite_config` completes it with the defaults.
 
   sweep: ('length', (16, 32, 64)) makes one cell per value, each recording lrd/length; the
@@ -93,13 +101,15 @@ def task_plan(params: dict | None = None, train: dict | None = None, *,
   architecture's own batch_size in arch_train still wins (one batch size for it).
   seeds, arch_seeds: seeds for this task, or for one architecture on it, in place of the
   suite's: more seeds where results vary from seed to seed, not everywhere.
+  eval_lengths: length generalisation: train at the task's `length` (and `min_length`),
+  then also evaluate at each of these lengths (runner.evaluate_at_lengths).
   """
   return {'params': dict(params or {}), 'train': dict(train or {}), 'archs': archs,
           'arch_train': dict(arch_train or {}), 'arch_config': dict(arch_config or {}),
           'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at),
           'sweep_probe': sweep_probe, 'seeds': seeds,
           'arch_seeds': {a: tuple(v) for a, v in (arch_seeds or {}).items()},
-          'batch_sizes': batch_sizes}
+          'batch_sizes': batch_sizes, 'eval_lengths': tuple(eval_lengths)}
 
 
 def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
@@ -168,6 +178,7 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
       'seeds': _maybe(plan['seeds'], tuple),
       'arch_seeds': plan['arch_seeds'],
       'batch_sizes': _maybe(plan['batch_sizes'], tuple),
+      'eval_lengths': tuple(plan.get('eval_lengths', ())),
   })
 
 
@@ -267,6 +278,24 @@ def load(name_or_path: str) -> ml_collections.ConfigDict:
   return module.get_config(arg) if arg else module.get_config()
 
 
+def reproductions() -> dict[str, tuple[pathlib.Path, str]]:
+  """Built-in reproductions: name -> (file, size), both sizes of every file in
+  benchmarks/reproductions/ ('_' in a file's stem read as '-')."""
+  return {p.stem.replace('_', '-') + suffix: (p, size)
+          for p in sorted(REPRODUCTIONS_DIR.glob('*.py')) if not p.stem.startswith('_')
+          for suffix, size in REPRODUCTION_SIZES.items()}
+
+
+def load_reproduction(name: str) -> ml_collections.ConfigDict:
+  """A reproduction's config (a suite config with a `reproduction` field)."""
+  known = reproductions()
+  if name not in known:
+    raise UsageError(f'unknown reproduction {name!r}; valid: {", ".join(known)} (or a run '
+                     'directory to re-run and compare)')
+  path, size = known[name]
+  return load(f'{path}:{size}')
+
+
 def summary(config) -> str:
   return config.doc.strip().splitlines()[0] if config.doc else config.name
 
@@ -349,8 +378,10 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
         params = {**params, **task_overrides}
         for train in trains:
           for seed in pair_seeds:
-            cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
-                        bool(config.fast_compile), probes, precision)
+            with _invalid(f'{arch_name} on {task_name}'):
+              cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
+                          bool(config.fast_compile), probes, precision,
+                          tuple(plan.get('eval_lengths', ()) if plan else ()))
             out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]

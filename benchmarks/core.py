@@ -17,7 +17,8 @@ from typing import Any
 STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
 # Metric keys are namespaced: train/… and eval/… measured, baseline/… the task's floors,
 # lrd/… the long-range probes; perf keys live in the record's own `perf` section.
-METRIC_NAMESPACES = ('train', 'eval', 'baseline', 'lrd')
+# length/<L>/… a length-generalisation point, ood/… their mean beyond the training length.
+METRIC_NAMESPACES = ('train', 'eval', 'baseline', 'lrd', 'length', 'ood')
 # Numerics of a cell. 'bfloat16' is mixed precision: bf16 compute, float32 parameters,
 # optimiser state, loss and normalisation statistics (archs/ and harness/model.py).
 PRECISIONS = ('float32', 'bfloat16')
@@ -138,25 +139,39 @@ class Cell:
   # (perf infer_ms; fitted by benchmarks/results/scaling.py).
   probes: tuple[str, ...] = ()
   precision: str = 'float32'  # one of PRECISIONS
+  # Length generalisation: after training, also evaluate at each of these sequence
+  # lengths (a held-out set of that length alone; runner.evaluate_at_lengths).
+  eval_lengths: tuple[int, ...] = ()
 
   def __post_init__(self):
     if self.precision not in PRECISIONS:
       raise UsageError(f'precision {self.precision!r} is not known; valid: '
                        f'{", ".join(PRECISIONS)}')
+    object.__setattr__(self, 'eval_lengths', tuple(int(n) for n in self.eval_lengths))
+    if self.eval_lengths and ('length' not in self.task_params
+                              or min(self.eval_lengths) < 1):
+      raise UsageError(f'eval_lengths {self.eval_lengths} for {self.task}: needs a task with '
+                       'a `length` parameter and lengths >= 1')
 
   @property
   def name(self) -> str:
     params = ','.join(f'{k}={v}' for k, v in self.task_params.items())
     precision = '' if self.precision == 'float32' else f'/{self.precision}'
+    lengths = (f'/eval@{min(self.eval_lengths)}-{max(self.eval_lengths)}'
+               if self.eval_lengths else '')
     return (f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}'
-            f'/s{self.seed}{precision}')
+            f'/s{self.seed}{precision}{lengths}')
 
   def to_dict(self) -> dict[str, Any]:
     """Plain JSON-able data; `Cell.from_dict` inverts it."""
     out = dataclasses.asdict(self)
     out['probes'] = list(self.probes)
-    if self.precision == 'float32':  # added later: at its default, earlier cells keep
-      del out['precision']           # their identity (digest)
+    out['eval_lengths'] = list(self.eval_lengths)
+    # Fields added later are left out at their defaults, so earlier cells keep their
+    # identity (digest).
+    for field, default in (('precision', 'float32'), ('eval_lengths', [])):
+      if out[field] == default:
+        del out[field]
     return json.loads(json.dumps(out, default=_plain))
 
   @classmethod
@@ -171,7 +186,8 @@ class Cell:
     if set(train) - train_fields:
       raise UsageError(f'train has no field(s) {", ".join(sorted(set(train) - train_fields))}; '
                        f'valid: {", ".join(sorted(train_fields))}')
-    return cls(**{**d, 'train': TrainConfig(**train), 'probes': tuple(d.get('probes', ()))})
+    return cls(**{**d, 'train': TrainConfig(**train), 'probes': tuple(d.get('probes', ())),
+                  'eval_lengths': tuple(d.get('eval_lengths', ()))})
 
   @property
   def digest(self) -> str:

@@ -3,7 +3,7 @@
 `data` never imports `archs` or `benchmarks`: a task describes inputs and outputs through
 its TaskSpec and knows nothing of the model that reads it.
 """
-from archbench.data.registry import build, get, names, register, spec_of
+from archbench.data.registry import at_length, build, get, names, register, spec_of
 from archbench.data.spec import KINDS, Task, TaskSpec
 
 # Task modules register themselves on import.
@@ -12,4 +12,4 @@ from archbench.data import listops, language, forecast  # noqa: F401
 from archbench.data import chomsky  # noqa: F401
 from archbench.data import tfds_tasks  # noqa: F401
 
-__all__ = ['KINDS', 'Task', 'TaskSpec', 'build', 'get', 'names', 'register', 'spec_of']
+__all__ = ['KINDS', 'Task', 'TaskSpec', 'at_length', 'build', 'get', 'names', 'register', 'spec_of']

@@ -318,24 +318,20 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
     return
 
   # Evaluate on the held-out set, one compiled scan over padded batches.
-  batches, weights = parallel.put_batches(train_lib.pad_eval_set(
-      task.eval_data, tc.eval_batch_size, multiple=parallel.num_devices))
-  evaluate = functools.partial(train_lib.evaluate, model=model, spec=spec)
-  compiled_eval, eval_compile_s = timing.compile_ahead(evaluate, state.params, batches,
-                                                       weights, fast=cell.fast_compile)
-  eval_chrono = timing.Chrono(warmup_windows=0)
-  sums = eval_chrono.time(compiled_eval, state.params, batches, weights)
-  metrics = train_lib.finalize(spec, jax.device_get(sums), 'eval')
+  metrics, eval_compile_s, eval_s = _evaluate(model, task, state.params, tc, parallel,
+                                              cell.fast_compile)
   out['metrics'].update(metrics)
   if not all(math.isfinite(v) for v in metrics.values()):
     raise Diverged(f'evaluation gave non-finite metrics: {metrics}')
   out['metrics'].update({f'baseline/{k}': v for k, v in spec.baselines.items()})
   out['metrics']['solved'] = spec.is_solved(metrics[spec.metric])
   out['perf'].update(eval_compile_s=eval_compile_s,
-                     eval_examples_per_s=task.eval_size / eval_chrono.median_s,
+                     eval_examples_per_s=task.eval_size / eval_s,
                      device_peak_bytes=cell_device_peak(peak_before, _device_peak_in_use()))
   if 'gradient' in cell.probes:
     out['metrics'].update(probe.measure(state.params, 'trained'))
+  if cell.eval_lengths:
+    out['metrics'].update(evaluate_at_lengths(cell, model, state.params, parallel))
 
   # Text generation: sample continuations of held-out prompts, scored by the task.
   if task.score_samples is not None:
@@ -345,6 +341,41 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
         arch=arch)
     out['metrics'].update(scores)
     out['perf']['sample_compile_s'] = sample_compile_s
+
+
+def _evaluate(model, task, params, tc, parallel, fast: bool):
+  """(metrics 'eval/...', compile seconds, run seconds) of `params` on `task`'s held-out
+  set: one compiled scan over its padded batches."""
+  batches, weights = parallel.put_batches(train_lib.pad_eval_set(
+      task.eval_data, tc.eval_batch_size, multiple=parallel.num_devices))
+  evaluate = functools.partial(train_lib.evaluate, model=model, spec=task.spec)
+  compiled, compile_s = timing.compile_ahead(evaluate, params, batches, weights, fast=fast)
+  chrono = timing.Chrono(warmup_windows=0)
+  sums = chrono.time(compiled, params, batches, weights)
+  return train_lib.finalize(task.spec, jax.device_get(sums), 'eval'), compile_s, chrono.median_s
+
+
+def evaluate_at_lengths(cell: Cell, model, params, parallel) -> dict[str, float]:
+  """Length generalisation: the trained model on held-out sets of every length in
+  `cell.eval_lengths` (data.at_length: each set holds that length only), as metrics
+  'length/<L>/<metric>', and their mean over the lengths beyond training as
+  'ood/<metric>' (out of distribution: L > the task's training `length`).
+
+  The same parameters serve every length: recurrences, convolutions and sinusoidal
+  positions take any length; a learned position table (sized at initialisation) cannot,
+  and the cell then fails with that error."""
+  entry = data.get(cell.task)
+  metrics, beyond = {}, {}
+  for length in cell.eval_lengths:
+    task = entry.build(cell.seed, **data.at_length(cell.task_params, length))
+    values, _, _ = _evaluate(model, task, params, cell.train, parallel, cell.fast_compile)
+    for key, value in values.items():
+      name = key.split('/', 1)[1]
+      metrics[f'length/{length}/{name}'] = value
+      if length > cell.task_params['length']:
+        beyond.setdefault(name, []).append(value)
+  metrics.update({f'ood/{name}': float(np.mean(v)) for name, v in beyond.items()})
+  return metrics
 
 
 def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
