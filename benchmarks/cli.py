@@ -50,6 +50,8 @@ def make_flags(argv: list[str] | None = None) -> flags.FlagValues:
   flags.DEFINE_bool('timing', None, 'Also judge step times (same machine only): on by '
                     'default for compare, off for reproduce.', flag_values=fv)
   flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=fv)
+  flags.DEFINE_bool('list', False, 'reproduce: list the reproductions of published results, '
+                    'each at both sizes.', flag_values=fv)
   flags.DEFINE_string('data_dir', None, 'Directory of prepared TFDS datasets (default: '
                       '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).',
                       flag_values=fv)
@@ -77,10 +79,11 @@ COMMANDS = {
     'compare': ('BASE NEW [--json] [--notiming]',
                 'Compare two runs cell by cell, each difference against its tolerance (seed '
                 'spread, timing windows); exit 1 when a cell got worse.', ('json', 'timing')),
-    'reproduce': ('DIR [--out OUT] [--workers N] [--timing]',
-                  'Re-run the cells of a run (e.g. results/quick-cpu) from their records and '
-                  'compare the new run with it.',
-                  ('out', 'workers', 'timing', 'plugin', 'compile_cache')),
+    'reproduce': ('NAME | DIR | --list [--out OUT] [--workers N] [--timing]',
+                  'Reproduce a published result (NAME, see --list): run it, then write and '
+                  'print paper | archbench | difference | verdict. Or re-run the cells of a '
+                  'run directory (e.g. results/quick-cpu) from their records and compare.',
+                  ('list', 'out', 'workers', 'timing', 'plugin', 'compile_cache')),
     'env': ('[--json]', 'What this machine would record as provenance: CPU and its features, '
             'devices, XLA flags, matmul precision, versions, code version and commit.',
             ('json',)),
@@ -437,6 +440,79 @@ def cmd_compare(args: list[str]) -> int:
 
 
 def cmd_reproduce(args: list[str]) -> int:
+  """`reproduce --list`, `reproduce NAME` (a published result) or `reproduce DIR` (a
+  recorded run)."""
+  if FLAGS.list:
+    if args:
+      raise Usage(f'reproduce --list takes no argument; {USAGE}')
+    return cmd_reproductions()
+  if len(args) != 1:
+    raise Usage('reproduce takes one reproduction NAME (archbench reproduce --list) or one '
+                f'run directory (e.g. results/quick-cpu); {USAGE}')
+  target = pathlib.Path(args[0])
+  if target.is_dir() or target.suffix == '.jsonl':
+    return _rerun_and_compare(args[0])
+  return _reproduce(args[0])
+
+
+def cmd_reproductions() -> int:
+  """Every reproduction at both sizes: what it reproduces, its cells and its runtime (the
+  cpu size's measured, the full size's estimated from the cpu run's step rates)."""
+  from archbench.benchmarks import config as config_lib
+  from archbench.benchmarks.results import estimate
+  lines = ['| reproduction | size | what | cells | runtime |', '|---|---|---|---|---|']
+  for name, (_, size) in config_lib.reproductions().items():
+    config = config_lib.load_reproduction(name)
+    rep, cells = config.reproduction, config_lib.cells(config)
+    runtime = rep.runtime
+    rates_dir = pathlib.Path(__file__).resolve().parent.parent / 'results' / f'{name}-cpu'
+    if size == 'full' and (rates_dir / 'results.jsonl').is_file():
+      rows = estimate.estimate(config, estimate.measured_rates(rates_dir))
+      cpu_s = sum(r['cpu_s'] or 0.0 for r in rows.values())
+      gpu_s = sum(r['gpu_s'] for r in rows.values())
+      runtime = (f'estimate: about {cpu_s / 3600:,.0f} h on the 2-core CPU (step rates of '
+                 f'results/{name}-cpu), about {gpu_s / 3600:,.1f} h on one GPU '
+                 f'({estimate.GPU().name}, assumed, see results/estimate.py)')
+    lines.append(f'| {name} | {size} | {rep.title} | {len(cells)} | {runtime} |')
+  print('\n'.join(lines))
+  print('\nRun one: archbench reproduce NAME [--out DIR]; its table lands in '
+        'DIR/reproduction.md')
+  return 0
+
+
+def _reproduce(name: str) -> int:
+  """Run a reproduction and judge it against the paper (results/reproduction.py)."""
+  from archbench.benchmarks import config as config_lib
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.progress import Progress
+  from archbench.benchmarks.results import records as records_lib
+  from archbench.benchmarks.results import report, reproduction
+  try:
+    config = config_lib.load_reproduction(name)
+    cells = config_lib.cells(config)
+    for cell in cells:
+      runner.prepare(cell, build_task=False)
+    spec = reproduction.plain(config.reproduction)
+  except UsageError as e:
+    raise Usage(str(e)) from None
+  out = _out_dir(name)
+  # The spec first, so that a killed reproduction, resumed with `archbench run --resume`,
+  # is judged by `archbench report DIR`.
+  (out / reproduction.FILE_JSON).write_text(json.dumps({'reproduction': spec}, indent=1))
+  runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or 1,
+                   progress=Progress.for_terminal(len(cells)),
+                   execution=config_lib.execution(config))
+  records = records_lib.load_records(out / 'results.jsonl')
+  reproduction.write(out, spec, records)
+  report.write_summaries(out, plots=True)  # again: report.html shows the verdicts
+  print((out / reproduction.FILE_MD).read_text())
+  failed = sum(r['status'] != 'ok' for r in records)
+  print(f'{len(records) - failed} ok, {failed} failed; table in {out / reproduction.FILE_MD}')
+  return 1 if failed else 0
+
+
+def _rerun_and_compare(path: str) -> int:
   """Re-run a recorded run's cells and compare: every cell `same` or `within noise` is a
   reproduction; exit 1 when a cell got worse beyond its tolerance. Step times are judged
   only with --timing: a later run, even on the same machine, varies beyond its own timing
@@ -445,10 +521,8 @@ def cmd_reproduce(args: list[str]) -> int:
   from archbench.benchmarks.harness import runner
   from archbench.benchmarks.progress import Progress
   from archbench.benchmarks.results import compare, records, report
-  if len(args) != 1:
-    raise Usage(f'reproduce takes one run directory (e.g. results/quick-cpu); {USAGE}')
   try:
-    base = compare.load(args[0])
+    base = compare.load(path)
     cells = list({c.digest: c for c in map(records.cell_of, base)}.values())
     for cell in cells:
       runner.prepare(cell, build_task=False)
@@ -464,7 +538,7 @@ def cmd_reproduce(args: list[str]) -> int:
   (out / 'comparison.md').write_text(text)
   report.write_summaries(out, plots=True)  # again: report.html shows the comparison
   print(text)
-  print(f'{len(cells)} cells re-run from {args[0]}; results and comparison.md in {out}')
+  print(f'{len(cells)} cells re-run from {path}; results and comparison.md in {out}')
   return result.exit_code
 
 
@@ -481,17 +555,26 @@ def cmd_env() -> int:
 
 
 def cmd_report(args: list[str]) -> int:
-  from archbench.benchmarks.results import report
+  from archbench.benchmarks.core import UsageError
+  from archbench.benchmarks.results import records as records_lib
+  from archbench.benchmarks.results import report, reproduction
   if len(args) != 1:
     raise Usage(f'report takes one directory; {USAGE}')
   out = pathlib.Path(args[0])
   if not (out / 'results.jsonl').is_file():
     raise Usage(f'no results.jsonl in {out}')
+  try:
+    spec = reproduction.saved(out)
+  except UsageError as e:
+    raise Usage(str(e)) from None
+  if spec is not None:  # a reproduction: its verdicts again, before report.html shows them
+    reproduction.write(out, spec, records_lib.load_records(out / 'results.jsonl'))
   records = report.write_summaries(out, plots=True)
   if not records:
     raise Usage(f'{out / "results.jsonl"} holds no readable record')
   print((out / 'summary.md').read_text())
-  print(f'{len(records)} records; wrote summary.md, summary.csv, summary.tex, report.html '
+  also = ', reproduction.md' if spec is not None else ''
+  print(f'{len(records)} records; wrote summary.md, summary.csv, summary.tex, report.html{also} '
         f'and the plots in {out}')
   return 0
 

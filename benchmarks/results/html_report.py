@@ -37,6 +37,7 @@ figcaption { color: #555; font-size: 0.9em; }
 .env td { word-break: break-word; }
 """
 COMPARISON = 'comparison.md'  # written by `archbench reproduce` into the new run
+REPRODUCTION = 'reproduction.md'  # written by `archbench reproduce NAME`
 
 
 def _figure(path: pathlib.Path) -> str:
@@ -60,13 +61,19 @@ def environment_table(records) -> str:
 
 
 def sections_of(out_dir: pathlib.Path) -> list[tuple[str, str]]:
-  """The extra sections a run directory holds: the reproduction verdicts of `archbench
-  reproduce` (comparison.md) when there are some."""
+  """The extra sections a run directory holds: the verdicts of `archbench reproduce`,
+  against a paper (reproduction.md) or against the run reproduced (comparison.md)."""
+  sections = []
+  path = out_dir / REPRODUCTION
+  if path.is_file():
+    text = path.read_text(encoding='utf-8')
+    sections.append(('Reproduction: verdicts against the paper',
+                     text.split('\n', 1)[1] if text.startswith('# ') else text))
   path = out_dir / COMPARISON
   if path.is_file():
-    return [('Reproduction: verdicts against the run reproduced',
-             path.read_text(encoding='utf-8'))]
-  return []
+    sections.append(('Reproduction: verdicts against the run reproduced',
+                     path.read_text(encoding='utf-8')))
+  return sections
 
 
 def page(records, plots: list[pathlib.Path],
