@@ -6,6 +6,11 @@
   decay is what compares across families.
 * `length_<task>.png`: the headline metric against sequence length (log2 axis), one line
   per architecture, with the task's baseline and solved threshold drawn in.
+* `length_generalization_<task>.png`: for cells evaluated at lengths other than their
+  training length (Cell.eval_lengths), the metric (accuracy) against the evaluation
+  length, one line per architecture (mean over seeds, a light band from the lowest to the
+  highest seed), the training length as a dashed vertical line and the task's constant
+  baseline, where recorded, as a dotted horizontal one.
 * `scaling_<task>.png`: cost against length, log-log, for runs with a cost sweep
   (scaling.py).
 * `curves_<task>.png`: the training loss against the step (the records' `curves`), one line
@@ -100,6 +105,58 @@ def plot_lengths(records, task: str, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def _trained_length(record) -> int | None:
+  return ((record.get('config') or {}).get('task') or {}).get('length')
+
+
+def plot_generalisation(records, task: str, path: pathlib.Path) -> None:
+  groups = report.generalisation_groups(records)[task]
+  name = report.generalisation_metric(groups)
+  several = len({trained for _, trained in groups}) > 1
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  for (arch, trained), group in groups.items():
+    lengths = report.generalisation_lengths({(arch, trained): group})
+    points = [(n, [r['metrics'][f'length/{n}/{name}'] for r in group if r['status'] == 'ok'
+                   and r['metrics'].get(f'length/{n}/{name}') is not None]) for n in lengths]
+    points = [(n, values) for n, values in points if values]
+    if not points:
+      continue
+    xs = [n for n, _ in points]
+    label = f'{arch} (trained {trained})' if several else arch
+    (line,) = ax.plot(xs, [statistics.fmean(v) for _, v in points], marker='o',
+                      markersize=3.5, linewidth=1.6, label=label)
+    if len(group) > 1:
+      ax.fill_between(xs, [min(v) for _, v in points], [max(v) for _, v in points],
+                      color=line.get_color(), alpha=0.15, linewidth=0)
+  trained_lengths = sorted({n for g in groups.values() for r in g
+                            if (n := _trained_length(r)) is not None})
+  for i, n in enumerate(trained_lengths):
+    ax.axvline(n, color='black', linestyle='--', linewidth=1,
+               label='training length' if i == 0 else None)
+  key = f'baseline/eval/{name}'
+  baseline = next((r['metrics'][key] for g in groups.values() for r in g
+                   if r['metrics'].get(key) is not None), None)
+  if baseline is not None:
+    ax.axhline(baseline, color='grey', linestyle=':', label='baseline')
+  evaluated = report.generalisation_lengths(groups)
+  if len(evaluated) <= 12:
+    ax.set_xticks(evaluated, [str(n) for n in evaluated])
+  label = report.METRIC_LABELS.get(f'eval/{name}', name)
+  if name.endswith(('accuracy', 'exact_match')):
+    ax.set_ylim(-0.02, 1.02)
+  arrow = '↓' if name.endswith(report.LOWER_IS_BETTER) else '↑'
+  ax.set_xlabel('evaluation length L (every sequence of the set has length L)')
+  ax.set_ylabel(f'held-out {label} {arrow}')
+  ax.set_title(f'{task}: length generalisation')
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=8, ncol=2)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  scaling.shrink_png(path)
+
+
 def curve_groups(records) -> dict[str, dict[str, dict[str, list[list]]]]:
   """task -> column (the task with its swept parameters) -> row (the architecture) -> the
   training curves of its seeds. Cost-sweep points, trained a few steps to time them, and
@@ -181,6 +238,10 @@ def write_plots(out_dir: pathlib.Path, records) -> list[pathlib.Path]:
   for task in report.sweep_points(records):
     path = out_dir / f'length_{task}.png'
     plot_lengths(records, task, path)
+    written.append(path)
+  for task in report.generalisation_groups(records):
+    path = out_dir / f'length_generalization_{task}.png'
+    plot_generalisation(records, task, path)
     written.append(path)
   written += scaling.write_plots(out_dir, records)
   for task in curve_groups(records):

@@ -4,7 +4,9 @@ plots, `report.html` (html_report.py).
 
 Rows are architectures (with the size when a run mixes sizes), columns are tasks (with
 the parameters that vary between cells, e.g. the length, when a run sweeps them). Seeds
-of the same cell are aggregated as mean ± std.
+of the same cell are aggregated as mean ± std. Runs whose cells were evaluated at other
+lengths than they were trained at (Cell.eval_lengths) get a table per task of the metric
+at each evaluation length and its mean beyond training.
 """
 from __future__ import annotations
 
@@ -284,6 +286,108 @@ def lrd_sections(records) -> list[str]:
   return parts
 
 
+# ---------------------------------------------------------------------------------------
+# Length generalisation (Cell.eval_lengths, runner.evaluate_at_lengths): records with
+# 'length/<L>/<metric>' and 'ood/<metric>' metrics.
+
+LENGTH_HEADING = 'Length generalisation: accuracy per evaluation length'
+
+
+def _length_metrics(record) -> dict[int, str]:
+  """L -> the metric names recorded at evaluation length L."""
+  out: dict[int, set] = {}
+  for key in record.get('metrics', {}):
+    parts = key.split('/')
+    if len(parts) == 3 and parts[0] == 'length' and parts[1].isdigit():
+      out.setdefault(int(parts[1]), set()).add(parts[2])
+  return out
+
+
+def _asked_lengths(record) -> list[int]:
+  """The evaluation lengths a record's cell asked for (a failed cell records none)."""
+  return [int(n) for n in ((record.get('config') or {}).get('cell') or {}).get('eval_lengths')
+          or ()]
+
+
+def trained_range(record) -> str:
+  """The training lengths of a record's task: 'min..max' for a task drawing lengths in a
+  range (min_length), else the length."""
+  params = (record.get('config') or {}).get('task') or {}
+  low, high = params.get('min_length'), params.get('length')
+  return f'{low}..{high}' if low is not None and low != high else str(high)
+
+
+def generalisation_groups(records) -> dict[str, dict[tuple[str, str], list[dict]]]:
+  """task -> (row, trained range) -> the records (seeds) of that row: every record with
+  per-length metrics, and failed ones whose cell asked for evaluation lengths."""
+  row, _ = row_column_labels(records)
+  out: dict = {}
+  for r in records:
+    if _length_metrics(r) or (r['status'] != 'ok' and _asked_lengths(r)):
+      out.setdefault(r['task'], {}).setdefault((row(r), trained_range(r)), []).append(r)
+  return out
+
+
+def generalisation_metric(groups: dict[tuple[str, str], list[dict]]) -> str:
+  """The metric a task's table and plot show: accuracy where recorded, else the task's
+  headline metric (its name without 'eval/')."""
+  names = set().union(*(n for g in groups.values() for r in g
+                        for n in _length_metrics(r).values()))
+  if 'accuracy' in names or not names:
+    return 'accuracy'
+  headline = next((headline_metric(r) for g in groups.values() for r in g
+                   if headline_metric(r)), None)
+  name = headline.split('/', 1)[-1] if headline else None
+  return name if name in names else sorted(names)[0]
+
+
+def generalisation_lengths(groups: dict[tuple[str, str], list[dict]]) -> list[int]:
+  return sorted({n for g in groups.values() for r in g
+                 for n in [*_length_metrics(r), *_asked_lengths(r)]})
+
+
+def generalisation_table(records, task: str) -> str:
+  """Rows: architectures (and their training lengths where a run has several); columns: the
+  number of ok seeds, the metric at each evaluation length, and its mean over the lengths
+  beyond training (mean ± std over seeds, as the other tables)."""
+  groups = generalisation_groups(records)[task]
+  name = generalisation_metric(groups)
+  lengths = generalisation_lengths(groups)
+  header = ['arch', 'trained', 'seeds'] + [f'L={n}' for n in lengths] + ['OOD mean']
+  body = []
+  for (a, trained), group in groups.items():
+    seeds = str(sum(r['status'] == 'ok' for r in group))
+    body.append([a, trained, seeds]
+                + [_cell_text(group, f'length/{n}/{name}', False) for n in lengths]
+                + [_cell_text(group, f'ood/{name}', False)])
+  return records_lib.markdown_table(header, body)
+
+
+def generalisation_sections(records) -> list[str]:
+  """The summary's length-generalisation part: one table per task; empty for runs whose
+  records have no per-length metrics."""
+  by_task = generalisation_groups(records)
+  if not by_task:
+    return []
+  parts = [f'## {LENGTH_HEADING}',
+           'Held-out metric of models trained at the lengths in *trained* and evaluated on '
+           'sets whose sequences all have length L; OOD mean: the mean over the lengths L '
+           'beyond the longest trained length; seeds: ok cells; mean ± std over seeds.']
+  for task, groups in by_task.items():
+    name = generalisation_metric(groups)
+    label = METRIC_LABELS.get(f'eval/{name}', name)
+    notes = [f'{label[:1].upper()}{label[1:]} '
+             f'{"↓" if name.endswith(LOWER_IS_BETTER) else "↑"} at each evaluation length']
+    baselines = _ordered(r['metrics'][f'baseline/eval/{name}'] for g in groups.values()
+                         for r in g if r['metrics'].get(f'baseline/eval/{name}') is not None)
+    if baselines:
+      notes.append('constant baseline at the training length: '
+                   + ', '.join(_metric_format(name).format(b) for b in baselines))
+    parts += [f'### Length generalisation: {task}', '; '.join(notes) + '.',
+              generalisation_table(records, task)]
+  return parts
+
+
 def summary_markdown(records: list[dict[str, Any]]) -> str:
   if not records:
     return '# archbench summary\n\nNo records.\n'
@@ -308,6 +412,7 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
     ]
   parts += [
       *lrd_sections(records),
+      *generalisation_sections(records),
       *scaling.sections(records),
       '## Performance (training step, median over timed windows)',
       perf_table(records),
