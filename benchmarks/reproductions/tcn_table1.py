@@ -76,7 +76,7 @@ DEPARTURES = [
 def get_config(size: str = 'full'):
   cpu = size == 'cpu'
   if cpu:
-    adding_lengths, adding_steps, copy_length, copy_steps = (200,), 1500, 100, 800
+    adding_lengths, adding_steps, copy_length, copy_steps = (200,), 1500, 100, 2500
     seeds, copy_tcn = (0,), dict(TCN_COPY, num_blocks=5)  # receptive field 435 >= 120
   else:
     adding_lengths, adding_steps, copy_length, copy_steps = (200, 600), 15625, 1000, 15650
@@ -126,13 +126,18 @@ def get_config(size: str = 'full'):
       for arch in ARCHS:
         rows.append(expect(arch, task, 'eval/accuracy', numbers[arch],
                            TABLE1 + (', Seq. MNIST' if task == 'smnist' else ', P-MNIST')))
+  # The paper's T=600 split: TCN and GRU solve adding, LSTM and RNN do not. At the cpu
+  # size's T=200 only the Elman RNN is expected to fail (the LSTM's trouble is length).
   t = 200 if cpu else 600
+  losers = ('rnn',) if cpu else ('lstm', 'rnn')
   claims = [
-      claim(f'TCN beats LSTM and RNN on adding (T={t}) by at least 10x in MSE', 'adding',
-            'eval/mse', 'tcn', ('lstm', 'rnn'), where={'length': t}, factor=10),
-      claim(f'TCN beats every recurrent model on copy memory (T={copy_length}) by at least '
-            '10x in loss', 'copy', 'eval/loss', 'tcn', ('lstm', 'gru', 'rnn'), factor=10),
-  ]
+      claim(f'{arch.upper()} beats {" and ".join(a.upper() for a in losers)} on adding '
+            f'(T={t}) by at least 10x in MSE', 'adding', 'eval/mse', arch, losers,
+            where={'length': t}, factor=10)
+      for arch in ('tcn', 'gru')]
+  claims.append(claim(f'TCN beats every recurrent model on copy memory (T={copy_length}) by '
+                      'at least 10x in loss', 'copy', 'eval/loss', 'tcn',
+                      ('lstm', 'gru', 'rnn'), factor=10))
   config.reproduction = spec(
       title='TCN paper, Table 1 (synthetic stress tests and pixel MNIST)' +
       (', reduced for a CPU' if cpu else ''),
@@ -143,7 +148,7 @@ def get_config(size: str = 'full'):
       checkpoint='last weights (the paper does not say)', rows=rows, claims=claims,
       departures=DEPARTURES + ([
           'Reduced budget (cpu): adding at T=200 only, 1,500 steps (the paper: T=600, '
-          '15,625); copy memory at T=100 with 800 steps (the paper: T=1000, 15,650) and a '
+          '15,625); copy memory at T=100 with 2,500 steps (the paper: T=1000, 15,650) and a '
           '5-level TCN (receptive field 435, the paper\'s 8 levels reach 3,571); one seed; '
           'no MNIST rows (the dataset cannot be downloaded here).'] if cpu else [
           'Adding T=200 uses the T=600 TCN (k=8, n=8, 24 channels; one plan serves both '
