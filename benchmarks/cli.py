@@ -11,6 +11,7 @@ import logging as std_logging
 import os
 import pathlib
 import sys
+import time
 
 from absl import flags, logging
 from ml_collections import config_flags
@@ -459,13 +460,20 @@ def cmd_reproductions() -> int:
   """Every reproduction at both sizes: what it reproduces, its cells and its runtime (the
   cpu size's measured, the full size's estimated from the cpu run's step rates)."""
   from archbench.benchmarks import config as config_lib
-  from archbench.benchmarks.results import estimate
+  from archbench.benchmarks.results import estimate, reproduction
   lines = ['| reproduction | size | what | cells | runtime |', '|---|---|---|---|---|']
   for name, (_, size) in config_lib.reproductions().items():
     config = config_lib.load_reproduction(name)
     rep, cells = config.reproduction, config_lib.cells(config)
     runtime = rep.runtime
-    rates_dir = pathlib.Path(__file__).resolve().parent.parent / 'results' / f'{name}-cpu'
+    results = pathlib.Path(__file__).resolve().parent.parent / 'results'
+    measured = results / name / reproduction.FILE_JSON
+    if size == 'cpu' and measured.is_file():
+      run = json.loads(measured.read_text())
+      if run.get('wall_s'):
+        runtime = (f'measured: {reproduction.duration(run["wall_s"])} on {run.get("machine")} '
+                   f'(results/{name}/)')
+    rates_dir = results / f'{name}-cpu'
     if size == 'full' and (rates_dir / 'results.jsonl').is_file():
       rows = estimate.estimate(config, estimate.measured_rates(rates_dir))
       cpu_s = sum(r['cpu_s'] or 0.0 for r in rows.values())
@@ -500,11 +508,12 @@ def _reproduce(name: str) -> int:
   # The spec first, so that a killed reproduction, resumed with `archbench run --resume`,
   # is judged by `archbench report DIR`.
   (out / reproduction.FILE_JSON).write_text(json.dumps({'reproduction': spec}, indent=1))
+  started = time.monotonic()
   runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or 1,
                    progress=Progress.for_terminal(len(cells)),
                    execution=config_lib.execution(config))
   records = records_lib.load_records(out / 'results.jsonl')
-  reproduction.write(out, spec, records)
+  reproduction.write(out, spec, records, wall_s=time.monotonic() - started)
   report.write_summaries(out, plots=True)  # again: report.html shows the verdicts
   print((out / reproduction.FILE_MD).read_text())
   failed = sum(r['status'] != 'ok' for r in records)

@@ -220,6 +220,7 @@ def test_reproduce_list_and_a_named_reproduction_end_to_end(tmp_path, monkeypatc
   assert 'Reproduction: verdicts against the paper' in (out / 'report.html').read_text()
   judged = json.loads((out / rep.FILE_JSON).read_text())
   assert judged['cells'] == 2 and judged['rows'][0]['seeds'] == [0]
+  assert judged['wall_s'] > 0 and ' wall time on ' in table  # measured, and kept below
   # `archbench report` judges again from the records and the saved spec: same table.
   (out / rep.FILE_MD).unlink()
   assert cli.run(['archbench', 'report', str(out)]) == 0

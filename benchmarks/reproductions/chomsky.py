@@ -4,8 +4,9 @@ hierarchy, with archbench's own column for the architectures the paper did not h
 LRU, TCN, decoder-only Transformer).
 
 Command: archbench reproduce chomsky-cpu      (or chomsky for the paper's budget)
-Runtime (cpu): see results/chomsky-cpu/ (measured, stated in `archbench reproduce --list`).
-Reference run and table: results/chomsky-cpu/.
+Runtime: `archbench reproduce --list` shows the cpu size's, measured by its reference run
+(results/chomsky-cpu/; under 20 minutes on a 2-core CPU), and the full size's,
+estimated from that run's step rates. Reference run and table: results/chomsky-cpu/.
 
 Protocol (the paper's, Section 4, and its code, google-deepmind/
 neural_networks_chomsky_hierarchy, experiments/example.py and models/): train on strings

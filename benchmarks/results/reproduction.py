@@ -223,6 +223,7 @@ def judge(reproduction: dict, records: list[dict]) -> dict[str, Any]:
   first = records[0] if records else {}
   return {'reproduction': reproduction, 'rows': rows, 'claims': claims,
           'run_id': first.get('run_id'), 'suite': first.get('suite'),
+          'machine': (first.get('env') or {}).get('cpu'),
           'cells': len(records), 'failed': sum(r['status'] != 'ok' for r in records),
           'seeds': sorted({r['seed'] for r in records})}
 
@@ -249,6 +250,11 @@ def _spread(row) -> str:
   return f'{_num(row["mean"])}{std} (n={len(row["values"])})'
 
 
+def duration(seconds: float) -> str:
+  minutes, secs = divmod(round(seconds), 60)
+  return f'{minutes} min {secs} s' if minutes else f'{secs} s'
+
+
 def _said(outcome: bool, label: str) -> str:
   return label if outcome else f'not {label}'
 
@@ -258,9 +264,12 @@ def to_markdown(judged: dict) -> str:
   rule = rep['seeds_rule']
   size = ('reduced CPU budget: verdicts are qualitative' if rep['qualitative']
           else "the paper's budget")
+  took = ''
+  if judged.get('wall_s'):
+    took = f' in {duration(judged["wall_s"])} wall time on {judged.get("machine") or "?"}'
   lines = [f'# Reproduction: {rep["title"]}', '',
            f'{rep["paper"]}. Size: {size}.', '',
-           f'Run `{judged["run_id"]}` (suite `{judged["suite"]}`): {judged["cells"]} cells, '
+           f'Run `{judged["run_id"]}` (suite `{judged["suite"]}`): {judged["cells"]} cells{took}, '
            f'{judged["failed"]} failed; seeds {", ".join(map(str, judged["seeds"]))}. '
            f'Seeds aggregated by **{rule}** ({rep["seeds_rule_source"]}); checkpoint: '
            f'{rep["checkpoint"]}.', '', '## Table', '',
@@ -311,9 +320,15 @@ def to_markdown(judged: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def write(out_dir: pathlib.Path, reproduction: dict, records: list[dict]) -> dict[str, Any]:
-  """Judge `records` and write reproduction.md, .json and .tex (booktabs) in out_dir."""
+def write(out_dir: pathlib.Path, reproduction: dict, records: list[dict],
+          wall_s: float | None = None) -> dict[str, Any]:
+  """Judge `records` and write reproduction.md, .json and .tex (booktabs) in out_dir.
+  `wall_s`, the run's wall time, is kept from an earlier write when not given (a re-judge
+  by `archbench report` does not know it)."""
   judged = judge(reproduction, records)
+  if wall_s is None and (out_dir / FILE_JSON).is_file():
+    wall_s = json.loads((out_dir / FILE_JSON).read_text(encoding='utf-8')).get('wall_s')
+  judged['wall_s'] = wall_s
   text = to_markdown(judged)
   (out_dir / FILE_MD).write_text(text, encoding='utf-8')
   (out_dir / FILE_JSON).write_text(json.dumps(judged, indent=1) + '\n', encoding='utf-8')
