@@ -3,8 +3,9 @@ accuracy, with archbench's own column for the recurrent, linear-recurrent and
 convolutional families the benchmark did not run.
 
 Command: archbench reproduce lra-listops-cpu      (or lra-listops for the paper's budget)
-Runtime (cpu): see results/lra-listops-cpu/ (measured, stated in `archbench reproduce
---list`). Reference run and table: results/lra-listops-cpu/.
+Runtime: `archbench reproduce --list` shows the cpu size's, measured by its reference run
+(results/lra-listops-cpu/; under 20 minutes on a 2-core CPU), and the full size's,
+estimated from that run's step rates. Reference run and table: results/lra-listops-cpu/.
 
 Settings at full size: LRA's generator (max depth 10, up to 10 arguments, 500 < length <
 2000; archbench's generator matches LRA's length, label and depth statistics: README,
