@@ -255,8 +255,8 @@ def duration(seconds: float) -> str:
   return f'{minutes} min {secs} s' if minutes else f'{secs} s'
 
 
-def _said(outcome: bool, label: str) -> str:
-  return label if outcome else f'not {label}'
+def _yes(outcome: bool) -> str:
+  return 'yes' if outcome else 'no'
 
 
 def to_markdown(judged: dict) -> str:
@@ -280,8 +280,8 @@ def to_markdown(judged: dict) -> str:
     if r.get('failed'):
       verdict += f' ({", ".join(r["failed"])} on some seed)'
     if rep['qualitative'] and r.get('outcome') is not None and r.get('paper_outcome') is not None:
-      verdict += (f': paper {_said(r["paper_outcome"], r["label"])}, '
-                  f'archbench {_said(r["outcome"], r["label"])}')
+      verdict += (f' ({r["label"]}: paper {_yes(r["paper_outcome"])}, '
+                  f'archbench {_yes(r["outcome"])})')
     lines.append(f'| {r["arch"]} | {r["task"]} | {r["metric"]} | {r["setting"] or "as paper"} '
                  f'| {_num(r["paper"])} | {_num(r["value"])} | {_spread(r)} '
                  f'| {_signed(r["difference"])} | {verdict} |')
