@@ -96,7 +96,7 @@ def get_config(size: str = 'full'):
     departures.append(
         'Reduced budget (cpu): the task at max depth 6 and lengths 64..256 (10,000 '
         'expressions, 1,000 held out), models at size tiny (about 20K parameters: a '
-        'two-layer Transformer of width 64 with LRA\'s dropout 0.1 but no attention '
+        'two-layer Transformer of width 28 with LRA\'s dropout 0.1 but no attention '
         'dropout, whose [B, heads, T, T] masks tripled the step time on the CPU), 1,000 '
         'steps at lr 3e-3, two seeds. The paper\'s number is for depth 10 and lengths '
         '500..2000, so only the qualitative outcome is compared.')
