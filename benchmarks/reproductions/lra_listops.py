@@ -74,9 +74,12 @@ def get_config(size: str = 'full'):
                   'its share', 'listops', 'eval/accuracy', arch, ('baseline',), margin=0.05)
             for arch in ('transformer',) + OTHERS]
   departures = [
-      'Pooling: archbench\'s classifier averages the encoder\'s outputs over the unpadded '
-      'positions and reads them with one dense layer; LRA prepends a learned CLS token and '
-      'reads it with Dense(1024) -> ReLU -> Dense(10).',
+      'Pooling and padding: expressions are padded at the end to the maximum length and '
+      'archbench applies no padding mask; its classifier reads the mean over all positions '
+      '(padding included) for the Transformer, and the last position, after the padding, '
+      'for causal models (LSTM, LRU, TCN), which must carry the answer across up to '
+      'max_length - length pad tokens. LRA masks padding in attention and reads a learned '
+      'CLS token with Dense(1024) -> ReLU -> Dense(10).',
       'Schedule: linear warm-up then cosine decay to 1% of the peak, where LRA decays as '
       f'1/sqrt(step) after its warm-up (same peak, {LRA_LISTOPS["training"]["peak_learning_rate"]:.2g}; '
       f'LRA ends at {LRA_LISTOPS["training"]["final_learning_rate"]:.2g}, this at '
