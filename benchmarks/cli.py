@@ -49,7 +49,7 @@ def make_flags(argv: list[str] | None = None) -> flags.FlagValues:
                       'cells are skipped, the cell in flight continues from its checkpoint.',
                       flag_values=fv)
   flags.DEFINE_bool('timing', None, 'Also judge step times (same machine only): on by '
-                    'default for compare, off for reproduce.', flag_values=fv)
+                    'default for compare, off for reproduce DIR.', flag_values=fv)
   flags.DEFINE_bool('json', False, 'list: print JSON.', flag_values=fv)
   flags.DEFINE_bool('list', False, 'reproduce: list the reproductions of published results, '
                     'each at both sizes.', flag_values=fv)
@@ -450,10 +450,11 @@ def cmd_reproduce(args: list[str]) -> int:
   if len(args) != 1:
     raise Usage('reproduce takes one reproduction NAME (archbench reproduce --list) or one '
                 f'run directory (e.g. results/quick-cpu); {USAGE}')
+  from archbench.benchmarks import config as config_lib
   target = pathlib.Path(args[0])
-  if target.is_dir() or target.suffix == '.jsonl':
+  if args[0] not in config_lib.reproductions() and (target.is_dir() or target.suffix == '.jsonl'):
     return _rerun_and_compare(args[0])
-  return _reproduce(args[0])
+  return _reproduce(args[0])  # a known name wins over a directory of the same name
 
 
 def cmd_reproductions() -> int:
@@ -478,7 +479,8 @@ def cmd_reproductions() -> int:
       rows = estimate.estimate(config, estimate.measured_rates(rates_dir))
       cpu_s = sum(r['cpu_s'] or 0.0 for r in rows.values())
       gpu_s = sum(r['gpu_s'] for r in rows.values())
-      runtime = (f'estimate: about {cpu_s / 3600:,.0f} h on the 2-core CPU (step rates of '
+      runtime = (f'estimate, training only: about {cpu_s / 3600:,.0f} h on the 2-core CPU '
+                 f'(step rates of '
                  f'results/{name}-cpu), about {gpu_s / 3600:,.1f} h on one GPU '
                  f'({estimate.GPU().name}, assumed, see results/estimate.py)')
     lines.append(f'| {name} | {size} | {rep.title} | {len(cells)} | {runtime} |')
@@ -505,6 +507,9 @@ def _reproduce(name: str) -> int:
   except UsageError as e:
     raise Usage(str(e)) from None
   out = _out_dir(name)
+  if (out / 'results.jsonl').exists():
+    raise Usage(f'--out {out} already holds a run (results.jsonl); give a new directory, or '
+                f'continue it with archbench run --resume {out}')
   # The spec first, so that a killed reproduction, resumed with `archbench run --resume`,
   # is judged by `archbench report DIR`.
   (out / reproduction.FILE_JSON).write_text(json.dumps({'reproduction': spec}, indent=1))
@@ -572,15 +577,15 @@ def cmd_report(args: list[str]) -> int:
   out = pathlib.Path(args[0])
   if not (out / 'results.jsonl').is_file():
     raise Usage(f'no results.jsonl in {out}')
+  if not records_lib.load_records(out / 'results.jsonl'):
+    raise Usage(f'{out / "results.jsonl"} holds no readable record')
   try:
     spec = reproduction.saved(out)
+    if spec is not None:  # a reproduction: its verdicts again, before report.html shows them
+      reproduction.write(out, spec, records_lib.load_records(out / 'results.jsonl'))
   except UsageError as e:
     raise Usage(str(e)) from None
-  if spec is not None:  # a reproduction: its verdicts again, before report.html shows them
-    reproduction.write(out, spec, records_lib.load_records(out / 'results.jsonl'))
   records = report.write_summaries(out, plots=True)
-  if not records:
-    raise Usage(f'{out / "results.jsonl"} holds no readable record')
   print((out / 'summary.md').read_text())
   also = ', reproduction.md' if spec is not None else ''
   print(f'{len(records)} records; wrote summary.md, summary.csv, summary.tex, report.html{also} '

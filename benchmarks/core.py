@@ -147,11 +147,12 @@ class Cell:
     if self.precision not in PRECISIONS:
       raise UsageError(f'precision {self.precision!r} is not known; valid: '
                        f'{", ".join(PRECISIONS)}')
-    object.__setattr__(self, 'eval_lengths', tuple(int(n) for n in self.eval_lengths))
+    object.__setattr__(self, 'eval_lengths', tuple(sorted({int(n) for n in self.eval_lengths})))
     if self.eval_lengths and ('length' not in self.task_params
                               or min(self.eval_lengths) < 1):
-      raise UsageError(f'eval_lengths {self.eval_lengths} for {self.task}: needs a task with '
-                       'a `length` parameter and lengths >= 1')
+      raise UsageError(f'eval_lengths {self.eval_lengths} for {self.task}: needs the task\'s '
+                       '`length` in its parameters (suites fill every parameter in) and '
+                       'lengths >= 1')
 
   @property
   def name(self) -> str:

@@ -58,6 +58,19 @@ def test_tolerance_widens_to_three_sigma_of_the_seeds_and_scales_for_losses():
   assert tol == pytest.approx(1e-3)  # never below 0.001 for losses
 
 
+def test_a_max_over_seeds_is_not_reproduced_by_the_seeds_range():
+  """With the paper's max rule, a paper number inside the seeds' range says nothing: the
+  maxima must agree (and the spread of failed and solved seeds must not widen the
+  tolerance)."""
+  rows = [rep.expect('transformer', 'digits', 'eval/accuracy', 0.52, 'T')]
+  records = _accuracies('transformer', [0.5, 0.6, 0.7, 0.95])
+  (row,) = rep.judge(_spec(rows, rule='max'), records)['rows']
+  assert row['value'] == 0.95 and row['verdict'] == rep.DIFFERS
+  assert row['tolerance'] == pytest.approx(0.02)
+  (row,) = rep.judge(_spec(rows, rule='mean'), records)['rows']
+  assert row['verdict'] == rep.REPRODUCED  # a mean: 0.52 lies among the seeds
+
+
 @pytest.mark.parametrize('rule,expected', [('max', 0.7), ('min', 0.1), ('median', 0.3),
                                            ('mean', 0.3666666)])
 def test_seed_rules(rule, expected):
@@ -92,7 +105,8 @@ def test_qualitative_rows_compare_outcomes_not_numbers():
   tcn, lstm, gru = rep.judge(_spec(rows, size='cpu'), records)['rows']
   assert tcn['verdict'] == 'qualitative: reproduced'  # both solved, numbers apart
   assert lstm['verdict'] == 'qualitative: differs'    # paper fails, archbench solves
-  assert gru['verdict'] == 'qualitative: no claim'
+  assert gru['verdict'] == rep.ARCHBENCH_ONLY
+  assert gru['outcome'] is False  # archbench's own outcome is still judged and shown
 
 
 def test_baseline_relative_outcomes_use_each_sides_own_baseline():
@@ -115,10 +129,12 @@ def test_claims_by_factor_margin_and_against_the_baseline():
             rep.claim('too big', 'digits', 'eval/accuracy', 'lstm', ('transformer',),
                       margin=0.4),
             rep.claim('baseline', 'adding', 'eval/mse', 'tcn', ('baseline',), factor=100),
-            rep.claim('absent', 'adding', 'eval/mse', 'gru', ('tcn',), factor=2)]
+            rep.claim('absent', 'adding', 'eval/mse', 'gru', ('tcn',), factor=2),
+            rep.claim('tie', 'digits', 'eval/accuracy', 'lstm', ('lstm',), factor=1.0)]
   verdicts = [c['verdict'] for c in rep.judge(_spec([], claims), records)['claims']]
   assert verdicts == ['qualitative: holds', 'qualitative: fails', 'qualitative: holds',
-                      'qualitative: fails', 'qualitative: holds', rep.NOT_RUN]
+                      'qualitative: fails', 'qualitative: holds', rep.NOT_RUN,
+                      'qualitative: fails']
 
 
 def test_markdown_and_booktabs_tables(tmp_path):
@@ -216,7 +232,7 @@ def test_reproduce_list_and_a_named_reproduction_end_to_end(tmp_path, monkeypatc
   table = (out / rep.FILE_MD).read_text()
   assert table in printed
   assert re.search(r'\| lstm \| adding \| eval/mse \| as paper \| 0\.1 \| [0-9.e-]+ \|', table)
-  assert 'qualitative: no claim' in table and 'fewer steps' in table
+  assert 'archbench only (solved: archbench ' in table and 'fewer steps' in table
   assert 'Reproduction: verdicts against the paper' in (out / 'report.html').read_text()
   judged = json.loads((out / rep.FILE_JSON).read_text())
   assert judged['cells'] == 2 and judged['rows'][0]['seeds'] == [0]
@@ -225,6 +241,9 @@ def test_reproduce_list_and_a_named_reproduction_end_to_end(tmp_path, monkeypatc
   (out / rep.FILE_MD).unlink()
   assert cli.run(['archbench', 'report', str(out)]) == 0
   assert (out / rep.FILE_MD).read_text() == table
+  # A directory that holds a run already is refused: its records would be judged together.
+  assert cli.run(['archbench', 'reproduce', 'tiny-one-cpu', '--out', str(out)]) == 2
+  assert 'already holds a run' in capsys.readouterr().err
 
 
 def test_unknown_reproduction_is_one_line_and_exit_2(capsys):

@@ -369,6 +369,8 @@ def evaluate_at_lengths(cell: Cell, model, params, parallel) -> dict[str, float]
   for length in cell.eval_lengths:
     task = entry.build(cell.seed, **data.at_length(cell.task_params, length))
     values, _, _ = _evaluate(model, task, params, cell.train, parallel, cell.fast_compile)
+    if not all(math.isfinite(v) for v in values.values()):
+      raise Diverged(f'evaluation at length {length} gave non-finite metrics: {values}')
     for key, value in values.items():
       name = key.split('/', 1)[1]
       metrics[f'length/{length}/{name}'] = value

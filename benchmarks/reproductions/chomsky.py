@@ -21,7 +21,7 @@ records carry `length/<L>/accuracy` per length and `ood/accuracy`, their mean.
 Positions at lengths never seen in training: the Transformer encoder and the decoder use
 sinusoidal positions (the paper's default), which are defined at every length but were
 never trained beyond 40 + out(40) positions; a learned table would have no entry there
-(archbench refuses such a cell with the error). Recurrences, the LRU and the TCN take any
+(such a cell fails with that error at its first evaluation beyond training). Recurrences, the LRU and the TCN take any
 length; the TCN sees only its receptive field (253 steps at size tiny).
 
 Results: results/chomsky-cpu/reproduction.md (README, "Reproductions").
@@ -109,7 +109,6 @@ def get_config(size: str = 'full'):
       'Models read a token embedding (the paper: one-hot inputs, a linear layer for the '
       'Transformer), and archbench\'s recurrent layers project D->D, so parameter counts '
       'differ from the paper\'s at the same widths.',
-      'Checkpoint: the last weights (the paper evaluates the final parameters too).',
   ]
   if cpu:
     departures.append(
@@ -117,7 +116,8 @@ def get_config(size: str = 'full'):
         'context-free, one context-sensitive); 1,500 steps (1,000 for reverse and '
         'duplicate) at batch 32 and lr 3e-3 (the paper: 1,000,000 at batch 128); size tiny '
         '(about 20K parameters: two-layer recurrent stacks of archbench\'s default width, a '
-        'two-layer Transformer; the paper: 256 units, five layers of 64); evaluation at '
+        'two-layer Transformer without dropout; the paper: 256 units, five layers of 64 '
+        'with dropout 0.1); evaluation at '
         'lengths 60, 100 and 200 (the paper: every length 41..500); one seed (the paper: '
         'the maximum over 10).')
   config.reproduction = spec(
@@ -130,7 +130,8 @@ def get_config(size: str = 'full'):
       departures=departures,
       runtime='measured: see results/chomsky-cpu/' if cpu else
       'estimated from the cpu run\'s step rates (`archbench reproduce --list`)',
-      notes=['Positions beyond the training lengths: the Transformer encoder and decoder '
+      notes=['Checkpoint: the last weights, as the paper evaluates its final parameters.',
+             'Positions beyond the training lengths: the Transformer encoder and decoder '
              'use sinusoidal positions, defined at every length but never trained beyond '
              'the longest training sequence (40 + the output length).'])
   return config

@@ -37,8 +37,9 @@ TRANSFORMER = dict(d_model=CONFIG['emb_dim'], num_layers=CONFIG['num_layers'],
 TRANSFORMER_PARAMS = CONFIG['num_layers'] * (4 * CONFIG['emb_dim'] ** 2
                                              + 2 * CONFIG['emb_dim'] * CONFIG['mlp_dim'])
 OTHERS = ('lstm', 'lru', 'tcn')
-# Beats the majority class clearly: 10% above its share (LRA's generator: 0.1704).
-BEATS_MAJORITY = ('>=', 1.1, 'baseline')
+# Beats the majority class clearly: a quarter above its share (LRA's generator: 0.1704),
+# the same rule for the rows and the claims.
+BEATS_MAJORITY = ('>=', 1.25, 'baseline')
 
 
 def get_config(size: str = 'full'):
@@ -70,9 +71,11 @@ def get_config(size: str = 'full'):
   rows += [expect(arch, 'listops', 'eval/accuracy', None, 'not in the paper: archbench only',
                   setting=setting, solved_if=BEATS_MAJORITY, label='beats the majority class')
            for arch in OTHERS]
-  claims = [claim(f'{arch} learns more than the majority class: accuracy at least 0.05 above '
-                  'its share', 'listops', 'eval/accuracy', arch, ('baseline',), margin=0.05)
+  claims = [claim(f'{arch} learns more than the majority class: accuracy at least '
+                  f'{BEATS_MAJORITY[1]:g}x its share', 'listops', 'eval/accuracy', arch,
+                  ('baseline',), factor=BEATS_MAJORITY[1])
             for arch in ('transformer',) + OTHERS]
+  peak = LRA_LISTOPS['training']['peak_learning_rate']
   departures = [
       'Pooling and padding: expressions are padded at the end to the maximum length and '
       'archbench applies no padding mask; its classifier reads the mean over all positions '
@@ -81,19 +84,25 @@ def get_config(size: str = 'full'):
       'max_length - length pad tokens. LRA masks padding in attention and reads a learned '
       'CLS token with Dense(1024) -> ReLU -> Dense(10).',
       'Schedule: linear warm-up then cosine decay to 1% of the peak, where LRA decays as '
-      f'1/sqrt(step) after its warm-up (same peak, {LRA_LISTOPS["training"]["peak_learning_rate"]:.2g}; '
-      f'LRA ends at {LRA_LISTOPS["training"]["final_learning_rate"]:.2g}, this at '
-      f'{LRA_LISTOPS["training"]["peak_learning_rate"] / 100:.2g}).',
+      '1/sqrt(step) after its warm-up ' + (
+          '(at the cpu size: peak 3e-3 after 100 steps, weight decay 0.01; LRA: peak '
+          f'{peak:.2g} after 1,000, weight decay 0.1).' if cpu else
+          f'(same peak, {peak:.2g}; LRA ends at '
+          f'{LRA_LISTOPS["training"]["final_learning_rate"]:.2g}, this at {peak / 100:.2g}).'),
       'Optimiser: AdamW with archbench\'s betas (0.9, 0.999) and eps 1e-8 (LRA: 0.9, 0.98, '
       '1e-9), gradients clipped at norm 1 (LRA does not clip).',
-      'Data: one held-out split of 2,000 expressions (LRA: 2,000 validation and 2,000 test); '
-      'training examples are drawn from the remaining 98,000 (LRA: 96,000); no expression '
-      'is LRA\'s (its generator is unseeded). Token ids differ (LRA: arbitrary order, 17 '
-      'ids), see data/listops.py.',
+      ('Data: one held-out split (LRA: 2,000 validation and 2,000 test expressions); '
+       + ('see the reduced budget below' if cpu else
+          '2,000 held out, training examples drawn from the remaining 98,000 (LRA: 96,000)')
+       + '; no expression is LRA\'s (its generator is unseeded). Token ids differ (LRA: '
+       'arbitrary order, 17 ids), see data/listops.py.'),
       'Checkpoint: the last weights (LRA\'s --test_only evaluates its last checkpoint too; '
       'the paper does not say).',
-      'Other families: at size large (about 10M parameters, near the Transformer\'s '
-      f'{TRANSFORMER_PARAMS / 1e6:.1f}M at LRA\'s widths); the paper ran only Transformers.',
+      'Other families: at the same size as the Transformer ' + (
+          '(tiny, about 20K parameters)' if cpu else
+          f'(large, about 10M parameters, near the Transformer\'s '
+          f'{TRANSFORMER_PARAMS / 1e6:.1f}M at LRA\'s widths)') +
+      '; the paper ran only Transformers.',
   ]
   if cpu:
     departures.append(
