@@ -319,7 +319,7 @@ def test_list_names_everything(capsys):
     assert name in out, name
   # Each suite lists its config paths.
   assert ('tasks.{adding,copy,digits,translate,lm,forecast}.{params,train,archs,arch_train,'
-          'arch_config,sweep,seeds,arch_seeds,batch_sizes}.*, execution.*, train.*, task.*, arch.*') in out
+          'arch_config,sweep,seeds,arch_seeds,batch_sizes,eval_lengths}.*, execution.*, train.*, task.*, arch.*') in out
 
 
 def test_list_json_params(capsys):
