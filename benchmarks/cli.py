@@ -577,12 +577,13 @@ def cmd_report(args: list[str]) -> int:
   out = pathlib.Path(args[0])
   if not (out / 'results.jsonl').is_file():
     raise Usage(f'no results.jsonl in {out}')
-  if not records_lib.load_records(out / 'results.jsonl'):
+  found = records_lib.load_records(out / 'results.jsonl')
+  if not found:
     raise Usage(f'{out / "results.jsonl"} holds no readable record')
   try:
     spec = reproduction.saved(out)
     if spec is not None:  # a reproduction: its verdicts again, before report.html shows them
-      reproduction.write(out, spec, records_lib.load_records(out / 'results.jsonl'))
+      reproduction.write(out, spec, found)
   except UsageError as e:
     raise Usage(str(e)) from None
   records = report.write_summaries(out, plots=True)

@@ -98,6 +98,11 @@ def plot_lengths(records, task: str, path: pathlib.Path) -> None:
   ax.set_xlabel('sequence length (positions read)')
   ax.set_ylabel(f'held-out {label} {arrow}')
   ax.set_title(f'{task}: {label} versus length')
+  _save(plt, fig, ax, path)
+
+
+def _save(plt, fig, ax, path: pathlib.Path) -> None:
+  """Grid, legend, tight layout, written at the plots' resolution, and closed."""
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize=8, ncol=2)
   fig.tight_layout()
@@ -149,11 +154,7 @@ def plot_generalisation(records, task: str, path: pathlib.Path) -> None:
   ax.set_xlabel('evaluation length L (every sequence of the set has length L)')
   ax.set_ylabel(f'held-out {label} {arrow}')
   ax.set_title(f'{task}: length generalisation')
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=8, ncol=2)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, ax, path)
   scaling.shrink_png(path)
 
 
