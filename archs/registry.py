@@ -26,7 +26,6 @@ import functools
 import hashlib
 import inspect
 import json
-import os
 import pathlib
 from typing import Any, Callable
 
@@ -34,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 from flax import nnx
+
+from archbench.common import files
 
 # Parameter budgets (backbone parameters). Each architecture solves its width to land within
 # +-10% of the budget, so families are compared at equal parameter count.
@@ -232,8 +233,7 @@ def _count_at_width(name: str, width: int) -> int:
 # `archbench list` solves every architecture at every size. The key holds a digest of the
 # code that defines the architecture (archs/ itself, plus a plug-in's own source file) and
 # the flax/jax versions, so an edited architecture is solved afresh.
-_CACHE_FILE = pathlib.Path(os.environ.get(
-    'ARCHBENCH_CACHE', pathlib.Path.home() / '.cache' / 'archbench')) / 'widths.json'
+_CACHE_NAME = 'widths.json'  # in files.cache_dir(), read when used (tests move it)
 _ARCHS_DIR = pathlib.Path(__file__).resolve().parent
 
 
@@ -264,7 +264,7 @@ def _code_digest(name: str) -> str:
 
 def _read_cache() -> dict[str, list[int]]:
   try:
-    return json.loads(_CACHE_FILE.read_text())
+    return json.loads((files.cache_dir() / _CACHE_NAME).read_text())
   except (OSError, ValueError):
     return {}
 
@@ -273,10 +273,8 @@ def _write_cache(key: str, value: list[int]) -> None:
   try:
     cache = _read_cache()
     cache[key] = value
-    _CACHE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _CACHE_FILE.with_suffix(f'.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(cache))
-    os.replace(tmp, _CACHE_FILE)  # concurrent writers may drop an entry, never corrupt one
+    # Concurrent writers may drop each other's entry, never corrupt the file.
+    files.write_atomically(files.cache_dir() / _CACHE_NAME, json.dumps(cache))
   except OSError:
     pass  # read-only home: solve again next time
 

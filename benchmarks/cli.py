@@ -365,8 +365,7 @@ def _cells_to_run():
 def _resume_plan():
   """(suite name, workers, execution, run_id, cells) of the run --resume continues."""
   from archbench.benchmarks.core import UsageError
-  from archbench.benchmarks.harness import runner
-  from archbench.benchmarks.results import records
+  from archbench.benchmarks.harness import provenance, runner
   for name in ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite'):
     if FLAGS[name].present:
       raise Usage(f'--resume continues a run as it was planned; drop --{name}')
@@ -375,9 +374,9 @@ def _resume_plan():
     plan = runner.read_plan(out)
   except UsageError as e:
     raise Usage(str(e)) from None
-  if plan['code_version'] != records.code_version():
+  if plan['code_version'] != provenance.code_version():
     raise Usage(f'{out} was run by other code (version {plan["code_version"]}, this is '
-                f'{records.code_version()}): resuming would mix the two; start a new run '
+                f'{provenance.code_version()}): resuming would mix the two; start a new run '
                 'and compare them with archbench compare')
   return out, plan
 
@@ -557,8 +556,9 @@ def _rerun_and_compare(path: str) -> int:
 
 
 def cmd_env() -> int:
+  from archbench.benchmarks.harness import provenance
   from archbench.benchmarks.results import records
-  env = records.environment()
+  env = provenance.environment()
   if FLAGS.json:
     print(json.dumps(env, indent=1))
     return 0

@@ -1,6 +1,6 @@
 """The harness's shared vocabulary, imported by everything else and importing nothing of it:
-the cell and its identity, the training settings it carries, the errors, the statuses and
-the metric-key namespaces.
+the cell and its identity, the training settings and execution it carries, the errors.
+(What metric keys mean, and how they are built, is results/metrics.py.)
 
 A cell is self-contained and serialisable: its dict (`Cell.to_dict`) is what a record
 keeps, what `archbench run --from-record` re-runs, and what its identity is a digest of.
@@ -13,12 +13,6 @@ import hashlib
 import json
 from typing import Any
 
-# A record's status: every cell ends in exactly one of these.
-STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
-# Metric keys are namespaced: train/… and eval/… measured, baseline/… the task's floors,
-# lrd/… the long-range probes; perf keys live in the record's own `perf` section.
-# length/<L>/… a length-generalisation point, ood/… their mean beyond the training length.
-METRIC_NAMESPACES = ('train', 'eval', 'baseline', 'lrd', 'length', 'ood')
 # Numerics of a cell. 'bfloat16' is mixed precision: bf16 compute, float32 parameters,
 # optimiser state, loss and normalisation statistics (archs/ and harness/model.py).
 PRECISIONS = ('float32', 'bfloat16')

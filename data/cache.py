@@ -3,32 +3,28 @@
 Arrays are stored as one `.npz` per (dataset, config), named by a digest of the config, so
 a changed parameter (or a bumped generator version) never reads stale data. Files are
 written to a temporary name and renamed, so parallel workers that build the same dataset
-at once never see a half-written file. The directory is `$ARCHBENCH_CACHE`, else
-`~/.cache/archbench`.
+at once never see a half-written file (common/files.py, which also names the directory:
+`$ARCHBENCH_CACHE`, else `~/.cache/archbench`).
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import os
 import pathlib
-import tempfile
 import zipfile
 from typing import Any, Callable
 
 import numpy as np
 
-CACHE_ENV = 'ARCHBENCH_CACHE'
+from archbench.common import files
 
-
-def cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get(CACHE_ENV) or pathlib.Path.home() / '.cache' / 'archbench')
+CACHE_ENV = files.CACHE_ENV  # the variable that moves the directory (tests point it at tmp)
 
 
 def cache_path(name: str, config: dict[str, Any]) -> pathlib.Path:
   digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-  return cache_dir() / f'{name}-{digest}.npz'
+  return files.cache_dir() / f'{name}-{digest}.npz'
 
 
 def cached_arrays(name: str, config: dict[str, Any],
@@ -48,20 +44,8 @@ def cached_arrays(name: str, config: dict[str, Any],
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
   try:
-    write_atomically(path, buffer.getvalue())
+    files.write_atomically(path, buffer.getvalue())
   except OSError:  # an unwritable cache costs time, not correctness
     pass
   return arrays
 
-
-def write_atomically(path: pathlib.Path, content: bytes) -> None:
-  """Write to a temporary file beside `path`, then rename it into place: concurrent
-  writers (processes or threads) may replace each other's file, never tear it."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(content)
-    os.replace(tmp, path)
-  finally:
-    pathlib.Path(tmp).unlink(missing_ok=True)  # gone after a successful rename

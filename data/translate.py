@@ -50,16 +50,6 @@ def number_words(n: int) -> list[str]:
   return (below_thousand(thousands) + ['thousand'] if thousands else []) + below_thousand(rest)
 
 
-def decode_words(tokens) -> list[str]:
-  """Target tokens -> words, up to the first EOS (for reading model outputs)."""
-  words = []
-  for t in np.asarray(tokens).tolist():
-    if t == EOS:
-      break
-    words.append(WORDS[t - WORD_BASE] if t >= WORD_BASE else f'<{t}>')
-  return words
-
-
 @functools.cache
 def number_pairs(max_value: int) -> tuple[np.ndarray, np.ndarray]:
   """(sources [N, S], targets [N, T]) for every n < max_value, padded with PAD; targets end

@@ -10,7 +10,7 @@ import pytest
 from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.harness import runner
 from archbench.benchmarks.measure import timing
-from archbench.data import cache as data_cache
+from archbench.common import files
 
 
 @pytest.mark.parametrize('kind,key', [
@@ -64,13 +64,13 @@ def test_json_cache_writes_are_atomic(tmp_path):
   """Readers never see a torn file while writers race (smoke runs two processes that may
   both measure the CPU peak)."""
   path = tmp_path / 'cpu_peak.json'
-  data_cache.write_atomically(path, b'{}')
+  files.write_atomically(path, b'{}')
   value = {f'machine-{i}': float(i) for i in range(3000)}
   errors, done = [], threading.Event()
 
   def write():
     for _ in range(150):
-      data_cache.write_atomically(path, json.dumps(value).encode())
+      files.write_atomically(path, json.dumps(value).encode())
 
   def read():
     while not done.is_set():

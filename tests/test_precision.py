@@ -316,7 +316,7 @@ def test_cpu_peak_is_measured_per_precision(monkeypatch, tmp_path, fresh_peaks):
   def measure(dtype):
     measured.append(jnp.dtype(dtype).name)
     return {'float32': 1e11, 'bfloat16': 3e11}[jnp.dtype(dtype).name]
-  monkeypatch.setattr(timing.data_cache, 'cache_dir', lambda: tmp_path)
+  monkeypatch.setattr(timing.files, 'cache_dir', lambda: tmp_path)
   monkeypatch.setattr(timing, 'measure_matmul_flops', measure)
   assert timing.device_peak_flops('bfloat16') == (3e11, 'measured:matmul2048:bfloat16')
   assert timing.device_peak_flops('float32') == (1e11, 'measured:matmul2048:float32')

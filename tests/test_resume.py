@@ -13,9 +13,8 @@ import pytest
 
 from archbench.benchmarks import cli
 from archbench.benchmarks.core import Cell, Execution, TrainConfig
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import provenance, runner
 from archbench.benchmarks.progress import Progress
-from archbench.benchmarks.results import records
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '2'}
@@ -195,6 +194,6 @@ def test_env_names_what_makes_machines_differ(capsys, monkeypatch):
               'matmul_precision', 'packages_digest', 'code_version', 'git_commit'):
     assert key in env, key
   assert env['xla_flags'] == '--xla_cpu_enable_fast_math=false'
-  assert env['code_version'] == records.code_version() and len(env['packages_digest']) == 16
+  assert env['code_version'] == provenance.code_version() and len(env['packages_digest']) == 16
   assert cli.run(['archbench', 'env']) == 0
   assert 'cpu_features' in capsys.readouterr().out

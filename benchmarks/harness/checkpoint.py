@@ -11,7 +11,6 @@ kill mid-save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import pathlib
-import shutil
 import time
 from typing import Any
 
@@ -64,9 +63,3 @@ class CellCheckpoints:
     self.manager.wait_until_finished()
     self._last_save_step, self._last_save_time = step, time.monotonic()
 
-  def remove(self) -> None:
-    """A finished cell's checkpoints are of no further use."""
-    if self._manager is not None:
-      self._manager.close()
-      self._manager = None
-    shutil.rmtree(self.directory, ignore_errors=True)

@@ -32,13 +32,14 @@ from archbench.benchmarks.harness.checkpoint import CellCheckpoints
 from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import generate
 from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import provenance
 from archbench.benchmarks.harness.parallel import DataParallel, is_writer
 from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.probes import lrd
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records, report, tensorboard_events
-from archbench.data import cache as data_cache
+from archbench.common import files
 from archbench.data.spec import Stream, stream_key
 
 OnStep = Callable[[int, int, float], None]  # (step, steps, train loss) after each dispatch
@@ -447,9 +448,9 @@ def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: 
   to."""
   plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
           'execution': dataclasses.asdict(execution), 'dispatch': dispatch or {},
-          'code_version': records.code_version(), 'command': ' '.join(sys.argv),
+          'code_version': provenance.code_version(), 'command': ' '.join(sys.argv),
           'utc_time': records.utc_now(), 'cells': [c.to_dict() for c in cells]}
-  data_cache.write_atomically(out_dir / PLAN_FILE, json.dumps(plan, indent=1).encode())
+  files.write_atomically(out_dir / PLAN_FILE, json.dumps(plan, indent=1))
 
 
 def read_plan(out_dir: pathlib.Path) -> dict[str, Any]:
@@ -508,7 +509,7 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   recorded = ({r.get('cell_id') for r in records.load_records(path)}
               if resume and path.is_file() else set())
   todo = [(i, cell) for i, cell in enumerate(cells) if cell.digest not in recorded]
-  env = dict(env or records.environment(), workers=workers, plugins=plugins.loaded())
+  env = dict(env or provenance.environment(), workers=workers, plugins=plugins.loaded())
   progress = progress or Progress(len(todo))
   checkpoints = out_dir / 'checkpoints'
   run = functools.partial(_run_cell_in_worker, suite=suite, run_id=run_id, env=env,
@@ -532,7 +533,7 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
       shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
       report.write_summaries(out_dir)
     done.append(record)
-    progress.cell_finished(cell, report.one_line(record))
+    progress.cell_finished(cell, report.progress_line(record))
 
   ray = executors.RayOptions(ray_address, ray_cpus_per_cell, ray_gpus_per_cell)
   try:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from archbench.benchmarks.core import PRECISIONS
-from archbench.data import cache as data_cache
+from archbench.common import files
 
 
 # JAX's persistent compilation cache: a second run of the same suite loads its compiled
@@ -177,7 +177,7 @@ def device_peak_flops(precision: str = 'float32') -> tuple[float | None, str]:
   # float32 keeps the key it had before precisions, so a machine's measured peak stays.
   key = (f'{platform.node()}-{platform.machine()}-{os.cpu_count()}-{jax.__version__}'
          + ('' if precision == 'float32' else f'-{precision}'))
-  cache_file = data_cache.cache_dir() / 'cpu_peak.json'
+  cache_file = files.cache_dir() / 'cpu_peak.json'
   try:
     cached = json.loads(cache_file.read_text())
   except (OSError, ValueError):
@@ -185,7 +185,7 @@ def device_peak_flops(precision: str = 'float32') -> tuple[float | None, str]:
   if key not in cached:
     cached[key] = measure_matmul_flops(dtype=jnp.dtype(precision))
     try:
-      data_cache.write_atomically(cache_file, json.dumps(cached).encode())
+      files.write_atomically(cache_file, json.dumps(cached))
     except OSError:
       pass  # read-only home: measure again next time
   return cached[key], f'measured:matmul2048:{precision}'

@@ -41,6 +41,7 @@ import numpy as np
 from archbench import archs
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import UsageError, one_line
+from archbench.benchmarks.harness import provenance
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.results import records
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f'--lengths must be >= 2 and --batch, --steps, --windows >= 1; got '
                  f'{args.lengths}, {args.batch}, {args.steps}, {args.windows}')
   lengths = sorted(set(args.lengths))
-  env = records.environment(sys.argv if argv is None else ['generation', *argv])
+  env = provenance.environment(sys.argv if argv is None else ['generation', *argv])
   print(f"{'arch':12s} {'context':>8s} {'step ms':>9s} {'recompute ms':>13s}  "
         f"(batch {args.batch}; {env['cpu']}, {env['backend']})")
   rows = []

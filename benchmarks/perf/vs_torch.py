@@ -36,6 +36,7 @@ import optax
 
 from archbench import archs
 from archbench.archs import cnn, recurrent, transformer
+from archbench.benchmarks.harness import provenance
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.results import records
 
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     torch = None
     print("torch is not installed (pip install -e '.[torch]'): timing archbench alone",
           file=sys.stderr)
-  env = records.environment(sys.argv)
+  env = provenance.environment(sys.argv)
   env['torch'] = torch.__version__ if torch else None
   env['cpu_count'] = os.cpu_count()
   print(f"{'shape':32s} {'archbench':>8s} {'PyTorch':>8s} {'ratio':>6s}  (median ms per "

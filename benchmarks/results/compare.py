@@ -20,8 +20,9 @@ import statistics
 from typing import Any
 
 from archbench.benchmarks.core import UsageError
+from archbench.benchmarks.results import metrics
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import report
+from archbench.common import files
 
 # Equal up to rounding: |diff| <= SAME_REL * max(|base|, |new|) is 'same', not a change.
 SAME_REL = 1e-9
@@ -30,13 +31,12 @@ SAME_REL = 1e-9
 # metrics per cell and dozens of cells, a two-sigma band would flag noise every run.
 SIGMA_K = 3.0
 # The smallest change worth a verdict, and the whole tolerance with one seed on a side:
-# - metrics bounded in [0, 1] (accuracy, exact match): absolute 0.02 (two points, 20 of the
-#   usual 1000 held-out examples);
+# - metrics bounded in [0, 1] (accuracy, exact match: metrics.is_bounded): absolute 0.02
+#   (two points, 20 of the usual 1000 held-out examples);
 # - unbounded ones (MSE, losses, bits/char): 10% of |base|, since they span decades (0.167
 #   at a baseline, 1e-4 when solved) and an absolute step cannot fit them all; but never
 #   less than 0.001, so that two near-zero losses of solved cells (5e-6 against 3e-6 nats on
 #   copy) are not called a change: every solved threshold here is 0.01 or more.
-BOUNDED_SUFFIXES = ('accuracy', 'exact_match')
 MIN_CHANGE_ABS = 0.02
 MIN_CHANGE_REL = 0.10
 MIN_CHANGE_UNBOUNDED_ABS = 1e-3
@@ -50,6 +50,7 @@ VERDICTS = ('worse', 'better', 'within noise', 'same', 'not comparable')
 ONE_SEED_WARNING = ('{n} comparison(s) have one seed on a side: their tolerance is a stated '
                     'default, and one seed cannot separate noise from change (run more seeds).')
 DIFFERENT_MACHINES = 'different machines: times not comparable'
+FILE_MD = 'comparison.md'  # what `archbench reproduce DIR` writes into the new run
 
 
 @dataclasses.dataclass
@@ -161,7 +162,7 @@ def _pct(x: float) -> str:
 
 def metric_tolerance(metric: str, base: list[float], new: list[float]) -> tuple[float, str]:
   """(tolerance, where it came from) for a metric's difference of means."""
-  if metric.endswith(BOUNDED_SUFFIXES):
+  if metrics.is_bounded(metric):
     floor, floor_text = MIN_CHANGE_ABS, f'±{MIN_CHANGE_ABS:g}'
   else:
     floor = max(MIN_CHANGE_REL * abs(statistics.fmean(base)), MIN_CHANGE_UNBOUNDED_ABS)
@@ -253,17 +254,13 @@ def _status_row(name, first, base_group, new_group) -> Row | None:
 
 def _metrics_of(group) -> list[tuple[str, bool]]:
   """(metric, higher_is_better): the task's headline metric, then eval/loss."""
-  record = next((r for r in group if (r.get('config') or {}).get('task_spec')), group[0])
-  headline = report.headline_metric(record)
+  record = next((r for r in group if metrics.task_spec(r)), group[0])
+  headline = metrics.headline_metric(record)
   out = []
   if headline:
-    spec = (record.get('config') or {}).get('task_spec') or {}
-    higher = spec.get('higher_is_better')
-    if higher is None:
-      higher = not headline.endswith(report.LOWER_IS_BETTER)
-    out.append((headline, bool(higher)))
+    out.append((headline, metrics.higher_is_better(headline, metrics.task_spec(record))))
   if headline != 'eval/loss':
-    out.append(('eval/loss', False))
+    out.append(('eval/loss', metrics.higher_is_better('eval/loss')))
   return out
 
 
@@ -317,8 +314,8 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
     base_ok, new_ok = _ok(base_group), _ok(new_group)
     if not base_ok or not new_ok:
       continue
-    metrics = _metrics_of(base_ok) + ([(TIMING_METRIC, False)] if timing else [])
-    for metric, higher in metrics:
+    judged = _metrics_of(base_ok) + ([(TIMING_METRIC, False)] if timing else [])
+    for metric, higher in judged:
       row = _metric_row(name, first, metric, higher, base_ok, new_ok, one_seed)
       if row:
         rows.append(row)
@@ -346,7 +343,7 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
 def _fmt_for(metric: str) -> str:
   if metric == TIMING_METRIC:
     return '{:.2f}'
-  return '{:.3f}' if metric.endswith(BOUNDED_SUFFIXES) else '{:.3g}'
+  return metrics.value_format(metric)
 
 
 def _value_text(mean, std, n, fmt) -> str:
@@ -378,7 +375,7 @@ def _table(rows: list[Row], timing: bool) -> str:
 
 def _title(metric: str, higher: bool | None) -> str:
   arrow = '' if higher is None else (' ↑' if higher else ' ↓')
-  return f'{report.METRIC_LABELS.get(metric, metric)}{arrow}'
+  return f'{metrics.label(metric) or metric}{arrow}'
 
 
 def to_markdown(comparison: Comparison) -> str:
@@ -426,3 +423,11 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
       'regressions': [{'cell': r.cell, 'metric': r.metric} for r in comparison.regressions],
       'exit_code': comparison.exit_code,
   }
+
+
+def write(out_dir: pathlib.Path, comparison: Comparison) -> str:
+  """Write the comparison's Markdown to out_dir/comparison.md (whole or not at all), where
+  report.html shows it; returns the text."""
+  text = to_markdown(comparison)
+  files.write_atomically(pathlib.Path(out_dir) / FILE_MD, text)
+  return text

@@ -13,9 +13,8 @@ import base64
 import html
 import pathlib
 
-from archbench.benchmarks.results import markup
+from archbench.benchmarks.results import compare, markup, reproduction
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import report
 
 # Nothing from anywhere, except the embedded images and the inline style below.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -36,8 +35,6 @@ figcaption { color: #555; font-size: 0.9em; }
 .env td:first-child { white-space: nowrap; font-weight: 600; }
 .env td { word-break: break-word; }
 """
-COMPARISON = 'comparison.md'  # written by `archbench reproduce` into the new run
-REPRODUCTION = 'reproduction.md'  # written by `archbench reproduce NAME`
 
 
 def _figure(path: pathlib.Path) -> str:
@@ -64,26 +61,26 @@ def sections_of(out_dir: pathlib.Path) -> list[tuple[str, str]]:
   """The extra sections a run directory holds: the verdicts of `archbench reproduce`,
   against a paper (reproduction.md) or against the run reproduced (comparison.md)."""
   sections = []
-  path = out_dir / REPRODUCTION
+  path = out_dir / reproduction.FILE_MD  # `archbench reproduce NAME`
   if path.is_file():
     text = path.read_text(encoding='utf-8')
     sections.append(('Reproduction: verdicts against the paper',
                      text.split('\n', 1)[1] if text.startswith('# ') else text))
-  path = out_dir / COMPARISON
+  path = out_dir / compare.FILE_MD  # `archbench reproduce DIR`, in the new run
   if path.is_file():
     sections.append(('Reproduction: verdicts against the run reproduced',
                      path.read_text(encoding='utf-8')))
   return sections
 
 
-def page(records, plots: list[pathlib.Path],
+def page(records, summary: str, plots: list[pathlib.Path],
          sections: list[tuple[str, str]] | tuple = ()) -> str:
-  """The page: the summary (summary.md's tables as HTML tables), the `plots` embedded,
+  """The page: `summary` (the records' summary.md) as HTML, the `plots` embedded,
   `sections` ((title, Markdown text) pairs, e.g. sections_of(run directory), escaped like
-  everything else), then the environment."""
+  everything else), then the environment of the records."""
   first = records[0] if records else {}
   title = html.escape(f'archbench report: suite {first.get("suite")}, run {first.get("run_id")}')
-  body = [markup.to_html(report.summary_markdown(records))]
+  body = [markup.to_html(summary)]
   if plots:
     body += ['<h2>Plots</h2>', *map(_figure, plots)]
   for heading, text in sections:

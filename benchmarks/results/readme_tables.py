@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import pathlib
 import re
 import sys
+
+from archbench.common.files import write_atomically
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository root (the package dir)
 DEFAULT_FILES = ('README.md', 'results/README.md')
@@ -188,10 +189,7 @@ def update(root: pathlib.Path = ROOT, files=DEFAULT_FILES) -> dict[str, tuple[in
   counts = {}
   for name, (new, stale) in results.items():
     if new != texts[name]:
-      path = root / name
-      tmp = path.with_name(path.name + '.tmp')
-      tmp.write_text(new, encoding='utf-8')
-      os.replace(tmp, path)
+      write_atomically(root / name, new)
     counts[name] = (len(find_blocks(new, name)), len(stale))
   return counts
 

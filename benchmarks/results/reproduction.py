@@ -37,7 +37,8 @@ import statistics
 from typing import Any
 
 from archbench.benchmarks.core import UsageError
-from archbench.benchmarks.results import compare, markup
+from archbench.benchmarks.results import compare, markup, metrics
+from archbench.common import files
 
 SEED_RULES = ('mean', 'median', 'max', 'min')
 SIZES = ('full', 'cpu')
@@ -103,10 +104,6 @@ def plain(value):
 # ---------------------------------------------------------------------------------------
 # Judging.
 
-def higher_is_better(metric: str) -> bool:
-  return metric.endswith(compare.BOUNDED_SUFFIXES)
-
-
 def _matches(record, arch, task, where) -> bool:
   params = (record.get('config') or {}).get('task') or {}
   return (record['arch'] == arch and record['task'] == task
@@ -132,7 +129,7 @@ def tolerance(metric: str, paper: float, values: list[float],
   """(tolerance, how it was set) for |archbench - paper| at full size. The seeds' spread
   widens it for a mean or median only: a maximum (or minimum) over seeds is an extreme,
   and a spread of failed and solved seeds would make it meaningless."""
-  if higher_is_better(metric):
+  if metrics.is_bounded(metric):
     floor, text = compare.MIN_CHANGE_ABS, f'±{compare.MIN_CHANGE_ABS:g}'
   else:
     floor = max(compare.MIN_CHANGE_REL * abs(paper), compare.MIN_CHANGE_UNBOUNDED_ABS)
@@ -218,7 +215,9 @@ def judge_claim(c: dict, records: list[dict], rule: str) -> dict[str, Any]:
   out = {**c, 'value': mine, 'others': others}
   if mine is None or any(v is None for v in others.values()):
     return {**out, 'verdict': NOT_RUN}
-  higher = higher_is_better(c['metric'])
+  spec = next((metrics.task_spec(r) for r in records
+               if _matches(r, c['better'], c['task'], c['where']) and metrics.task_spec(r)), {})
+  higher = metrics.higher_is_better(c['metric'], spec)
   holds = True
   for other in others.values():
     if c['factor'] is not None:
@@ -344,12 +343,19 @@ def write(out_dir: pathlib.Path, reproduction: dict, records: list[dict],
     wall_s = json.loads((out_dir / FILE_JSON).read_text(encoding='utf-8')).get('wall_s')
   judged['wall_s'] = wall_s
   text = to_markdown(judged)
-  (out_dir / FILE_MD).write_text(text, encoding='utf-8')
-  (out_dir / FILE_JSON).write_text(json.dumps(judged, indent=1) + '\n', encoding='utf-8')
-  (out_dir / FILE_TEX).write_text(markup.latex_tables(text, preamble=(
-      f'archbench reproduction: {reproduction["title"]}; rebuilt by `archbench report DIR`.')),
-      encoding='utf-8')
+  files.write_atomically(out_dir / FILE_MD, text)
+  files.write_atomically(out_dir / FILE_JSON, json.dumps(judged, indent=1) + '\n')
+  files.write_atomically(out_dir / FILE_TEX, markup.latex_tables(text, preamble=(
+      f'archbench reproduction: {reproduction["title"]}; rebuilt by `archbench report DIR`.')))
   return judged
+
+
+def write_spec(out_dir: pathlib.Path, reproduction: dict) -> None:
+  """Write the spec alone to out_dir/reproduction.json before the run starts, so that a
+  killed reproduction, resumed with `archbench run --resume`, is judged by `archbench
+  report DIR` (saved() reads it back)."""
+  files.write_atomically(out_dir / FILE_JSON, json.dumps({'reproduction': reproduction},
+                                                         indent=1))
 
 
 def saved(out_dir: pathlib.Path) -> dict | None:

@@ -1,5 +1,6 @@
-"""Cost versus sequence length: fitted exponents, tables and a log-log plot, from the
-records of a cost sweep alone (cells a suite marks with the 'cost' probe, e.g. `scaling`).
+"""Cost versus sequence length: fitted exponents, tables and a log-log plot
+(`scaling_<task>.png`), from the records of a cost sweep alone (cells a suite marks with the
+'cost' probe, e.g. `scaling`): report section `scaling`.
 
 Each cell of a cost sweep records its training step time, its forward-only time and its
 compiled peak memory at one length T and batch size. Past the fixed costs that dominate
@@ -28,6 +29,7 @@ import statistics
 import numpy as np
 import scipy.stats
 
+from archbench.benchmarks.results import plots, sections
 from archbench.benchmarks.results import records as records_lib
 
 FLOOR_FACTOR = 2.0
@@ -65,10 +67,6 @@ def fit_exponent(lengths, costs) -> Fit | None:
 # ---------------------------------------------------------------------------------------
 # From records to series.
 
-def is_cost_point(record) -> bool:
-  return 'cost' in ((record.get('config') or {}).get('probes') or ())
-
-
 def length_of(record) -> int | None:
   """The length the model reads (the task's spec), else the requested `length`."""
   config = record.get('config') or {}
@@ -76,24 +74,16 @@ def length_of(record) -> int | None:
   return length if length is not None else (config.get('task') or {}).get('length')
 
 
-def batch_size_of(record) -> int | None:
-  """The training batch size: a dict in records read back, a TrainConfig in the ones
-  run_cell returns."""
-  train = (record.get('config') or {}).get('train') or {}
-  return train.get('batch_size') if isinstance(train, dict) else getattr(train, 'batch_size',
-                                                                         None)
-
-
 def series(records) -> dict[str, dict[tuple[str, int], dict[int, list[dict]]]]:
   """task -> (architecture, batch size) -> length -> records, for a run's cost sweep
   (empty for runs without one). The architecture carries its size when a run mixes
   sizes."""
-  points = [r for r in records if is_cost_point(r) and length_of(r) is not None]
+  points = [r for r in records if records_lib.is_cost_point(r) and length_of(r) is not None]
   sizes = {r['size'] for r in points}
   out: dict = {}
   for r in points:
     arch = r['arch'] if len(sizes) == 1 else f'{r["arch"]} ({r["size"]})'
-    out.setdefault(r['task'], {}).setdefault((arch, batch_size_of(r)), {}) \
+    out.setdefault(r['task'], {}).setdefault((arch, records_lib.batch_size_of(r)), {}) \
         .setdefault(length_of(r), []).append(r)
   return out
 
@@ -157,7 +147,7 @@ def cost_table(records, task: str, key: str, scale: float) -> str:
   return records_lib.markdown_table(['arch', 'batch'] + [f'T={t}' for t in lengths], rows)
 
 
-def sections(records) -> list[str]:
+def markdown(records) -> list[str]:
   """The summary's cost-versus-length part; empty for runs without a cost sweep."""
   parts = []
   for task in series(records):
@@ -183,9 +173,7 @@ def sections(records) -> list[str]:
 def plot(records, task: str, path: pathlib.Path) -> None:
   """Cost against length on log-log axes: one column per cost, one row per batch size,
   one line per architecture, with dotted T and T^2 guides for reading slopes."""
-  import matplotlib
-  matplotlib.use('Agg')  # files only, no display
-  import matplotlib.pyplot as plt
+  plt = plots.pyplot()
   by_series = series(records)[task]
   archs = list(dict.fromkeys(arch for arch, _ in by_series))
   batches = sorted({batch for _, batch in by_series})
@@ -227,16 +215,7 @@ def plot(records, task: str, path: pathlib.Path) -> None:
   fig.tight_layout(rect=(0, 0, 1 - 1.4 / width, 1))
   fig.savefig(path, dpi=100)
   plt.close(fig)
-  shrink_png(path)
-
-
-def shrink_png(path: pathlib.Path) -> None:
-  """Re-save with a 64-colour palette: the plot's dozen colours and their anti-aliased
-  edges look the same at a quarter of the file size (reference runs are committed)."""
-  from PIL import Image  # matplotlib's own dependency
-  with Image.open(path) as image:
-    small = image.convert('RGB').convert('P', palette=Image.Palette.ADAPTIVE, colors=64)
-  small.save(path, optimize=True)
+  plots.shrink_png(path)
 
 
 def _slope_guides(ax, points: list[tuple[int, float]]) -> None:
@@ -257,3 +236,6 @@ def write_plots(out_dir: pathlib.Path, records) -> list[pathlib.Path]:
     plot(records, task, path)
     written.append(path)
   return written
+
+
+SECTION = sections.register(sections.Section('scaling', markdown, write_plots))

@@ -4,11 +4,13 @@ edit to the report.
 
 A section reads records alone (pure: no JAX, no harness, no config). `archbench report`
 writes, in this order: the run's header and core tables (accuracy, held-out loss), every
-registered section's Markdown in registration order (built-in studies first, then plug-ins),
-the performance table and the failed cells; the plots follow the same order, then the
-training curves. An evaluator (benchmarks/harness/evaluators) names the section that shows
-what it measured; a section whose records hold nothing for it returns no blocks and writes
-no plot.
+registered section's Markdown (the built-in studies first, in BUILT_IN's order, then the
+others in registration order), the performance table and the failed cells; the plots follow
+the same order, then the training curves. The built-in studies register when report.py
+imports them (long_range.py, length_generalization.py, scaling.py); a plug-in loaded before
+that still comes after them. An evaluator (benchmarks/harness/evaluators) names the section
+that shows what it measured; a section whose records hold nothing for it returns no blocks
+and writes no plot.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Section:
   plots: Callable[[pathlib.Path, Records], list[pathlib.Path]] | None = None
 
 
+BUILT_IN = ('lrd', 'length', 'scaling')  # the built-in studies' sections, in report order
 _SECTIONS: dict[str, Section] = {}
 
 
@@ -46,9 +49,11 @@ def get(name: str) -> Section:
 
 
 def names() -> list[str]:
-  return list(_SECTIONS)
+  return [s.name for s in all_sections()]
 
 
 def all_sections() -> list[Section]:
-  """Every registered section, in registration order."""
-  return list(_SECTIONS.values())
+  """Every registered section: the built-in ones in BUILT_IN's order, then the others in
+  registration order."""
+  built_in = [_SECTIONS[name] for name in BUILT_IN if name in _SECTIONS]
+  return built_in + [s for name, s in _SECTIONS.items() if name not in BUILT_IN]
