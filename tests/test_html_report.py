@@ -12,9 +12,9 @@ import pytest
 
 from archbench.benchmarks.core import Cell
 from archbench.benchmarks.results import compare
+from archbench.benchmarks.results import curves
 from archbench.benchmarks.results import html_report
 from archbench.benchmarks.results import markup
-from archbench.benchmarks.results import plots
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import report
 
@@ -63,8 +63,7 @@ def run_dir(tmp_path_factory):
   # The verdicts of `archbench reproduce`, against a run whose lstm did worse.
   base = json.loads(json.dumps(records))
   base[0]['metrics']['eval/accuracy'] = 0.1
-  (tmp_path / 'comparison.md').write_text(
-      compare.to_markdown(compare.compare(base, records, timing=False)))
+  compare.write(tmp_path, compare.compare(base, records, timing=False))
   report.write_summaries(tmp_path, plots=True)
   return tmp_path
 
@@ -94,16 +93,16 @@ def _parse(text: str) -> _Page:
 
 def test_curve_plot_one_line_per_architecture_mean_over_seeds(tmp_path):
   records = _records() + [dict(_record('gru'), curves={})]  # older records: no curve
-  groups = plots.curve_groups(records)
+  groups = curves.curve_groups(records)
   assert list(groups) == ['copy', 'adding']
   assert list(groups['copy']['copy']) == ['lstm', 'transformer', EVIL_ARCH]
-  steps, mean, low, high = plots._over_seeds(groups['copy']['copy']['lstm'])
+  steps, mean, low, high = curves.over_seeds(groups['copy']['copy']['lstm'])
   assert steps.tolist() == [10, 20, 30, 40]
   np.testing.assert_allclose(mean, 1.25 * 2.0 / (1 + steps / 10))
   np.testing.assert_allclose(low, 2.0 / (1 + steps / 10))
   # The diverged cell's None (a NaN loss) is left out, its finite points kept.
-  assert plots._over_seeds(groups['copy']['copy'][EVIL_ARCH])[0].tolist() == [10, 20, 30]
-  written = plots.write_plots(tmp_path, records)
+  assert curves.over_seeds(groups['copy']['copy'][EVIL_ARCH])[0].tolist() == [10, 20, 30]
+  written = report.write_plots(tmp_path, records)
   assert [p.name for p in written] == ['curves_copy.png', 'curves_adding.png']
   for path in written:
     assert path.read_bytes()[:8] == PNG
@@ -202,7 +201,8 @@ def test_report_html_is_self_contained_and_escapes_every_value(run_dir):
 
 def test_extra_sections_are_escaped_too():
   section = ('Extra <b>', '# Verdicts\n\n| cell | verdict |\n|---|---|\n| <i>x</i> | same |')
-  text = html_report.page(_records(), [], [section])
+  records = _records()
+  text = html_report.page(records, report.summary_markdown(records), [], [section])
   assert '<h2>Extra &lt;b&gt;</h2>' in text and '<h3>Verdicts</h3>' in text
   assert '<td>&lt;i&gt;x&lt;/i&gt;</td><td>same</td>' in text
 

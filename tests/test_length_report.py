@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from archbench.benchmarks.core import Cell
+from archbench.benchmarks.results import length_generalization
 from archbench.benchmarks.results import markup
 from archbench.benchmarks.results import plots
 from archbench.benchmarks.results import records as records_lib
@@ -98,7 +99,7 @@ def test_summary_has_a_table_per_task_with_the_mean_over_seeds_per_length():
 def test_rows_split_by_training_length_when_a_run_has_several():
   records = [_record('lstm', [1.0, 0.9, 0.5, 0.5], length=40),
              _record('lstm', [1.0, 1.0, 1.0, 0.7], length=60)]
-  table = report.generalisation_table(records, 'parity_check')
+  table = length_generalization.table(records, 'parity_check')
   rows = [[c.strip() for c in line.strip('|').split('|')] for line in table.splitlines()[2:]]
   assert [r[:3] for r in rows] == [['lstm', '1..40', '1'], ['lstm', '1..60', '1']]
   assert rows[0][-1] == '0.500' and rows[1][-1] == '0.700'  # beyond 40: 60, 80; beyond 60: 80
@@ -118,10 +119,10 @@ def test_summary_tex_renders_the_tables_in_booktabs():
 
 def test_plot_per_task_is_written_and_not_blank(tmp_path, monkeypatch):
   figures = []
-  plt = plots._pyplot()  # matplotlib with the Agg backend
+  plt = plots.pyplot()  # matplotlib with the Agg backend
   close = plt.close
   monkeypatch.setattr(plt, 'close', lambda fig: (figures.append(fig), close(fig)))
-  written = plots.write_plots(tmp_path, _records())
+  written = report.write_plots(tmp_path, _records())
   assert [p.name for p in written] == ['length_generalization_parity_check.png',
                                       'length_generalization_reverse_string.png']
   for path in written:
@@ -166,4 +167,4 @@ def test_runs_without_length_metrics_get_no_section_or_plot(tmp_path, strip):
   assert 'Length generalisation' not in text
   assert 'length generalisation' not in report.summary_latex(records).lower()
   assert not any('length_generalization' in p.name
-                 for p in plots.write_plots(tmp_path, records))
+                 for p in report.write_plots(tmp_path, records))

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from archbench.benchmarks.results import plots
+from archbench.benchmarks.results import long_range
 from archbench.benchmarks.results import report
 from archbench.benchmarks import config as config_lib
 
@@ -41,10 +41,10 @@ def test_longest_solved_length():
       # tcn: never solved.
       _record('tcn', 16, 0.2), _record('tcn', 64, 0.2),
   ]
-  assert report.longest_solved(records) == {
+  assert long_range.longest_solved(records) == {
       ('rnn', 'adding'): 16, ('lstm', 'adding'): 64, ('gru', 'adding'): 32,
       ('lru', 'adding'): None, ('tcn', 'adding'): None}
-  table = report.longest_solved_table(records)
+  table = long_range.longest_solved_table(records)
   rows = {line.split(' | ')[0].strip('| '): line.split(' | ')[1].strip(' |')
           for line in table.splitlines()[2:]}
   # ≥ marks a length that is the longest swept: the model may solve longer ones too.
@@ -67,7 +67,7 @@ def test_plots_are_written_for_every_probe(tmp_path):
   records = [_record(arch, n, 0.01 * n / 16, curve=(r ** np.arange(n)) if n == 64 else None)
              for arch, r in (('rnn', 0.8), ('transformer', 1.0)) for n in (16, 32, 64)]
   records.append(_record('rnn', 30, 0.5, task='copy'))
-  written = plots.write_plots(tmp_path, records)
+  written = report.write_plots(tmp_path, records)
   assert sorted(p.name for p in written) == [
       'gradient_adding_L64.png', 'length_adding.png', 'length_copy.png']
   for path in written:

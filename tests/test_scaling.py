@@ -149,7 +149,7 @@ def test_report_writes_exponent_table_and_plot(tmp_path):
 
 def test_runs_without_a_cost_sweep_have_no_scaling_section():
   plain = [dict(r, config={**r['config'], 'probes': []}) for r in _synthetic_run()]
-  assert scaling.series(plain) == {} and scaling.sections(plain) == []
+  assert scaling.series(plain) == {} and scaling.markdown(plain) == []
   assert '## Accuracy' in report.summary_markdown(plain)
 
 
