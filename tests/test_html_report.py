@@ -17,6 +17,7 @@ from archbench.benchmarks.results import html_report
 from archbench.benchmarks.results import markup
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import report
+from archbench.benchmarks.results import sections
 
 EVIL_ARCH = '<script>alert(1)</script>'
 EVIL_ERROR = 'ValueError: <img src=x onerror=alert(2)> at 100% & $x_1 {y} ~ ^ \\ #'
@@ -106,6 +107,25 @@ def test_curve_plot_one_line_per_architecture_mean_over_seeds(tmp_path):
   assert [p.name for p in written] == ['curves_copy.png', 'curves_adding.png']
   for path in written:
     assert path.read_bytes()[:8] == PNG
+
+
+# ---------------------------------------------------------------------------------------
+# Report sections.
+
+def test_a_plugin_section_comes_after_the_built_in_studies(monkeypatch, tmp_path):
+  """A plug-in's section, even one registered before report.py registered the built-in
+  studies, shows after them: Markdown before the performance table, plots before the
+  training curves."""
+  plugin = sections.Section('weight_norm', lambda records: ['## Weight norm', 'norms'],
+                            lambda out_dir, records: [out_dir / 'weight_norm.png'])
+  monkeypatch.setattr(sections, '_SECTIONS', {'weight_norm': plugin, **sections._SECTIONS})
+  assert sections.names() == [*sections.BUILT_IN, 'weight_norm']
+  text = report.summary_markdown(_records())
+  assert text.index('## Held-out loss') < text.index('## Weight norm') < text.index(
+      '## Performance') < text.index('## Failed cells')
+  written = report.write_plots(tmp_path, _records())
+  assert [p.name for p in written] == ['weight_norm.png', 'curves_copy.png',
+                                       'curves_adding.png']
 
 
 # ---------------------------------------------------------------------------------------

@@ -154,6 +154,18 @@ def test_markdown_and_booktabs_tables(tmp_path):
       judged['rows'][0]['verdict']
 
 
+def test_the_spec_written_before_the_run_is_read_back_and_judged(tmp_path):
+  """What `archbench reproduce NAME` writes before its cells run: a killed reproduction is
+  judged later from it (saved), and write() keeps the run's wall time from an earlier write."""
+  spec = rep.plain(_spec([rep.expect('lstm', 'digits', 'eval/accuracy', 0.9, 'T')]))
+  rep.write_spec(tmp_path, spec)
+  assert rep.saved(tmp_path) == spec
+  assert [p.name for p in tmp_path.iterdir()] == [rep.FILE_JSON]
+  rep.write(tmp_path, spec, _accuracies('lstm', [0.9]), wall_s=12.0)
+  judged = rep.write(tmp_path, rep.saved(tmp_path), _accuracies('lstm', [0.9]))
+  assert judged['wall_s'] == 12.0 and judged['rows'][0]['verdict'] == rep.REPRODUCED
+
+
 # ---------------------------------------------------------------------------------------
 # The built-in reproductions.
 

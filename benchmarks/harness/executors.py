@@ -108,7 +108,7 @@ def dispatch(executor: Executor, todo: list[tuple[int, Cell]], run: RunCell, *,
 
 
 def start_driver_backend(executor: Executor) -> None:
-  """Start JAX in the driver, which lists the devices (records.environment()) but runs no
+  """Start JAX in the driver, which lists the devices (provenance.environment()) but runs no
   cell, without reserving the GPU memory that the workers' shares assume free. Call it
   before anything in the driver touches JAX; children started later get the environment as
   it was."""
