@@ -1,6 +1,7 @@
-"""The README's results tables are generated from the committed runs
-(benchmarks/results/readme_tables.py): the repository's copies are current, a hand edit
-is caught, a section selector picks its section, and bad markers are usage errors."""
+"""The results tables of the README, results/README.md and the manual (docs/) are generated
+from the committed runs (benchmarks/results/readme_tables.py): the repository's copies are
+current, a hand edit is caught, a section selector picks its section, and bad markers are
+usage errors. Also: the README stays a front page, and every docs/ page is in mkdocs.yml."""
 
 import pathlib
 import re
@@ -62,23 +63,80 @@ def _run(*args, cwd=ROOT):
                          *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def test_repository_readmes_are_current():
-  """README.md and results/README.md hold exactly what the command generates, and they
-  do hold generated blocks (an emptied README would pass vacuously otherwise)."""
-  assert rt.stale_blocks(ROOT, rt.DEFAULT_FILES) == [], (
-      f'run: {rt.COMMAND}')
+CHECKED_FILES = rt.expand(ROOT, rt.DEFAULT_FILES)
+README_COMMANDS = (
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/archbench run",
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -q",
+)
+
+
+def _sources(names) -> list[str]:
+  return [b.source for name in names
+          for b in rt.find_blocks((ROOT / name).read_text(encoding='utf-8'), name)]
+
+
+@pytest.mark.parametrize('name', CHECKED_FILES)
+def test_repository_file_is_current(name):
+  """Each file the command fills (README.md, results/README.md, every docs/ page) holds
+  exactly what it generates."""
+  assert rt.stale_blocks(ROOT, [name]) == [], f'run: {rt.COMMAND}'
+
+
+def test_repository_files_hold_the_generated_tables():
+  """The default files include every docs/ page, and the tables are there (an emptied
+  README or manual would pass the staleness check vacuously)."""
+  assert CHECKED_FILES[:2] == ['README.md', 'results/README.md']
+  pages = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / 'docs').rglob('*.md'))
+  assert len(pages) >= 10 and CHECKED_FILES[2:] == pages
   readme = (ROOT / 'README.md').read_text(encoding='utf-8')
-  sources = [b.source for b in rt.find_blocks(readme, 'README.md')]
-  assert 'results/quick-cpu/summary.md#Accuracy (headline metric on held-out data)' in sources
-  assert any(s.startswith('results/lrd-cpu/summary.md#') for s in sources)
-  assert any(s.startswith('results/scaling-cpu/summary.md#') for s in sources)
-  results_readme = (ROOT / 'results' / 'README.md').read_text(encoding='utf-8')
-  assert rt.find_blocks(results_readme, 'results/README.md')
+  assert 'results/quick-cpu/summary.md#Accuracy (headline metric on held-out data)' in (
+      _sources(['README.md']))
+  assert rt.find_blocks((ROOT / 'results' / 'README.md').read_text(encoding='utf-8'),
+                        'results/README.md')
+  manual = _sources(pages)
+  for prefix in ('results/quick-cpu/summary.md#', 'results/lrd-cpu/summary.md#',
+                 'results/scaling-cpu/summary.md#', 'results/tcn-table1-cpu/reproduction.md#',
+                 'results/chomsky-cpu/reproduction.md#',
+                 'results/lra-listops-cpu/reproduction.md#', 'results/perf-cpu/vs_torch.md'):
+    assert any(s.startswith(prefix) for s in manual), prefix
   # The quick accuracy table in the README is the committed summary's, row for row.
   summary = (ROOT / 'results' / 'quick-cpu' / 'summary.md').read_text(encoding='utf-8')
   accuracy = summary.split('## Accuracy')[1].split('## ')[0]
   rows = [line for line in accuracy.splitlines() if line.startswith('| ')]
   assert len(rows) > 10 and all(f'\n{row}\n' in readme for row in rows)
+
+
+def test_readme_is_a_front_page():
+  """README.md is read in two minutes: at most 250 lines, the two commands verbatim, each
+  on a line of its own (.ci/run greps the test command), and links into the manual."""
+  readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+  lines = readme.splitlines()
+  assert len(lines) <= 250
+  for command in README_COMMANDS:
+    assert command in lines, command
+  assert f'TEST_COMMAND="{README_COMMANDS[1]}"' in (ROOT / '.ci' / 'run').read_text()
+  for link in re.findall(r'\]\((docs/[^)#]+)', readme):
+    assert (ROOT / link).is_file(), link
+
+
+def test_every_docs_page_is_in_the_navigation():
+  """mkdocs.yml's nav lists every page in docs/ once, and nothing else (mkdocs --strict
+  also fails on an omitted page, but only where the docs extra is installed)."""
+  yaml = pytest.importorskip('yaml')
+  config = yaml.safe_load((ROOT / 'mkdocs.yml').read_text(encoding='utf-8'))
+  assert config['theme']['name'] == 'material' and config['strict'] is True
+
+  def pages(node):
+    if isinstance(node, str):
+      return [node]
+    if isinstance(node, list):
+      return [p for item in node for p in pages(item)]
+    return [p for value in node.values() for p in pages(value)]
+
+  nav = pages(config['nav'])
+  assert len(nav) == len(set(nav))
+  on_disk = sorted(p.relative_to(ROOT / 'docs').as_posix() for p in (ROOT / 'docs').rglob('*.md'))
+  assert sorted(nav) == on_disk
 
 
 def test_check_command_on_the_repository_exits_0():
@@ -92,10 +150,9 @@ def test_committed_summaries_are_what_report_writes():
   committed summary.md is what `archbench report` builds from its results.jsonl."""
   from archbench.benchmarks.results import records as records_lib
   from archbench.benchmarks.results import report
-  readme = (ROOT / 'README.md').read_text(encoding='utf-8')
-  folders = sorted({pathlib.PurePosixPath(b.source.split('#')[0]).parent
-                    for b in rt.find_blocks(readme, 'README.md')
-                    if b.source.split('#')[0].endswith('/summary.md')})
+  folders = sorted({pathlib.PurePosixPath(source.split('#')[0]).parent
+                    for source in _sources(CHECKED_FILES)
+                    if source.split('#')[0].endswith('/summary.md')})
   assert len(folders) >= 3, folders
   for folder in folders:
     records = records_lib.load_records(ROOT / folder / 'results.jsonl')
@@ -239,6 +296,32 @@ def test_a_bad_marker_in_one_file_leaves_every_file_unwritten(tmp_path):
   (root / 'other.md').write_text(_block('results/gone.md'))
   assert rt.main(['--root', str(root), 'README.md', 'other.md']) == 2
   assert 'old' in (root / 'README.md').read_text()
+
+
+def test_glob_patterns_expand_to_their_files(tmp_path):
+  """docs/**/*.md (a default FILE) names every page, nested ones included, sorted; each
+  page's blocks are filled like the README's."""
+  root = _repo(tmp_path, 'no blocks\n')
+  (root / 'docs' / 'studies').mkdir(parents=True)
+  (root / 'docs' / 'index.md').write_text(_block('results/demo/summary.md#Performance'))
+  (root / 'docs' / 'studies' / 'a.md').write_text(_block('results/demo/summary.md'))
+  assert rt.expand(root, ['README.md', 'docs/**/*.md', 'docs/index.md']) == [
+      'README.md', 'docs/index.md', 'docs/studies/a.md']
+  assert rt.stale_blocks(root, ['docs/**/*.md']) == [
+      'docs/index.md:1 (results/demo/summary.md#Performance)',
+      'docs/studies/a.md:1 (results/demo/summary.md)']
+  assert rt.update(root, ['README.md', 'docs/**/*.md']) == {
+      'README.md': (0, 0), 'docs/index.md': (1, 1), 'docs/studies/a.md': (1, 1)}
+  assert '| rnn | 3.0 |' in (root / 'docs' / 'index.md').read_text()
+  assert _run('--check', '--root', str(root), 'docs/**/*.md').returncode == 0
+
+
+def test_glob_pattern_matching_nothing_is_a_usage_error(tmp_path, capsys):
+  root = _repo(tmp_path, _block('results/demo/summary.md#Performance'))
+  assert rt.main(['--root', str(root), 'README.md', 'docs/**/*.md']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'docs/**/*.md: matches no file' in err[0]
+  assert 'old' in (root / 'README.md').read_text()  # nothing written
 
 
 def test_missing_target_file_is_a_usage_error(tmp_path, capsys):

@@ -2,8 +2,9 @@
 
     python -m archbench.benchmarks.results.readme_tables [--check] [--root DIR] [FILE ...]
 
-In each FILE (default: README.md and results/README.md, relative to the repository root)
-every block
+In each FILE (default: README.md, results/README.md and every page of the manual,
+docs/**/*.md, relative to the repository root; a FILE may be such a glob pattern) every
+block
 
     <!-- archbench:table SOURCE -->
     ...
@@ -44,7 +45,7 @@ import sys
 from archbench.common.files import write_atomically
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository root (the package dir)
-DEFAULT_FILES = ('README.md', 'results/README.md')
+DEFAULT_FILES = ('README.md', 'results/README.md', 'docs/**/*.md')
 COMMAND = 'python -m archbench.benchmarks.results.readme_tables'
 
 OPEN = re.compile(r'^<!-- archbench:table (?P<source>.*?) -->\s*$')
@@ -52,6 +53,7 @@ CLOSE = '<!-- /archbench:table -->'
 _MARKER_START = '<!-- archbench:table'
 _HEADING = re.compile(r'^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$')
 _FENCE = re.compile(r'^\s*(```|~~~)')
+_GLOB = re.compile(r'[*?\[]')
 
 
 class UsageError(Exception):
@@ -172,10 +174,25 @@ def rewrite(text: str, root: pathlib.Path, name: str) -> tuple[str, list[Block]]
   return result, stale
 
 
+def expand(root: pathlib.Path, files) -> list[str]:
+  """The files named, relative to `root`, each glob pattern replaced by the files it
+  matches (sorted); a pattern that matches none is a usage error, as a missing file is."""
+  names = []
+  for name in files:
+    if not _GLOB.search(name):
+      names.append(name)
+      continue
+    matches = sorted(p.relative_to(root).as_posix() for p in root.glob(name) if p.is_file())
+    if not matches:
+      raise UsageError(f'{name}: matches no file under {root}')
+    names += matches
+  return list(dict.fromkeys(names))
+
+
 def stale_blocks(root: pathlib.Path = ROOT, files=DEFAULT_FILES) -> list[str]:
   """'FILE:LINE (SOURCE)' for each block that differs from what would be generated."""
   found = []
-  for name in files:
+  for name in expand(root, files):
     text = _read(root, name)
     found += [f'{name}:{b.line} ({b.source})' for b in rewrite(text, root, name)[1]]
   return found
@@ -183,7 +200,7 @@ def stale_blocks(root: pathlib.Path = ROOT, files=DEFAULT_FILES) -> list[str]:
 
 def update(root: pathlib.Path = ROOT, files=DEFAULT_FILES) -> dict[str, tuple[int, int]]:
   """Regenerate every block in place; {file: (blocks, blocks changed)}."""
-  texts = {name: _read(root, name) for name in files}
+  texts = {name: _read(root, name) for name in expand(root, files)}
   # Render everything before writing anything: a bad marker leaves every file untouched.
   results = {name: rewrite(text, root, name) for name, text in texts.items()}
   counts = {}
