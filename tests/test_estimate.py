@@ -1,4 +1,4 @@
-"""The run-time estimate (benchmarks/results/estimate.py): measured rates interpolated in
+"""The run-time estimate (benchmarks/flows/estimate.py, `archbench estimate`): measured rates interpolated in
 log-log, FLOPs divided by them, and the stated GPU floors."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from archbench import archs, data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.results import estimate
+from archbench.benchmarks.flows import estimate
 
 
 def _suite():
