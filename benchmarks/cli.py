@@ -47,6 +47,10 @@ def _with_config_file(argv: list[str], command: str) -> list[str]:
   and no suite file of the user's was given; a user's file is checked here."""
   from archbench.benchmarks import config as config_lib
   files, suites = _flag_values(argv, 'config'), _flag_values(argv, 'suite')
+  if command == 'run' and _flag_values(argv, 'resume'):
+    if any(a.startswith('--config') for a in argv):  # cmd_run refuses the other flags
+      raise UsageError('--resume continues a run as it was planned; drop --config')
+    return argv
   if files and suites:
     raise UsageError('give --suite NAME or --config PATH, not both')
   if files:  # loaded here too: config_flags would reuse a module of the same name
@@ -69,8 +73,7 @@ def _with_config_file(argv: list[str], command: str) -> list[str]:
       return argv
     path, size = config_lib.reproductions()[names[0]]
     return [argv[0], f'--config={path}:{size}', *argv[1:]]
-  if (command not in ('run', 'estimate') or _flag_values(argv, 'resume')) and not (
-      command == 'list' and suites):  # a resumed run was planned: cmd_run refuses --suite
+  if command not in ('run', 'estimate') and not (command == 'list' and suites):
     return argv
   path = config_lib.suite_path(suites[-1] if suites else DEFAULT_SUITE)
   return [argv[0], f'--config={path}', *argv[1:]]
@@ -145,7 +148,7 @@ def cmd_run(fv, args) -> int:
       raise UsageError(f'--{name} was given an empty value; name at least one (see archbench '
                        'list)')
   if fv.resume:
-    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite', 'config'),
+    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite'),
           '--resume continues a run as it was planned')
     plan, out = run_flow.plan_resume(fv.resume, fv.workers), pathlib.Path(fv.resume)
   else:

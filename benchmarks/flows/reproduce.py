@@ -30,9 +30,9 @@ def select(spec: dict, archs=None, tasks=None) -> dict:
   asked = ' '.join(f'--{name} {",".join(value)}' for name, value in
                    (('archs', archs), ('tasks', tasks)) if value is not None)
   if not rows and not claims:
-    named = sorted({f'{r["arch"]}/{r["task"]}' for r in spec['rows']})
-    raise UsageError(f'{asked} leaves no row or claim of {spec["title"]!r} to judge; its '
-                     f'rows: {", ".join(named)}')
+    raise UsageError(f'{asked} leaves no row or claim of {spec["title"]!r} to judge; its rows '
+                     f'name archs {", ".join(sorted({r["arch"] for r in spec["rows"]}))} and '
+                     f'tasks {", ".join(sorted({r["task"] for r in spec["rows"]}))}')
   note = (f'Run with {asked}: {len(rows)} of {len(spec["rows"])} rows and {len(claims)} of '
           f'{len(spec["claims"])} claims judged; the others were not run.')
   return {**spec, 'rows': rows, 'claims': claims, 'notes': [*spec['notes'], note]}
