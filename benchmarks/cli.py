@@ -15,72 +15,16 @@ import sys
 
 from absl import flags, logging
 
-from archbench.benchmarks.commands import (COMMANDS, DEFAULT_SUITE, FLAG_SPECS, USAGE,
-                                           help_text, make_flags)
+from archbench.benchmarks.commands import (COMMANDS, USAGE, flag_values, help_text,
+                                           make_flags, refuse_foreign_flags, suite_file_error,
+                                           with_config_file)
 from archbench.benchmarks.core import UsageError, one_line
-
-# ---------------------------------------------------------------------------------------
-# Parsing: the command's own flags only; plug-ins first (a suite may name their
-# architectures), then the suite or reproduction file, then every flag and override.
-
-def _flag_values(argv: list[str], name: str) -> list[str]:
-  """Values of --name=V and --name V in argv (before absl parses it)."""
-  return [arg.split('=', 1)[1] if '=' in arg else argv[i + 1]
-          for i, arg in enumerate(argv) if arg.startswith(f'--{name}=') or
-          (arg == f'--{name}' and i + 1 < len(argv))]
-
-
-def _refuse_foreign_flags(argv: list[str], command: str) -> None:
-  """A flag of another command is refused by name, with the flags this one takes."""
-  taken = COMMANDS[command].flags
-  for arg in argv[1:argv.index('--') if '--' in argv else None]:
-    name = arg.lstrip('-').split('=', 1)[0].split('.', 1)[0]
-    if name.startswith('no') and FLAG_SPECS.get(name[2:], (None,))[0] is flags.DEFINE_bool:
-      name = name[2:]
-    if arg.startswith('-') and name in FLAG_SPECS and name not in taken:
-      takes = f'its flags: {", ".join("--" + n for n in taken)}' if taken else 'it takes none'
-      raise UsageError(f'{command} does not take --{name}; {takes}')
-
-
-def _with_config_file(argv: list[str], command: str) -> list[str]:
-  """argv with --config=<the suite's or reproduction's file> when the command takes one
-  and no suite file of the user's was given; a user's file is checked here."""
-  from archbench.benchmarks import config as config_lib
-  files, suites = _flag_values(argv, 'config'), _flag_values(argv, 'suite')
-  if command == 'run' and _flag_values(argv, 'resume'):
-    if any(a.startswith('--config') for a in argv):  # cmd_run refuses the other flags
-      raise UsageError('--resume continues a run as it was planned; drop --config')
-    return argv
-  if files and suites:
-    raise UsageError('give --suite NAME or --config PATH, not both')
-  if files:  # loaded here too: config_flags would reuse a module of the same name
-    if command == 'reproduce':
-      raise UsageError('reproduce takes a reproduction NAME (archbench reproduce --list), '
-                       'not --config; set its fields with --config.<path>=<value>')
-    if not pathlib.Path(files[-1].split(':')[0]).is_file():
-      raise UsageError(f'--config {files[-1]}: no such suite file')
-    try:
-      config_lib.load(files[-1])
-    except Exception as e:
-      raise UsageError(f'--config {files[-1]} failed to load: {one_line(e)}') from None
-    return argv
-  if command == 'reproduce':
-    names = [a for a in argv[1:] if a in config_lib.reproductions()]
-    if not names:
-      if any(a.startswith('--config.') for a in argv):
-        raise UsageError('--config.<path> overrides apply to reproduce NAME; reproduce DIR '
-                         're-runs the recorded cells as they were')
-      return argv
-    path, size = config_lib.reproductions()[names[0]]
-    return [argv[0], f'--config={path}:{size}', *argv[1:]]
-  if command not in ('run', 'estimate') and not (command == 'list' and suites):
-    return argv
-  path = config_lib.suite_path(suites[-1] if suites else DEFAULT_SUITE)
-  return [argv[0], f'--config={path}', *argv[1:]]
 
 
 def parse(argv: list[str]) -> tuple[str, flags.FlagValues, list[str]]:
-  """(command, its parsed flags, its arguments), plug-ins loaded; UsageError if bad."""
+  """(command, its parsed flags, its arguments); UsageError if bad. The command's own flags
+  only; plug-ins first (a suite may name their architectures), then the suite or
+  reproduction file, then every flag and override."""
   from archbench.benchmarks import config as config_lib
   from archbench.benchmarks import plugins
   named = [a for a in argv[1:] if a in COMMANDS]
@@ -89,23 +33,23 @@ def parse(argv: list[str]) -> tuple[str, flags.FlagValues, list[str]]:
     raise UsageError(f'{f"unknown command {got[0]!r}" if got else "no command"}; valid: '
                      f'{", ".join(COMMANDS)}. {USAGE}')
   command = named[0]
-  _refuse_foreign_flags(argv, command)
+  refuse_foreign_flags(argv, command)
   if 'plugin' in COMMANDS[command].flags:
-    plugins.load_all(_flag_values(argv, 'plugin'))
-  argv = _with_config_file(argv, command)
+    plugins.load_all(flag_values(argv, 'plugin'))
+  argv = with_config_file(argv, command)
   fv = make_flags(command, argv)
   try:
     rest = fv(argv)[1:]
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
-    files = _flag_values(argv, 'config')  # loads: _with_config_file checked it
+    files = flag_values(argv, 'config')  # loads: with_config_file checked it
     suite = config_lib.load(files[-1]) if files else None
     raise UsageError(config_lib.explain_override_error(suite, argv, e) or
                      f'{" ".join(str(e).split())}. {USAGE}') from None
   except Exception as e:  # a suite file's own bug: whose it is, in one line
-    raise UsageError(f'--config {_flag_values(argv, "config")[-1]} failed to load: '
-                     f'{one_line(e)}') from None
-  if rest[0] != command:
-    raise UsageError(f'unknown command {rest[0]!r}; valid: {", ".join(COMMANDS)}. {USAGE}')
+    raise UsageError(suite_file_error(flag_values(argv, 'config')[-1], e)) from None
+  if rest[:1] != [command]:
+    raise UsageError(f'unknown command {(rest or [""])[0]!r}; valid: {", ".join(COMMANDS)}. '
+                     f'{USAGE}')
   if rest[1:] and command not in ('report', 'compare', 'reproduce', 'data'):
     raise UsageError(f'unexpected argument(s) {" ".join(rest[1:])}; {USAGE}')
   return command, fv, rest[1:]
@@ -182,6 +126,8 @@ def cmd_reproduce(fv, args) -> int:
   if fv.list:
     if args:
       raise UsageError(f'reproduce --list takes no argument; {USAGE}')
+    _drop(fv, ('archs', 'tasks', 'seed', 'out', 'workers', 'timing'), 'reproduce --list runs '
+          'nothing')
     print(reproduce.listing(pathlib.Path(fv.results)))
     print('\nRun one: archbench reproduce NAME [--out DIR]; its table lands in '
           'DIR/reproduction.md')

@@ -1,11 +1,15 @@
-"""The command line's vocabulary: every flag, each command with its arguments and the flags
-it takes, and the help they make. cli.py parses argv with these tables."""
+"""The command line's grammar: every flag, each command with its arguments and the flags it
+takes, the suite or reproduction file it reads, and the help they make. cli.py parses argv
+with these and dispatches."""
 from __future__ import annotations
 
+import pathlib
 from typing import NamedTuple
 
 from absl import flags
 from ml_collections import config_flags
+
+from archbench.benchmarks.core import UsageError, one_line
 
 DEFAULT_SUITE = 'quick'  # what `archbench run` and `estimate` use without --suite or --config
 _SEED = {'lower_bound': 0, 'upper_bound': 2**31 - 1}
@@ -14,8 +18,9 @@ FLAG_SPECS = {
     'suite': (flags.DEFINE_string, None, f'Built-in suite (default {DEFAULT_SUITE}; see '
               '`archbench list`).'),
     'config': (config_flags.DEFINE_config_file, None, 'A suite file of your own (a .py '
-               'defining get_config()), instead of --suite. Any field of the suite (or of the '
-               'reproduction) is set with --config.<path>=<value>.', {'lock_config': True}),
+               'defining get_config()) instead of --suite; --config.<path>=<value> sets any '
+               'field of the suite (reproduce NAME: of the reproduction).',
+               {'lock_config': True}),
     'plugin': (flags.DEFINE_multi_string, [], 'Python file or module registering your own '
                'architectures or tasks (repeatable).'),
     'archs': (flags.DEFINE_list, None, 'Only these architectures (comma-separated).'),
@@ -134,3 +139,65 @@ def help_text(command: str | None) -> str:
     lines += ['  Global overrides (train.*, task.*, arch.*) win over the suite\'s per-task '
               'and per-architecture settings.', '', f'Example:\n  {EXAMPLE}']
   return '\n'.join(lines)
+
+
+def flag_values(argv: list[str], name: str) -> list[str]:
+  """Values of --name=V and --name V in argv (before absl parses it)."""
+  return [arg.split('=', 1)[1] if '=' in arg else argv[i + 1]
+          for i, arg in enumerate(argv) if arg.startswith(f'--{name}=') or
+          (arg == f'--{name}' and i + 1 < len(argv))]
+
+
+def refuse_foreign_flags(argv: list[str], command: str) -> None:
+  """A flag of another command is refused by name, with the flags this one takes."""
+  taken = COMMANDS[command].flags
+  for arg in argv[1:argv.index('--') if '--' in argv else None]:
+    name = arg.lstrip('-').split('=', 1)[0].split('.', 1)[0]
+    if name.startswith('no') and FLAG_SPECS.get(name[2:], (None,))[0] is flags.DEFINE_bool:
+      name = name[2:]
+    if arg.startswith('-') and name in FLAG_SPECS and name not in taken:
+      takes = f'its flags: {", ".join("--" + n for n in taken)}' if taken else 'it takes none'
+      raise UsageError(f'{command} does not take --{name}; {takes}')
+
+
+def suite_file_error(file: str, error: Exception) -> str:
+  """A suite file's own bug, in one line that says whose it is."""
+  return f'--config {file} failed to load: {one_line(error)}'
+
+
+def with_config_file(argv: list[str], command: str) -> list[str]:
+  """argv with --config=<the suite's or reproduction's file> when the command takes one
+  and no suite file of the user's was given; a user's file is checked here."""
+  from archbench.benchmarks import config as config_lib
+  files, suites = flag_values(argv, 'config'), flag_values(argv, 'suite')
+  recorded = [m for m in ('resume', 'from_record') if command == 'run' and flag_values(argv, m)]
+  if recorded and any(a.startswith('--config') for a in argv):  # cmd_run refuses the others
+    raise UsageError(f'--{recorded[0]} runs cells as they were recorded; drop --config')
+  if 'resume' in recorded:
+    return argv
+  if files and suites:
+    raise UsageError('give --suite NAME or --config PATH, not both')
+  if files:  # loaded here too: config_flags would reuse a module of the same name
+    if command == 'reproduce':
+      raise UsageError('reproduce takes a reproduction NAME (archbench reproduce --list), '
+                       'not --config; set its fields with --config.<path>=<value>')
+    if not pathlib.Path(files[-1].split(':')[0]).is_file():
+      raise UsageError(f'--config {files[-1]}: no such suite file')
+    try:
+      config_lib.load(files[-1])
+    except Exception as e:
+      raise UsageError(suite_file_error(files[-1], e)) from None
+    return argv
+  if command == 'reproduce':
+    names = [a for a in argv[1:] if a in config_lib.reproductions()]
+    if not names:
+      if any(a.startswith('--config.') for a in argv):
+        raise UsageError('--config.<path> overrides apply to reproduce NAME; reproduce DIR '
+                         're-runs the recorded cells as they were')
+      return argv
+    path, size = config_lib.reproductions()[names[0]]
+    return [argv[0], f'--config={path}:{size}', *argv[1:]]
+  if command not in ('run', 'estimate') and not (command == 'list' and suites):
+    return argv
+  path = config_lib.suite_path(suites[-1] if suites else DEFAULT_SUITE)
+  return [argv[0], f'--config={path}', *argv[1:]]

@@ -325,8 +325,8 @@ def test_bad_input_from_the_shell(case, tmp_path):
 
 def test_default_suite_is_registered():
   """`archbench run` without --suite must run a suite that exists."""
-  from archbench.benchmarks import cli
-  assert cli.DEFAULT_SUITE in config_lib.suite_files()
+  from archbench.benchmarks import commands
+  assert commands.DEFAULT_SUITE in config_lib.suite_files()
 
 
 # ---------------------------------------------------------------------------------------

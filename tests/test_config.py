@@ -12,7 +12,7 @@ import pytest
 
 from archbench import archs
 from archbench import data
-from archbench.benchmarks import cli
+from archbench.benchmarks import cli, commands
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
 
@@ -46,7 +46,7 @@ def test_builtin_suite_files(name):
   assert config.name == name
   for line in ('Command:', 'Runtime:', 'Results'):
     assert line in config.doc, (name, line)
-  assert f'--suite {name}' in config.doc or name == cli.DEFAULT_SUITE
+  assert f'--suite {name}' in config.doc or name == commands.DEFAULT_SUITE
   cells = config_lib.cells(config)
   assert cells and len({c.digest for c in cells}) == len(cells)
   # Every overridable leaf is plain data (what config_flags can parse and records hold).
