@@ -65,6 +65,7 @@ def smoke_run(tmp_path_factory):
 # ---------------------------------------------------------------------------------------
 # The smoke suite.
 
+@pytest.mark.slow
 def test_smoke_exit_code_and_cells(smoke_run):
   proc, out, records = smoke_run
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,6 +83,7 @@ def test_smoke_exit_code_and_cells(smoke_run):
   assert len(lines) == len(expected)
 
 
+@pytest.mark.slow
 def test_smoke_records_schema(smoke_run):
   _, _, records = smoke_run
   assert records
@@ -135,6 +137,7 @@ def test_smoke_records_schema(smoke_run):
     assert 'run' in env['command'] and 'smoke' in env['command']
 
 
+@pytest.mark.slow
 def test_smoke_summaries(smoke_run):
   _, out, records = smoke_run
   md = (out / 'summary.md').read_text()
@@ -156,6 +159,7 @@ def test_smoke_summaries(smoke_run):
 # ---------------------------------------------------------------------------------------
 # report.
 
+@pytest.mark.slow
 def test_report_reproduces_summaries(smoke_run, tmp_path):
   _, out, _ = smoke_run
   copy = tmp_path / 'copy'
@@ -168,6 +172,7 @@ def test_report_reproduces_summaries(smoke_run, tmp_path):
   assert (copy / 'summary.csv').read_bytes() == (out / 'summary.csv').read_bytes()
 
 
+@pytest.mark.slow
 def test_report_survives_torn_last_line(smoke_run, tmp_path):
   _, out, records = smoke_run
   copy = tmp_path / 'torn'
@@ -316,7 +321,9 @@ def test_bad_input(case, tmp_path, capsys):
   _check_one_line(code, capsys.readouterr().err, words)
 
 
-@pytest.mark.parametrize('case', ['unknown config key', 'negative length', 'out is a file'])
+@pytest.mark.slow
+@pytest.mark.parametrize('case', ['unknown config key', 'negative length', 'out is a file',
+                                  'compare with --resume'])
 def test_bad_input_from_the_shell(case, tmp_path):
   argv, words = _bad_input_argv(case, tmp_path)
   proc = archbench(*argv, timeout=120)
@@ -541,3 +548,18 @@ def test_reproduce_archs_and_tasks_from_the_shell(tmp_path):
   assert [(r['arch'], r['task']) for r in rows] == [('rnn', 'parity_check')]
   assert '| rnn | parity_check |' in proc.stdout and '| lstm |' not in proc.stdout
   assert '1 ok, 0 failed' in proc.stdout
+
+
+def test_rerun_flow_reruns_and_compares_only_the_filtered_records(failing_run, tmp_path):
+  """`reproduce DIR --tasks adding --seed 1`, through the flow: the one matching record's
+  cell runs again and is compared with it alone."""
+  from archbench.benchmarks.flows import reproduce
+  base, _ = failing_run
+  out, result, cells = reproduce.rerun(str(base), str(tmp_path / 'again'), archs=['rnn'],
+                                       tasks=['adding'], seed=1)
+  assert [(c.arch, c.task, c.seed) for c in cells] == [('rnn', 'adding', 1)]
+  (record,) = records_lib.load_records(out / 'results.jsonl')
+  assert record['cell_id'] == records_lib.load_records(base / 'results.jsonl')[1]['cell_id']
+  assert result.exit_code == 0 and (out / 'comparison.md').is_file()
+  with pytest.raises(UsageError, match='no record'):
+    reproduce.rerun(str(base), str(tmp_path / 'none'), tasks=['copy'], seed=5)
