@@ -420,3 +420,24 @@ def _invalid(where: str):
     message = str(error.args[0] if error.args else error)
     raise UsageError(message if message.startswith(where.split()[0]) else
                      f'{where}: {message}') from None
+
+
+def explain_override_error(suite, argv: list[str], error: Exception) -> str | None:
+  """One line for the --config.<path>=<value> in argv that config_flags refused with
+  `error`: the bad key and the valid ones there, or the bad value and the type expected;
+  None when no override of `suite` is to blame."""
+  for arg in argv:
+    if suite is None or not arg.startswith('--config.'):
+      continue
+    path, _, value = arg[len('--config.'):].partition('=')
+    node, walked = suite, []
+    for key in path.split('.'):
+      if not hasattr(node, 'keys') or key not in node.keys():
+        where = f'under config.{".".join(walked)}' if walked else 'at the top'
+        valid = ', '.join(node.keys()) if hasattr(node, 'keys') else 'none (a leaf)'
+        return f'unknown config key config.{path}; valid keys {where}: {valid}'
+      parent, node, walked = node, node[key], [*walked, key]
+    if value and value in str(error):
+      kind = parent.get_ref(walked[-1]).get_type()
+      return f'bad value for config.{path}: {value!r} (expected {kind.__name__})'
+  return None

@@ -24,8 +24,8 @@ parentheses, which that pipeline strips, are not emitted. Token ids: PAD 0, digi
 the four operators 11-14, `]` 15; sequences are padded at the end to max_length.
 
 Departures from LRA, none of which changes which expressions are drawn or how often
-(benchmarks/results/lra_stats.py measures both generators at LRA's settings: lengths, labels
-and depths agree within sampling noise):
+(benchmarks/reproductions/_lra_stats.py measures both generators at LRA's settings: lengths,
+labels and depths agree within sampling noise):
   * LRA numbers its 15 tokens in arbitrary (set) order and adds an unused out-of-vocabulary
     id (vocabulary 17, here 16);
   * LRA pads to 2000, here to max_length (1999 at its settings): one padding position

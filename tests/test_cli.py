@@ -16,7 +16,7 @@ from archbench import archs
 from archbench import data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import plugins
-from archbench.benchmarks.core import Cell, TrainConfig
+from archbench.benchmarks.core import Cell, TrainConfig, UsageError
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import runner
 from archbench.benchmarks.progress import Progress
@@ -65,6 +65,7 @@ def smoke_run(tmp_path_factory):
 # ---------------------------------------------------------------------------------------
 # The smoke suite.
 
+@pytest.mark.slow
 def test_smoke_exit_code_and_cells(smoke_run):
   proc, out, records = smoke_run
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,6 +83,7 @@ def test_smoke_exit_code_and_cells(smoke_run):
   assert len(lines) == len(expected)
 
 
+@pytest.mark.slow
 def test_smoke_records_schema(smoke_run):
   _, _, records = smoke_run
   assert records
@@ -135,6 +137,7 @@ def test_smoke_records_schema(smoke_run):
     assert 'run' in env['command'] and 'smoke' in env['command']
 
 
+@pytest.mark.slow
 def test_smoke_summaries(smoke_run):
   _, out, records = smoke_run
   md = (out / 'summary.md').read_text()
@@ -156,6 +159,7 @@ def test_smoke_summaries(smoke_run):
 # ---------------------------------------------------------------------------------------
 # report.
 
+@pytest.mark.slow
 def test_report_reproduces_summaries(smoke_run, tmp_path):
   _, out, _ = smoke_run
   copy = tmp_path / 'copy'
@@ -168,6 +172,7 @@ def test_report_reproduces_summaries(smoke_run, tmp_path):
   assert (copy / 'summary.csv').read_bytes() == (out / 'summary.csv').read_bytes()
 
 
+@pytest.mark.slow
 def test_report_survives_torn_last_line(smoke_run, tmp_path):
   _, out, records = smoke_run
   copy = tmp_path / 'torn'
@@ -253,6 +258,33 @@ BAD_INPUTS = {
     'missing plugin file': (['run', '--plugin', '/nonexistent/p.py'], ['/nonexistent/p.py']),
     'plugin module not found': (['run', '--plugin', 'no_such_module_x'], ['no_such_module_x']),
     'report of garbage': (['report', '{garbage}'], ['no readable record']),
+    # Each command takes its own flags only: another command's is refused by name.
+    'compare with --resume': (['compare', 'A', 'B', '--resume', 'X'],
+                              ['compare does not take --resume', '--json', '--timing']),
+    'list with --out': (['list', '--out', 'X'], ['list does not take --out', '--suite']),
+    'report with a flag': (['report', '{empty}', '--json'], ['report does not take --json']),
+    'compare with an override': (['compare', 'A', 'B', '--config.train.steps=3'],
+                                 ['compare does not take --config']),
+    'negated bool of another command': (['env', '--notiming'], ['env does not take --timing']),
+    'reproduce with --size': (['reproduce', 'chomsky-cpu', '--size', 'tiny'],
+                              ['reproduce does not take --size']),
+    'reproduce NAME with --timing': (['reproduce', 'chomsky-cpu', '--timing'],
+                                     ['--timing', 'paper']),
+    'reproduce NAME with --config': (['reproduce', 'chomsky-cpu', '--config', '{py}'],
+                                     ['reproduce', 'NAME', '--config']),
+    'reproduce DIR with an override': (['reproduce', '{empty}', '--config.train.steps=3'],
+                                       ['--config', 'reproduce DIR']),
+    'reproduce filtered to no row': (['reproduce', 'chomsky-cpu', '--archs', 'cnn'],
+                                     ['--archs cnn', 'no row', 'rnn', 'parity_check']),
+    'reproduce with a bad override': (['reproduce', 'chomsky-cpu', '--config.train.stepz=3'],
+                                      ['train.stepz', 'steps']),
+    'resume with a filter': (['run', '--resume', '{empty}', '--archs', 'rnn'],
+                             ['--resume', '--archs']),
+    'resume with an override': (['run', '--resume', '{empty}', '--config.train.steps=3'],
+                                ['--resume', '--config']),
+    'from_record with a filter': (['run', '--from_record', '{empty}/results.jsonl:1',
+                                   '--tasks', 'adding'], ['--from_record', '--tasks']),
+    'estimate without rates': (['estimate', '--rates', '{empty}/nope'], ['--rates', 'nope']),
 }
 
 
@@ -289,7 +321,9 @@ def test_bad_input(case, tmp_path, capsys):
   _check_one_line(code, capsys.readouterr().err, words)
 
 
-@pytest.mark.parametrize('case', ['unknown config key', 'negative length', 'out is a file'])
+@pytest.mark.slow
+@pytest.mark.parametrize('case', ['unknown config key', 'negative length', 'out is a file',
+                                  'compare with --resume'])
 def test_bad_input_from_the_shell(case, tmp_path):
   argv, words = _bad_input_argv(case, tmp_path)
   proc = archbench(*argv, timeout=120)
@@ -298,8 +332,8 @@ def test_bad_input_from_the_shell(case, tmp_path):
 
 def test_default_suite_is_registered():
   """`archbench run` without --suite must run a suite that exists."""
-  from archbench.benchmarks import cli
-  assert cli.DEFAULT_SUITE in config_lib.suite_files()
+  from archbench.benchmarks import commands
+  assert commands.DEFAULT_SUITE in config_lib.suite_files()
 
 
 # ---------------------------------------------------------------------------------------
@@ -441,3 +475,91 @@ def test_cli_exit_code_1_when_a_cell_fails(tmp_path, capsys):
   assert '0 ok, 1 failed' in capsys.readouterr().out
   (record,) = records_lib.load_records(tmp_path / 'results.jsonl')
   assert record['status'] == 'diverged'
+
+
+# ---------------------------------------------------------------------------------------
+# reproduce: the flows, called directly, and --archs/--tasks end to end.
+
+def test_select_keeps_the_rows_and_claims_of_the_cells_that_run():
+  from archbench.benchmarks.flows import reproduce
+  from archbench.benchmarks.results import reproduction
+  spec = reproduction.plain(config_lib.load_reproduction('chomsky-cpu').reproduction)
+  assert reproduce.select(spec) is spec  # no filter: the whole reproduction
+  one = reproduce.select(spec, ['rnn'], ['parity_check'])
+  assert [(r['arch'], r['task']) for r in one['rows']] == [('rnn', 'parity_check')]
+  assert one['claims'] == []  # every claim names the transformer too
+  assert one['notes'][:-1] == spec['notes'] and '1 of 28 rows' in one['notes'][-1]
+  two = reproduce.select(spec, ['rnn', 'transformer'], ['parity_check'])
+  assert {(r['arch'], r['task']) for r in two['rows']} == {('rnn', 'parity_check'),
+                                                           ('transformer', 'parity_check')}
+  assert [(c['better'], c['task']) for c in two['claims']] == [('rnn', 'parity_check')]
+  # A claim against the constant predictor needs only its model's cells.
+  listops = reproduction.plain(config_lib.load_reproduction('lra-listops-cpu').reproduction)
+  alone = reproduce.select(listops, ['transformer'])
+  assert [(c['better'], c['than']) for c in alone['claims']] == [('transformer', ['baseline'])]
+  assert {r['arch'] for r in alone['rows']} == {'transformer'}
+
+
+def _tiny(config):
+  """A reproduction's config cut to seconds: what --config.train.steps=... does."""
+  with config.unlocked():
+    config.train.steps, config.train.steps_per_dispatch, config.train.batch_size = 4, 4, 4
+    config.train.eval_batch_size, config.task.eval_size, config.fast_compile = 16, 16, True
+    config.task.length, config.tasks.parity_check.eval_lengths = 8, (12,)
+  return config
+
+
+def test_reproduce_flow_runs_and_judges_only_the_filtered_rows(tmp_path):
+  from archbench.benchmarks.flows import report
+  from archbench.benchmarks.flows import reproduce
+  config = _tiny(config_lib.load_reproduction('chomsky-cpu'))
+  out, records = reproduce.reproduce('chomsky-cpu', config, str(tmp_path / 'rep'),
+                                     archs=['rnn'], tasks=['parity_check'])
+  assert [(r['arch'], r['task'], r['status']) for r in records] == [
+      ('rnn', 'parity_check', 'ok')]
+  assert records[0]['metrics']['train/steps'] == 4
+  judged = json.loads((out / 'reproduction.json').read_text())
+  assert [(r['arch'], r['task']) for r in judged['rows']] == [('rnn', 'parity_check')]
+  assert judged['rows'][0]['verdict'].startswith('qualitative: ')  # judged, not 'not run'
+  assert judged['claims'] == []
+  table = (out / 'reproduction.md').read_text().split('## Table', 1)[1].split('##', 1)[0]
+  assert [l.split('|')[1:3] for l in table.splitlines() if l.startswith('| rnn')] == [
+      [' rnn ', ' parity_check ']]
+  assert sum(l.startswith('| ') for l in table.splitlines()) == 2  # header and that row
+  # `archbench report DIR` re-judges the same rows from the saved spec.
+  before = (out / 'reproduction.md').read_text()
+  assert report.rebuild(out)[1] is True
+  assert (out / 'reproduction.md').read_text() == before
+  with pytest.raises(UsageError, match='already holds a run'):
+    reproduce.reproduce('chomsky-cpu', config, str(out), archs=['rnn'], tasks=['parity_check'])
+
+
+@pytest.mark.slow
+def test_reproduce_archs_and_tasks_from_the_shell(tmp_path):
+  """The issue's command, shortened by an override: one cell runs and one row is judged."""
+  out = tmp_path / 'rep'
+  proc = archbench('reproduce', 'chomsky-cpu', '--archs', 'rnn', '--tasks', 'parity_check',
+                   '--config.train.steps=20', '--out', out, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  records = records_lib.load_records(out / 'results.jsonl')
+  assert [(r['arch'], r['task']) for r in records] == [('rnn', 'parity_check')]
+  assert records[0]['metrics']['train/steps'] == 20
+  rows = json.loads((out / 'reproduction.json').read_text())['rows']
+  assert [(r['arch'], r['task']) for r in rows] == [('rnn', 'parity_check')]
+  assert '| rnn | parity_check |' in proc.stdout and '| lstm |' not in proc.stdout
+  assert '1 ok, 0 failed' in proc.stdout
+
+
+def test_rerun_flow_reruns_and_compares_only_the_filtered_records(failing_run, tmp_path):
+  """`reproduce DIR --tasks adding --seed 1`, through the flow: the one matching record's
+  cell runs again and is compared with it alone."""
+  from archbench.benchmarks.flows import reproduce
+  base, _ = failing_run
+  out, result, cells = reproduce.rerun(str(base), str(tmp_path / 'again'), archs=['rnn'],
+                                       tasks=['adding'], seed=1)
+  assert [(c.arch, c.task, c.seed) for c in cells] == [('rnn', 'adding', 1)]
+  (record,) = records_lib.load_records(out / 'results.jsonl')
+  assert record['cell_id'] == records_lib.load_records(base / 'results.jsonl')[1]['cell_id']
+  assert result.exit_code == 0 and (out / 'comparison.md').is_file()
+  with pytest.raises(UsageError, match='no record'):
+    reproduce.rerun(str(base), str(tmp_path / 'none'), tasks=['copy'], seed=5)

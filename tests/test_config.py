@@ -12,7 +12,7 @@ import pytest
 
 from archbench import archs
 from archbench import data
-from archbench.benchmarks import cli
+from archbench.benchmarks import cli, commands
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
 
@@ -46,7 +46,7 @@ def test_builtin_suite_files(name):
   assert config.name == name
   for line in ('Command:', 'Runtime:', 'Results'):
     assert line in config.doc, (name, line)
-  assert f'--suite {name}' in config.doc or name == cli.DEFAULT_SUITE
+  assert f'--suite {name}' in config.doc or name == commands.DEFAULT_SUITE
   cells = config_lib.cells(config)
   assert cells and len({c.digest for c in cells}) == len(cells)
   # Every overridable leaf is plain data (what config_flags can parse and records hold).
@@ -230,8 +230,9 @@ def test_a_suite_file_of_ones_own(tmp_path, capsys):
       '      {"length": 9}, {"steps": 7})}, archs=("rnn", "gru"))\n')
   assert cli.run(['archbench', 'list', '--config', str(path)]) == 0
   assert '--config.tasks.adding.params.length=9' in capsys.readouterr().out
-  cli.parse(['archbench', 'run', '--config', str(path), '--config.train.batch_size=4'])
-  cells = config_lib.cells(cli.FLAGS.config)
+  _, flags, _ = cli.parse(['archbench', 'run', '--config', str(path),
+                           '--config.train.batch_size=4'])
+  cells = config_lib.cells(flags.config)
   assert [(c.arch, c.task_params['length'], c.train.steps, c.train.batch_size)
           for c in cells] == [('rnn', 9, 7, 4), ('gru', 9, 7, 4)]
   # FILE:ARG passes ARG to get_config, as config_flags does.
@@ -241,8 +242,8 @@ def test_a_suite_file_of_ones_own(tmp_path, capsys):
       'def get_config(length):\n'
       '  return suite_config("sized", "Sized.", "tiny", {"adding": task_plan(\n'
       '      {"length": int(length)})}, archs=("rnn",))\n')
-  cli.parse(['archbench', 'run', '--config', f'{with_arg}:11'])
-  assert [c.task_params['length'] for c in config_lib.cells(cli.FLAGS.config)] == [11]
+  _, flags, _ = cli.parse(['archbench', 'run', '--config', f'{with_arg}:11'])
+  assert [c.task_params['length'] for c in config_lib.cells(flags.config)] == [11]
 
 
 def test_the_readme_example_end_to_end_and_from_record(tmp_path):

@@ -1,4 +1,4 @@
-"""The run-time estimate (benchmarks/results/estimate.py): measured rates interpolated in
+"""The run-time estimate (benchmarks/flows/estimate.py, `archbench estimate`): measured rates interpolated in
 log-log, FLOPs divided by them, and the stated GPU floors."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from archbench import archs, data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.results import estimate
+from archbench.benchmarks.flows import estimate
 
 
 def _suite():
@@ -66,3 +66,28 @@ def test_a_recurrence_pays_for_every_scanned_position():
   assert rows['lstm']['gpu_s'] == pytest.approx(100 * (16 + 64) * layers * 1e-3, rel=1e-3)
   assert rows['lstm']['cpu_s'] is None  # no measured rate: no CPU estimate
   assert rows['transformer']['gpu_s'] < 1e-3  # no scan, and FLOPs at the full peak
+
+
+def test_archbench_estimate_prints_the_suite_table(tmp_path, capsys):
+  """`archbench estimate --config FILE --rates RUN`, in-process: the table of
+  estimate.text, and one line with exit code 2 for a run without records."""
+  from archbench.benchmarks import cli
+  record = {'arch': 'lstm', 'status': 'ok', 'perf': {
+      'step_ms': 10.0, 'flops_per_step': 1e7, 'tokens_per_s': 6400.0}}
+  (tmp_path / 'results.jsonl').write_text(json.dumps(record) + '\n')
+  (tmp_path / 'est.py').write_text(
+      'from archbench.benchmarks.config import suite_config, task_plan\n'
+      'def get_config():\n'
+      '  return suite_config("est", "Two archs.", "tiny", {"adding": task_plan(\n'
+      '      {"length": 16}, {"steps": 100, "batch_size": 4})}, archs=("lstm", "gru"))\n')
+  argv = ['archbench', 'estimate', '--config', str(tmp_path / 'est.py'), '--rates',
+          str(tmp_path)]
+  assert cli.run(argv) == 0
+  out = capsys.readouterr().out
+  assert out == estimate.text(config_lib.load(str(tmp_path / 'est.py')), str(tmp_path)) + '\n'
+  assert out.startswith('Estimate for suite `est`') and f'measured in `{tmp_path}`' in out
+  rows = {line.split(' | ')[0]: line.split(' | ') for line in out.splitlines()
+          if line.startswith('| ')}
+  assert rows['| lstm'][3] != '–' and rows['| gru'][3] == '–'  # CPU time: measured rate only
+  assert cli.run(['archbench', 'estimate', '--rates', str(tmp_path / 'none')]) == 2
+  assert 'no results.jsonl' in capsys.readouterr().err

@@ -1,12 +1,15 @@
 """archbench's ListOps generator at Long Range Arena's settings: the length window, depth and
 argument limits, labels against an evaluator written here, and the distributions of
-benchmarks/results/lra_stats.py against those measured from LRA's own generator."""
+benchmarks/reproductions/_lra_stats.py against those measured from LRA's own generator, and
+tools/lra_stats.py, which prints them."""
+import importlib.util
+import pathlib
 import statistics
 
 import numpy as np
 import pytest
 
-from archbench.benchmarks.results import lra_stats
+from archbench.benchmarks.reproductions import _lra_stats as lra_stats
 from archbench.data import listops
 
 N = 2000  # about 6 s to generate at LRA's lengths
@@ -104,3 +107,17 @@ def test_distributions_match_lra_generator(sample):
   assert stats['depth']['shares'] == LRA['depth']['shares'] == {10: 1.0}
   assert stats['leaf_depth']['mean'] == pytest.approx(LRA['leaf_depth']['mean'], abs=0.02)
   assert stats['args_per_operator'] == pytest.approx(LRA['args_per_operator'], abs=0.025)
+
+
+def test_the_tool_prints_both_columns(capsys):
+  """tools/lra_stats.py (not installed: loaded by path) prints the table of both
+  generators' statistics."""
+  path = pathlib.Path(__file__).resolve().parents[1] / 'tools' / 'lra_stats.py'
+  spec = importlib.util.spec_from_file_location('lra_stats_tool', path)
+  tool = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tool)
+  assert tool.main(['--num', '40', '--seed', '3']) == 0
+  out = capsys.readouterr().out
+  assert 'N = 40, data_seed = 3' in out and lra_stats.LRA_COMMIT[:7] in out
+  assert '| statistic | archbench | LRA |' in out
+  assert f'| expressions | 40 | {LRA["num_examples"]} |' in out

@@ -1,8 +1,9 @@
 """The results tables of the README, results/README.md and the manual (docs/) are generated
-from the committed runs (benchmarks/results/readme_tables.py): the repository's copies are
-current, a hand edit is caught, a section selector picks its section, and bad markers are
-usage errors. Also: the README stays a front page, and every docs/ page is in mkdocs.yml."""
+from the committed runs (benchmarks/results/readme_tables.py, run by tools/readme_tables.py):
+the repository's copies are current, a hand edit is caught, a section selector picks its
+section, and bad markers are usage errors. Also: the README stays a front page, and every docs/ page is in mkdocs.yml."""
 
+import importlib.util
 import pathlib
 import re
 import subprocess
@@ -13,6 +14,10 @@ import pytest
 from archbench.benchmarks.results import readme_tables as rt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOOL = ROOT / 'tools' / 'readme_tables.py'
+_spec = importlib.util.spec_from_file_location('readme_tables_tool', TOOL)
+tool = importlib.util.module_from_spec(_spec)  # tools/ is not installed: loaded by path
+_spec.loader.exec_module(tool)
 
 SOURCE = """\
 # archbench summary: suite `demo`
@@ -59,8 +64,8 @@ def _block(source: str, body: str = 'old') -> str:
 
 
 def _run(*args, cwd=ROOT):
-  return subprocess.run([sys.executable, '-m', 'archbench.benchmarks.results.readme_tables',
-                         *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+  return subprocess.run([sys.executable, str(TOOL), *args], cwd=cwd, capture_output=True,
+                        text=True, timeout=120)
 
 
 CHECKED_FILES = rt.expand(ROOT, rt.DEFAULT_FILES)
@@ -287,14 +292,14 @@ def test_malformed_markers_are_usage_errors(tmp_path, readme, message):
   root = _repo(tmp_path, readme)
   with pytest.raises(rt.UsageError, match=message):
     rt.stale_blocks(root, ['README.md'])
-  assert rt.main(['--root', str(root), 'README.md']) == 2
+  assert tool.main(['--root', str(root), 'README.md']) == 2
   assert (root / 'README.md').read_text() == readme
 
 
 def test_a_bad_marker_in_one_file_leaves_every_file_unwritten(tmp_path):
   root = _repo(tmp_path, _block('results/demo/summary.md#Performance'))
   (root / 'other.md').write_text(_block('results/gone.md'))
-  assert rt.main(['--root', str(root), 'README.md', 'other.md']) == 2
+  assert tool.main(['--root', str(root), 'README.md', 'other.md']) == 2
   assert 'old' in (root / 'README.md').read_text()
 
 
@@ -325,6 +330,6 @@ def test_glob_pattern_matching_nothing_is_a_usage_error(tmp_path, capsys):
 
 
 def test_missing_target_file_is_a_usage_error(tmp_path, capsys):
-  assert rt.main(['--check', '--root', str(tmp_path), 'README.md']) == 2
+  assert tool.main(['--check', '--root', str(tmp_path), 'README.md']) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and 'README.md: no such file' in err[0]

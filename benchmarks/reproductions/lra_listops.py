@@ -10,7 +10,7 @@ estimated from that run's step rates. Reference run and table: results/lra-listo
 Settings at full size: LRA's generator (max depth 10, up to 10 arguments, 500 < length <
 2000; archbench's generator matches LRA's length, label and depth statistics: README,
 "ListOps at Long Range Arena's settings") and the Transformer of LRA's configs at commit
-benchmarks/results/lra_stats.LRA_COMMIT (listops/configs/base_listops_config.py and
+benchmarks/reproductions/_lra_stats.LRA_COMMIT (listops/configs/base_listops_config.py and
 transformer_base.py; the maintainers call the configs authoritative): 4 layers, 8 heads,
 width 512, MLP 1024, dropout 0.1 and attention dropout 0.1, 5,000 steps at batch 32,
 Adam (0.9, 0.98) with decoupled weight decay 0.1, and a rate of 0.05 x linear warm-up over
@@ -21,8 +21,8 @@ family learns more than the majority class.
 Results: results/lra-listops-cpu/reproduction.md (README, "Reproductions").
 """
 from archbench.benchmarks.config import suite_config, task_plan
-from archbench.benchmarks.results.lra_stats import (LRA_GENERATOR_STATS, LRA_LISTOPS,
-                                                    LRA_TASK_PARAMS)
+from archbench.benchmarks.reproductions._lra_stats import (LRA_GENERATOR_STATS, LRA_LISTOPS,
+                                                           LRA_TASK_PARAMS)
 from archbench.benchmarks.results.reproduction import claim, expect, spec
 
 PAPER = ('Tay, Dehghani, Abnar, Shen, Bahri, Pham, Rao, Yang, Ruder & Metzler 2021, Long '

@@ -1,6 +1,6 @@
 """Fill the README's results tables from the committed runs, or check that they match.
 
-    python -m archbench.benchmarks.results.readme_tables [--check] [--root DIR] [FILE ...]
+    python tools/readme_tables.py [--check] [--root DIR] [FILE ...]
 
 In each FILE (default: README.md, results/README.md and every page of the manual,
 docs/**/*.md, relative to the repository root; a FILE may be such a glob pattern) every
@@ -36,17 +36,15 @@ unclosed, is a usage error: one line on stderr, exit 2.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import pathlib
 import re
-import sys
 
 from archbench.common.files import write_atomically
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository root (the package dir)
 DEFAULT_FILES = ('README.md', 'results/README.md', 'docs/**/*.md')
-COMMAND = 'python -m archbench.benchmarks.results.readme_tables'
+COMMAND = 'python tools/readme_tables.py'  # its command line (not installed)
 
 OPEN = re.compile(r'^<!-- archbench:table (?P<source>.*?) -->\s*$')
 CLOSE = '<!-- /archbench:table -->'
@@ -216,40 +214,3 @@ def _read(root: pathlib.Path, name: str) -> str:
   if not path.is_file():
     raise UsageError(f'{name}: no such file under {root}')
   return path.read_text(encoding='utf-8')
-
-
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
-      prog=COMMAND, description=__doc__.split('\n\n')[0])
-  parser.add_argument('files', nargs='*', metavar='FILE',
-                      help=f'files to fill, relative to --root (default: '
-                           f'{" ".join(DEFAULT_FILES)})')
-  parser.add_argument('--check', action='store_true',
-                      help='write nothing; exit 1 naming each stale block, 0 if none')
-  parser.add_argument('--root', type=pathlib.Path, default=ROOT,
-                      help='the repository root that FILEs and sources are relative to '
-                           '(default: %(default)s)')
-  args = parser.parse_args(argv)
-  files = tuple(args.files) or DEFAULT_FILES
-  try:
-    if args.check:
-      stale = stale_blocks(args.root, files)
-      if stale:
-        print(f'stale generated tables: {", ".join(stale)}; regenerate with: {COMMAND}',
-              file=sys.stderr)
-        return 1
-      print(f'generated tables up to date in {", ".join(files)}')
-      return 0
-    for name, (blocks, changed) in update(args.root, files).items():
-      print(f'{name}: {blocks} generated blocks, {changed} updated')
-    return 0
-  except UsageError as e:
-    print(f'{COMMAND.split()[-1]}: error: {e}', file=sys.stderr)
-    return 2
-  except OSError as e:
-    print(f'{COMMAND.split()[-1]}: error: {e}', file=sys.stderr)
-    return 2
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -6,7 +6,7 @@ seeds.
 Command: archbench run --suite lrd
 Runtime: not measured (no accelerator was available when it was written). It is 840
 cells (10 architectures x 4 tasks x 7 lengths x 3 seeds) of 3000 steps each at up to
-1024 positions. Estimated (python -m archbench.benchmarks.results.estimate --suite lrd):
+1024 positions. Estimated (archbench estimate --suite lrd):
 about 1,350 CPU-hours from the rates measured on a 2-core CPU, and about 4.5 h on one
 GPU under stated assumptions; add --config.precision=bfloat16 on a GPU, and
 --config.executor=processes --workers 8 (or =ray) to use more. `--tasks`, `--archs` and

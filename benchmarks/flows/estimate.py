@@ -2,7 +2,7 @@
 divided by the throughput each architecture reached in a measured run (per-cell step
 times, e.g. results/scaling-cpu), and, for accelerators, by a stated assumption.
 
-  python -m archbench.benchmarks.results.estimate --suite lrd --rates results/scaling-cpu
+  archbench estimate --suite lrd --rates results/scaling-cpu
 
 Everything printed is an estimate. The CPU figure rests on measured rates, taken at the
 nearest measured work per step (batch x length; beyond the largest measured, the largest
@@ -12,12 +12,10 @@ cost per step plus, for a recurrence, a sequential cost per scanned position.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import math
 import pathlib
-import sys
 
 import numpy as np
 
@@ -110,23 +108,10 @@ def to_markdown(rows: dict, suite: str, rates_from: str, gpu: GPU = GPU()) -> st
   return '\n'.join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--suite', default='lrd', help='a built-in suite or a suite file')
-  parser.add_argument('--rates', default='results/scaling-cpu',
-                      help='a run whose ok cells give each architecture\'s measured rate')
-  args = parser.parse_args(argv)
-  try:
-    path = pathlib.Path(args.rates)
-    if not (path / 'results.jsonl').is_file() and not path.is_file():
-      raise UsageError(f'--rates {path}: no results.jsonl there')
-    rows = estimate(config_lib.load(args.suite), measured_rates(path))
-  except UsageError as e:
-    print(f'estimate: error: {e}', file=sys.stderr)
-    return 2
-  print(to_markdown(rows, args.suite, args.rates))
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
+def text(config, rates: str) -> str:
+  """`archbench estimate`: the table for a suite config, with rates from the run at `rates`
+  (a run directory or its results.jsonl)."""
+  path = pathlib.Path(rates)
+  if not (path / 'results.jsonl').is_file() and not path.is_file():
+    raise UsageError(f'--rates {path}: no results.jsonl there')
+  return to_markdown(estimate(config, measured_rates(path)), config.name, rates)

@@ -1,7 +1,8 @@
-"""ListOps at Long Range Arena's settings: LRA's confirmed configuration, and the statistics
-of archbench's generator next to those of LRA's own.
+"""ListOps at Long Range Arena's settings: LRA's confirmed configuration, which the
+lra-listops reproduction cites, and the statistics of archbench's generator next to those of
+LRA's own. (The leading underscore: a module of the reproductions, not one of them.)
 
-  python -m archbench.benchmarks.results.lra_stats [--num 20000] [--seed 0]
+  python tools/lra_stats.py [--num 20000] [--seed 0]
 
 generates `--num` expressions with archbench's generator (data/listops.py) at LRA's
 settings and prints a Markdown table of their length, label and depth distributions beside
@@ -18,9 +19,7 @@ below, so both columns are measured by the same code.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 
 import numpy as np
 
@@ -244,20 +243,3 @@ def comparison_table(ours: dict, lra: dict) -> str:
   lines = ['| statistic | archbench | LRA |', '|---|---:|---:|']
   lines += [f'| {name} | {a} | {b} |' for name, a, b in rows]
   return '\n'.join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--num', type=int, default=20_000, help='expressions to generate')
-  parser.add_argument('--seed', type=int, default=0, help="archbench's data_seed")
-  args = parser.parse_args(argv)
-  arrays = listops.generate(args.num, data_seed=args.seed, **LRA_TASK_PARAMS)
-  ours = listops_statistics(arrays['tokens'], arrays['labels'])
-  print(f'archbench: data/listops.py, N = {args.num}, data_seed = {args.seed}; LRA: '
-        f'lra_benchmarks/data/listops.py at {LRA_COMMIT[:7]}, N = 20,000, random.seed(0)\n')
-  print(comparison_table(ours, LRA_GENERATOR_STATS))
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
