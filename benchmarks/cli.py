@@ -365,14 +365,14 @@ def _cells_to_run():
 def _resume_plan():
   """(suite name, workers, execution, run_id, cells) of the run --resume continues."""
   from archbench.benchmarks.core import UsageError
-  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.harness import suite as suite_lib
   from archbench.benchmarks.results import records
   for name in ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite'):
     if FLAGS[name].present:
       raise Usage(f'--resume continues a run as it was planned; drop --{name}')
   out = pathlib.Path(FLAGS.resume)
   try:
-    plan = runner.read_plan(out)
+    plan = suite_lib.read_plan(out)
   except UsageError as e:
     raise Usage(str(e)) from None
   if plan['code_version'] != records.code_version():
@@ -385,7 +385,7 @@ def _resume_plan():
 def cmd_run() -> int:
   from archbench.benchmarks import config as config_lib
   from archbench.benchmarks.core import UsageError
-  from archbench.benchmarks.harness import executors, runner
+  from archbench.benchmarks.harness import executors, runner, suite as suite_lib
   from archbench.benchmarks.progress import Progress
   from archbench.benchmarks.results import records as records_lib
   from archbench.benchmarks.results import tensorboard_events
@@ -413,9 +413,9 @@ def cmd_run() -> int:
     out, run_id = _out_dir(name), None
   logging.info('suite %s: %d cells -> %s', name, len(cells), out)
   try:
-    runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
-                     progress=Progress.for_terminal(len(cells)), execution=execution,
-                     run_id=run_id, resume=bool(FLAGS.resume), **dispatch)
+    suite_lib.run_suite(cells, out, suite=name, workers=FLAGS.workers or workers,
+                        progress=Progress.for_terminal(len(cells)), execution=execution,
+                        run_id=run_id, resume=bool(FLAGS.resume), **dispatch)
   except UsageError as e:  # an executor that cannot start (Ray not installed, no cluster)
     raise Usage(str(e)) from None
   records = records_lib.load_records(out / 'results.jsonl')
@@ -494,7 +494,7 @@ def _reproduce(name: str) -> int:
   """Run a reproduction and judge it against the paper (results/reproduction.py)."""
   from archbench.benchmarks import config as config_lib
   from archbench.benchmarks.core import UsageError
-  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.harness import runner, suite as suite_lib
   from archbench.benchmarks.progress import Progress
   from archbench.benchmarks.results import records as records_lib
   from archbench.benchmarks.results import report, reproduction
@@ -514,9 +514,9 @@ def _reproduce(name: str) -> int:
   # is judged by `archbench report DIR`.
   (out / reproduction.FILE_JSON).write_text(json.dumps({'reproduction': spec}, indent=1))
   started = time.monotonic()
-  runner.run_suite(cells, out, suite=name, workers=FLAGS.workers or 1,
-                   progress=Progress.for_terminal(len(cells)),
-                   execution=config_lib.execution(config))
+  suite_lib.run_suite(cells, out, suite=name, workers=FLAGS.workers or 1,
+                      progress=Progress.for_terminal(len(cells)),
+                      execution=config_lib.execution(config))
   records = records_lib.load_records(out / 'results.jsonl')
   reproduction.write(out, spec, records, wall_s=time.monotonic() - started)
   report.write_summaries(out, plots=True)  # again: report.html shows the verdicts
@@ -532,7 +532,7 @@ def _rerun_and_compare(path: str) -> int:
   only with --timing: a later run, even on the same machine, varies beyond its own timing
   windows (up to 1.6x measured on a shared 2-core VM), so they would flag noise."""
   from archbench.benchmarks.core import UsageError
-  from archbench.benchmarks.harness import runner
+  from archbench.benchmarks.harness import runner, suite as suite_lib
   from archbench.benchmarks.progress import Progress
   from archbench.benchmarks.results import compare, records, report
   try:
@@ -544,8 +544,8 @@ def _rerun_and_compare(path: str) -> int:
     raise Usage(str(e)) from None
   suite = f'reproduce-{base[0].get("suite", "run")}'
   out = _out_dir(suite)
-  runner.run_suite(cells, out, suite=suite, workers=FLAGS.workers or 1,
-                   progress=Progress.for_terminal(len(cells)))
+  suite_lib.run_suite(cells, out, suite=suite, workers=FLAGS.workers or 1,
+                      progress=Progress.for_terminal(len(cells)))
   result = compare.compare(base, records.load_records(out / 'results.jsonl'),
                            timing=bool(FLAGS.timing))
   text = compare.to_markdown(result)

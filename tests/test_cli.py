@@ -18,7 +18,7 @@ from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import suite
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
 
@@ -392,7 +392,7 @@ def failing_run(tmp_path_factory):
       Cell('rnn', 'adding', 'tiny', seed=1, task_params=_SMALL_ADDING, train=_OK),
       Cell('rnn', 'copy', 'tiny', task_params={'length': 0}, train=_OK),
   ]
-  records = runner.run_suite(cells, out, suite='failing',
+  records = suite.run_suite(cells, out, suite='failing',
                              progress=Progress(len(cells), log=lambda *_: None))
   return out, records
 
