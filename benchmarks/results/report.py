@@ -21,6 +21,7 @@ from typing import Any
 from archbench.benchmarks.results import markup
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import scaling
+from archbench.benchmarks.results import sections
 
 METRIC_LABELS = {'eval/accuracy': 'accuracy', 'eval/mse': 'MSE', 'eval/loss': 'loss',
                  'eval/exact_match': 'exact match', 'eval/bits_per_char': 'bits/char'}
@@ -414,6 +415,7 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
       *lrd_sections(records),
       *generalisation_sections(records),
       *scaling.sections(records),
+      *[block for section in sections.all_sections() for block in section.markdown(records)],
       '## Performance (training step, median over timed windows)',
       perf_table(records),
   ]
@@ -471,6 +473,8 @@ def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str
     from archbench.benchmarks.results import plots as plots_lib  # matplotlib only when plots are asked for
     from archbench.benchmarks.results import html_report
     written = plots_lib.write_plots(out_dir, records)
+    written += [path for section in sections.all_sections() if section.plots is not None
+                for path in section.plots(out_dir, records)]
     _write(out_dir / 'report.html',
            html_report.page(records, written, html_report.sections_of(out_dir)))
   return records
