@@ -30,7 +30,8 @@ def make_flags(argv: list[str] | None = None) -> flags.FlagValues:
       '--suite. Any field of the suite is set with --config.<path>=<value>.',
       flag_values=fv, lock_config=True, sys_argv=argv)
   flags.DEFINE_multi_string('plugin', [], 'Python file or module registering your own '
-                            'architectures or tasks (repeatable).', flag_values=fv)
+                            'architectures, tasks, evaluators or report sections '
+                            '(repeatable).', flag_values=fv)
   flags.DEFINE_list('archs', None, 'Only these architectures (comma-separated).',
                     flag_values=fv)
   flags.DEFINE_list('tasks', None, 'Only these tasks (comma-separated).', flag_values=fv)
@@ -75,8 +76,9 @@ COMMANDS = {
             'summary.tex, plots and report.html under --out.',
             ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out', 'workers',
              'from_record', 'resume', 'data_dir', 'compile_cache')),
-    'report': ('DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the plots and the HTML '
-               'report of a run from DIR/results.jsonl.', ()),
+    'report': ('[--plugin P] DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the plots '
+               'and the HTML report of a run from DIR/results.jsonl (--plugin: its report '
+               'sections too).', ('plugin',)),
     'compare': ('BASE NEW [--json] [--notiming]',
                 'Compare two runs cell by cell, each difference against its tolerance (seed '
                 'spread, timing windows); exit 1 when a cell got worse.', ('json', 'timing')),
@@ -237,7 +239,7 @@ def _describe() -> dict:
   """Everything `list` shows, as plain data."""
   from archbench import archs, data
   from archbench.benchmarks import config as config_lib
-  from archbench.benchmarks.harness import model as model_lib
+  from archbench.benchmarks.harness import evaluators, model as model_lib
   # Specs only: dataset tasks are described without reading (or needing) their data.
   task_specs = {name: data.spec_of(name) for name in data.names()}
   arch_info = {}
@@ -269,7 +271,8 @@ def _describe() -> dict:
     suite_info[name] = {'summary': config_lib.summary(suite), 'size': suite.size,
                         'tasks': list(suite.tasks.keys()), 'doc': suite.doc,
                         'config': config_lib.flatten(suite)}
-  return {'sizes': archs.SIZES, 'archs': arch_info, 'tasks': task_info, 'suites': suite_info}
+  return {'sizes': archs.SIZES, 'archs': arch_info, 'tasks': task_info, 'suites': suite_info,
+          'evaluators': evaluators.describe()}
 
 
 def _compact_paths(paths) -> str:
@@ -283,6 +286,7 @@ def _compact_paths(paths) -> str:
 
 
 def cmd_list() -> int:
+  from archbench.benchmarks.harness import evaluators as evaluators_lib
   info = _describe()
   if FLAGS.config is not None:  # --suite NAME: every path of that suite, with its value
     suite = FLAGS.config
@@ -316,6 +320,7 @@ def cmd_list() -> int:
   for name, s in info['suites'].items():
     print(f'  {name:{w}s} size {s["size"]:6s} {s["summary"]}')
     print(f'  {"":{w}s} config: {_compact_paths(s["config"])}')
+  print('\n'.join(evaluators_lib.list_lines(info['evaluators'], w)))
   return 0
 
 

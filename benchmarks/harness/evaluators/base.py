@@ -141,20 +141,21 @@ def for_cell(cell: Cell, task) -> list[EvaluatorSpec]:
 def describe() -> dict[str, dict[str, Any]]:
   """What `archbench list` shows of each evaluator, as plain data."""
   return {spec.name: {'description': spec.description,
-                      'runs': 'where named' if spec.applies is None else 'by itself',
+                      'runs': 'where named' if spec.applies is None else 'where its study asks',
                       'replaces_evaluation': spec.replaces_evaluation,
                       'metrics': list(spec.metrics), 'perf': list(spec.perf),
                       'curves': list(spec.curves), 'section': spec.section}
           for spec in all_evaluators()}
 
 
-def list_lines(width: int) -> list[str]:
-  """`archbench list`'s lines for the evaluators, names padded to `width`."""
-  lines = ['Evaluators (--config.evaluators=NAME,... runs one on every cell; the built-ins '
-           'run where their study asks):']
-  for name, e in describe().items():
-    writes = ', '.join(e['metrics'] + e['perf'] + e['curves'])
+def list_lines(described: dict[str, dict[str, Any]], width: int) -> list[str]:
+  """`archbench list`'s lines for the evaluators `describe()` gave, names padded to `width`."""
+  lines = ['Evaluators (the built-ins run where a cell\'s study asks for them; '
+           '--config.evaluators=NAME,... runs any on every cell):']
+  for name, e in described.items():
+    writes = ', '.join(e['metrics'] + [f'perf {k}' for k in e['perf']]
+                       + [f'curve {k}' for k in e['curves']])
     section = f'; report section {e["section"]}' if e['section'] else ''
-    lines.append(f'  {name:{width}s} {e["description"]} [writes {writes or "nothing"}'
-                 f'{section}]')
+    replaces = '; in place of the held-out evaluation' if e['replaces_evaluation'] else ''
+    lines.append(f'  {name:{width}s} {e["description"]} [writes {writes}{replaces}{section}]')
   return lines

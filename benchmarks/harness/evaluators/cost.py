@@ -57,8 +57,7 @@ def _after_training(ctx: Context) -> None:
 
 register(EvaluatorSpec(
     name='cost',
-    description='forward-only inference time of a cost-sweep point, in place of the '
-                'held-out evaluation',
+    description='forward-only inference time of a point of a cost-versus-length sweep',
     applies=lambda cell, task: 'cost' in cell.probes,
     after_training=_after_training, replaces_evaluation=True,
     perf=('infer_ms', 'infer_ms_min', 'infer_ms_max', 'infer_windows', 'infer_tokens_per_s',
