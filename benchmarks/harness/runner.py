@@ -122,12 +122,12 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   """
   started = time.monotonic()
   peak_before = _device_peak_in_use()
-  ctx = _build(cell, out, execution)
+  ctx, optimizer = _build(cell, out, execution)
   chosen = evaluators_lib.for_cell(cell, ctx.task)
   for evaluator in chosen:
     if evaluator.before_training is not None:
       evaluator.before_training(ctx)
-  _train(ctx, chosen, on_step, execution, checkpoint_dir, started)
+  _train(ctx, optimizer, chosen, on_step, execution, checkpoint_dir, started)
   replacing = [e for e in chosen if e.replaces_evaluation]
   for evaluator in replacing:
     evaluator.after_training(ctx)
@@ -139,12 +139,14 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
       evaluator.after_training(ctx)
 
 
-def _build(cell: Cell, out: dict[str, Any], execution: Execution) -> evaluators_lib.Context:
-  """The model and its initial training state, and the record's config and size figures."""
+def _build(cell: Cell, out: dict[str, Any], execution: Execution):
+  """(the cell's Context, its optimiser): the model and its initial training state; the
+  record's config and size figures."""
   arch, config, task, model = prepare(cell)
   spec, tc = task.spec, cell.train
   parallel = DataParallel.over(execution.devices, (tc.batch_size,))
-  state = parallel.replicate(train_lib.init_state(model, task, train_lib.make_optimizer(tc),
+  optimizer = train_lib.make_optimizer(tc)
+  state = parallel.replicate(train_lib.init_state(model, task, optimizer,
                                                   stream_key(cell.seed, Stream.INIT),
                                                   tc.batch_size))
   params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(state.params))
@@ -165,11 +167,12 @@ def _build(cell: Cell, out: dict[str, Any], execution: Execution) -> evaluators_
               'perf': {'params': params, 'backbone_params': backbone_params,
                        **parallel.describe(tc.batch_size)}})
   out.setdefault('curves', {})
-  return evaluators_lib.Context(
+  ctx = evaluators_lib.Context(
       cell=cell, arch=arch, config=config, task=task, model=model, parallel=parallel,
       state=state, train_key=data.spec.train_key(cell.seed),
       num_dispatches=len(_dispatches(tc)), metrics=out['metrics'], perf=out['perf'],
       curves=out['curves'])
+  return ctx, optimizer
 
 
 def _dispatches(tc) -> list[int]:
@@ -181,7 +184,8 @@ def _dispatches(tc) -> list[int]:
   return [k] * num_chunks + ([remainder] if remainder else [])
 
 
-def _train(ctx: evaluators_lib.Context, chosen: list[evaluators_lib.EvaluatorSpec],
+def _train(ctx: evaluators_lib.Context, optimizer,
+           chosen: list[evaluators_lib.EvaluatorSpec],
            on_step: OnStep | None, execution: Execution,
            checkpoint_dir: pathlib.Path | None, started: float) -> None:
   """Train ctx.state for the cell's steps, recording the training figures, the training
@@ -189,7 +193,6 @@ def _train(ctx: evaluators_lib.Context, chosen: list[evaluators_lib.EvaluatorSpe
   outside its timing window."""
   cell, task, model, parallel = ctx.cell, ctx.task, ctx.model, ctx.parallel
   spec, tc = task.spec, cell.train
-  optimizer = train_lib.make_optimizer(tc)
   # Compile ahead of time, apart from any timing: the dispatch of k steps, and the one of
   # the remainder. Dispatch i draws its batches from fold_in(train_key, i): the batches
   # depend on the seed and the step alone, which is what lets a checkpointed cell resume
@@ -207,9 +210,8 @@ def _train(ctx: evaluators_lib.Context, chosen: list[evaluators_lib.EvaluatorSpe
   compiled = {}
   compiled[k], compile_s = compile_chunk(k)
   ctx.perf.update(compile_s=compile_s, **evaluation.memory(compiled[k]))
-  remainder = dispatches[-1] if dispatches[-1] != k else None
-  if remainder:
-    compiled[remainder], rest_compile_s = compile_chunk(remainder)
+  if dispatches[-1] != k:  # the remainder
+    compiled[dispatches[-1]], rest_compile_s = compile_chunk(dispatches[-1])
     ctx.perf['compile_s'] += rest_compile_s
 
   checkpoints = None
@@ -234,9 +236,9 @@ def _train(ctx: evaluators_lib.Context, chosen: list[evaluators_lib.EvaluatorSpe
   def training_figures():
     step_s = chrono.median_s
     ctx.metrics.update({'train/loss': losses[-1] if losses else None,
-                           'train/steps': int(ctx.state.step)})
+                        'train/steps': int(ctx.state.step)})
     ctx.perf.update(train_s=sum(s for s, _ in chrono.windows) + untimed_s,
-                       timed_windows=chrono.timed_windows)
+                    timed_windows=chrono.timed_windows)
     if step_s:
       ctx.perf.update(
           step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
@@ -285,11 +287,11 @@ def _train(ctx: evaluators_lib.Context, chosen: list[evaluators_lib.EvaluatorSpe
   peak, peak_source = timing.device_peak_flops(cell.precision)
   xla = None if arch.uses_scan else _xla_flops_per_step(compiled[k])
   ctx.perf.update(flops_per_step=flops, xla_flops_per_step=xla,
-                     infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
-                     # MFU against the peak of every device the step ran on.
-                     mfu=(flops / step_s / (peak * parallel.num_devices))
-                     if peak and step_s else None, peak_flops=peak,
-                     peak_flops_source=peak_source)
+                  infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
+                  # MFU against the peak of every device the step ran on.
+                  mfu=(flops / step_s / (peak * parallel.num_devices))
+                  if peak and step_s else None, peak_flops=peak,
+                  peak_flops_source=peak_source)
 
 
 def _evaluate(ctx: evaluators_lib.Context) -> None:

@@ -94,6 +94,11 @@ class EvaluatorSpec:
   curves: tuple[str, ...] = ()
   section: str | None = None
 
+  def __post_init__(self):
+    if self.replaces_evaluation and self.after_training is None:
+      raise ValueError(f'evaluator {self.name!r} replaces the evaluation, so it needs an '
+                       'after_training hook')
+
 
 _REGISTRY: dict[str, EvaluatorSpec] = {}
 
