@@ -3,8 +3,10 @@
   cli.py       the command line
   config.py    suites as ml_collections configs (suites/ holds one file each), resolved
                into cells; plugins.py loads users' architectures and tasks
-  harness/     model assembly, training and evaluation, generation, checkpoints, runner
-  probes/      long-range dependency probes
+  harness/     model assembly, training and evaluation, generation, checkpoints, the
+               runner (one cell), the suite (plan, resume, dispatch, records) and
+               evaluators/ (named ways of measuring: the long-range probes, lengths, cost,
+               sampling, and plug-ins')
   measure/     the one timer, compile-ahead, device peaks
   results/     records, summaries, plots, comparison of runs
   core.py      the vocabulary all of them share: Cell, TrainConfig, Execution, errors

@@ -22,7 +22,7 @@ FLAG_SPECS = {
                'field of the suite (reproduce NAME: of the reproduction).',
                {'lock_config': True}),
     'plugin': (flags.DEFINE_multi_string, [], 'Python file or module registering your own '
-               'architectures or tasks (repeatable).'),
+               'architectures, tasks, evaluators or report sections (repeatable).'),
     'archs': (flags.DEFINE_list, None, 'Only these architectures (comma-separated).'),
     'tasks': (flags.DEFINE_list, None, 'Only these tasks (comma-separated).'),
     'size': (flags.DEFINE_string, None, 'Parameter budget (tiny, small, base, large): '
@@ -73,8 +73,9 @@ COMMANDS = {
                    'summary.csv, summary.tex, plots and report.html under --out.',
                    ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out',
                     'workers', 'from_record', 'resume', 'data_dir', 'compile_cache')),
-    'report': Command('DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the plots and the '
-                      'HTML report of a run from DIR/results.jsonl.', ()),
+    'report': Command('[--plugin P] DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the '
+                      'plots and the HTML report of a run from DIR/results.jsonl (--plugin: '
+                      'its report sections too).', ('plugin',)),
     'compare': Command('BASE NEW [--json] [--notiming]',
                        'Compare two runs cell by cell, each difference against its tolerance '
                        '(seed spread, timing windows); exit 1 when a cell got worse.',

@@ -17,6 +17,9 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
                                    identity); devices: data parallelism within a cell
   tensorboard                      True: TensorBoard event files of each cell's training
                                    curve under OUT/tensorboard/ (needs tensorboardX)
+  evaluators                       evaluators to run on every cell, by name
+                                   (harness/evaluators; a plug-in's too), on top of those
+                                   the cells' studies run: --config.evaluators=a,b
   tasks.<task>.params.<p>          generator parameters (complete: the task's defaults filled in)
   tasks.<task>.train.<f>           training settings of that task (complete TrainConfig)
   tasks.<task>.archs               which architectures run it (None: every one that can)
@@ -32,6 +35,7 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   tasks.<task>.eval_lengths        length generalisation: after training, evaluate at each
                                    of these lengths too (records: length/<L>/<metric> and
                                    ood/<metric>, the mean beyond the training length)
+  tasks.<task>.evaluators          evaluators to run on that task's cells, by name
   train.<f>, task.<p>, arch.<f>    global overrides: unset (None) in suites; set on the
                                    command line they apply to every cell of the run
 
@@ -61,6 +65,7 @@ from archbench import archs
 from archbench import data
 from archbench.benchmarks.core import (PRECISIONS, Cell, Execution, TrainConfig, UsageError,
                                        usage_errors)
+from archbench.benchmarks.harness import evaluators as evaluators_lib
 from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import model as model_lib
 
@@ -71,7 +76,7 @@ REPRODUCTIONS_DIR = pathlib.Path(__file__).resolve().parent / 'reproductions'
 REPRODUCTION_SIZES = {'': 'full', '-cpu': 'cpu'}
 GLOBAL_SECTIONS = ('train', 'task', 'arch')
 PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep', 'seeds',
-               'arch_seeds', 'batch_sizes', 'eval_lengths')
+               'arch_seeds', 'batch_sizes', 'eval_lengths', 'evaluators')
 # What each point of a sweep records: 'length' marks an accuracy-versus-length point
 # (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
 # forward-only inference (the scaling fit, results/scaling.py).
@@ -88,7 +93,8 @@ def task_plan(params: dict | None = None, train: dict | None = None, *,
               seeds: tuple[int, ...] | None = None,
               arch_seeds: dict[str, tuple[int, ...]] | None = None,
               batch_sizes: tuple[int, ...] | None = None,
-              eval_lengths: tuple[int, ...] = ()) -> dict[str, Any]:
+              eval_lengths: tuple[int, ...] = (),
+              evaluators: tuple[str, ...] = ()) -> dict[str, Any]:
   """How a suite runs one task; `suite_config` completes it with the defaults.
 
   sweep: ('length', (16, 32, 64)) makes one cell per value, each recording lrd/length; the
@@ -102,28 +108,31 @@ def task_plan(params: dict | None = None, train: dict | None = None, *,
   seeds, arch_seeds: seeds for this task, or for one architecture on it, in place of the
   suite's: more seeds where results vary from seed to seed, not everywhere.
   eval_lengths: length generalisation: train at the task's `length` (and `min_length`),
-  then also evaluate at each of these lengths (runner.evaluate_at_lengths).
+  then also evaluate at each of these lengths (evaluator 'lengths').
+  evaluators: evaluators to run on this task's cells, by name, on top of the suite's.
   """
   return {'params': dict(params or {}), 'train': dict(train or {}), 'archs': archs,
           'arch_train': dict(arch_train or {}), 'arch_config': dict(arch_config or {}),
           'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at),
           'sweep_probe': sweep_probe, 'seeds': seeds,
           'arch_seeds': {a: tuple(v) for a, v in (arch_seeds or {}).items()},
-          'batch_sizes': batch_sizes, 'eval_lengths': tuple(eval_lengths)}
+          'batch_sizes': batch_sizes, 'eval_lengths': tuple(eval_lengths),
+          'evaluators': tuple(evaluators)}
 
 
 def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
                  train: dict | None = None, archs: tuple[str, ...] | None = None,
                  seeds: tuple[int, ...] = (0,), depth: int | None = None, workers: int = 1,
                  fast_compile: bool = False, execution: dict | None = None,
-                 precision: str = 'float32',
-                 executor: str = 'local') -> ml_collections.ConfigDict:
+                 precision: str = 'float32', executor: str = 'local',
+                 evaluators: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
   """A suite's ConfigDict. `train` holds the suite's training defaults, which each task's
   own `train` settings refine. `depth` runs every backbone at that depth (its declared depth
   fields) instead of its default: compile time grows with depth. `workers` > 1 runs cells
   in that many processes (compile-bound suites only: timings are then not comparable).
   `execution` sets core.Execution's fields (time limit, checkpoints, devices). `precision`
-  is every cell's (core.PRECISIONS); `executor` one of harness.executors.Executor."""
+  is every cell's (core.PRECISIONS); `executor` one of harness.executors.Executor;
+  `evaluators` run on every cell (by name; harness/evaluators)."""
   c = ml_collections.ConfigDict(sort_keys=False)
   c.name, c.doc, c.size, c.seeds = name, inspect.cleandoc(doc), size, tuple(seeds)
   c.archs = _maybe(archs, tuple)
@@ -131,6 +140,7 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
   c.workers, c.fast_compile = workers, fast_compile
   c.precision, c.executor = precision, executor
   c.tensorboard = False  # event files of each cell's training curve (tensorboard_events.py)
+  c.evaluators = tuple(evaluators)
   c.ray = {'address': config_dict.placeholder(str), 'num_cpus_per_cell': 1.0,
            'num_gpus_per_cell': config_dict.placeholder(float)}
   defaults = Execution(**(execution or {}))
@@ -165,6 +175,9 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
   if plan['sweep_probe'] == 'cost' and plan['gradient_probe_at']:
     raise UsageError(f'suite plan for {task_name}: a cost sweep trains too few steps for '
                      'a gradient probe; drop gradient_probe_at')
+  if sweep and plan['sweep_probe'] == 'cost' and plan.get('eval_lengths'):
+    raise UsageError(f'suite plan for {task_name}: a cost sweep skips the held-out '
+                     'evaluation; drop eval_lengths')
   return ml_collections.ConfigDict({
       'params': {**entry.defaults, **plan['params']},
       'train': train,
@@ -179,6 +192,7 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
       'arch_seeds': plan['arch_seeds'],
       'batch_sizes': _maybe(plan['batch_sizes'], tuple),
       'eval_lengths': tuple(plan.get('eval_lengths', ())),
+      'evaluators': tuple(plan.get('evaluators', ())),
   })
 
 
@@ -340,6 +354,7 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
                      f'{", ".join(PRECISIONS)}')
   overrides = {section: {k: v for k, v in config[section].items() if v is not None}
                for section in GLOBAL_SECTIONS}
+  suite_evaluators = _evaluator_names(config.get('evaluators', ()))
   used = {'task': set(), 'arch': set()}
   out: dict[str, Cell] = {}
   for task_name in task_names:
@@ -350,6 +365,8 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
     with _invalid(f'task {task_name}'):
       spec = data.spec_of(task_name, **{**base_params, **task_overrides})
     plan_archs = plan.archs if plan else None
+    cell_evaluators = suite_evaluators + _evaluator_names(plan.get('evaluators', ())
+                                                          if plan else ())
     for arch_name in list(archs_filter or plan_archs or default_archs):
       arch = archs.get(arch_name)
       reason = model_lib.incompatibility(arch, spec)
@@ -381,7 +398,8 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
             with _invalid(f'{arch_name} on {task_name}'):
               cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
                           bool(config.fast_compile), probes, precision,
-                          tuple(plan.get('eval_lengths', ()) if plan else ()))
+                          tuple(plan.get('eval_lengths', ()) if plan else ()),
+                          cell_evaluators)
             out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]
@@ -395,6 +413,15 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
         f'no architecture in {",".join(archs_filter or default_archs)} can run any task '
         f'in {",".join(task_names)} in suite {config.name}')
   return list(out.values())
+
+
+def _evaluator_names(names) -> tuple[str, ...]:
+  """Evaluator names, checked against the registry; 'a,b' (one command-line value) is two."""
+  out = tuple(n.strip() for name in names or () for n in str(name).split(',') if n.strip())
+  with usage_errors():
+    for name in out:
+      evaluators_lib.get(name)
+  return out
 
 
 def _points(plan, params, overrides) -> list[tuple[dict[str, Any], tuple[str, ...]]]:

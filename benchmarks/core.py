@@ -126,7 +126,7 @@ class Cell:
   # Compile without backend optimisation: much faster compiles, slower steps. For suites
   # that check that everything runs (smoke), never for suites whose timings matter.
   fast_compile: bool = False
-  # Long-range probes (benchmarks/probes/lrd.py): 'gradient' records gradient-versus-
+  # Long-range probes (harness/evaluators/): 'gradient' records gradient-versus-
   # distance curves at initialisation and after training; 'length' marks the cell as a
   # point of an accuracy-versus-length sweep (its record carries lrd/length). 'cost' marks
   # it as a point of a cost-versus-length sweep and adds a forward-only inference timing
@@ -134,14 +134,18 @@ class Cell:
   probes: tuple[str, ...] = ()
   precision: str = 'float32'  # one of PRECISIONS
   # Length generalisation: after training, also evaluate at each of these sequence
-  # lengths (a held-out set of that length alone; runner.evaluate_at_lengths).
+  # lengths (a held-out set of that length alone; evaluator 'lengths').
   eval_lengths: tuple[int, ...] = ()
+  # Evaluators a user asked for by name (a suite's `evaluators`), on top of those the cell's
+  # study runs by itself (harness/evaluators: the probes above, eval_lengths, sampling).
+  evaluators: tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.precision not in PRECISIONS:
       raise UsageError(f'precision {self.precision!r} is not known; valid: '
                        f'{", ".join(PRECISIONS)}')
     object.__setattr__(self, 'eval_lengths', tuple(sorted({int(n) for n in self.eval_lengths})))
+    object.__setattr__(self, 'evaluators', tuple(dict.fromkeys(self.evaluators)))
     if self.eval_lengths and ('length' not in self.task_params
                               or min(self.eval_lengths) < 1):
       raise UsageError(f'eval_lengths {self.eval_lengths} for {self.task}: needs the task\'s '
@@ -154,17 +158,19 @@ class Cell:
     precision = '' if self.precision == 'float32' else f'/{self.precision}'
     lengths = (f'/eval@{min(self.eval_lengths)}-{max(self.eval_lengths)}'
                if self.eval_lengths else '')
+    extra = ''.join(f'/+{name}' for name in self.evaluators)
     return (f'{self.arch}/{self.task}{"[" + params + "]" if params else ""}/{self.size}'
-            f'/s{self.seed}{precision}{lengths}')
+            f'/s{self.seed}{precision}{lengths}{extra}')
 
   def to_dict(self) -> dict[str, Any]:
     """Plain JSON-able data; `Cell.from_dict` inverts it."""
     out = dataclasses.asdict(self)
     out['probes'] = list(self.probes)
     out['eval_lengths'] = list(self.eval_lengths)
+    out['evaluators'] = list(self.evaluators)
     # Fields added later are left out at their defaults, so earlier cells keep their
     # identity (digest).
-    for field, default in (('precision', 'float32'), ('eval_lengths', [])):
+    for field, default in (('precision', 'float32'), ('eval_lengths', []), ('evaluators', [])):
       if out[field] == default:
         del out[field]
     return json.loads(json.dumps(out, default=_plain))
@@ -182,7 +188,8 @@ class Cell:
       raise UsageError(f'train has no field(s) {", ".join(sorted(set(train) - train_fields))}; '
                        f'valid: {", ".join(sorted(train_fields))}')
     return cls(**{**d, 'train': TrainConfig(**train), 'probes': tuple(d.get('probes', ())),
-                  'eval_lengths': tuple(d.get('eval_lengths', ()))})
+                  'eval_lengths': tuple(d.get('eval_lengths', ())),
+                  'evaluators': tuple(d.get('evaluators', ()))})
 
   @property
   def digest(self) -> str:

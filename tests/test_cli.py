@@ -18,7 +18,7 @@ from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import evaluators, suite
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
 
@@ -349,11 +349,11 @@ def _list(*args, capsys):
 def test_list_names_everything(capsys):
   code, out = _list(capsys=capsys)
   assert code == 0
-  for name in [*archs.names(), *data.names(), *config_lib.suite_files()]:
+  for name in [*archs.names(), *data.names(), *config_lib.suite_files(), *evaluators.names()]:
     assert name in out, name
   # Each suite lists its config paths.
   assert ('tasks.{adding,copy,digits,translate,lm,forecast}.{params,train,archs,arch_train,'
-          'arch_config,sweep,seeds,arch_seeds,batch_sizes,eval_lengths}.*, execution.*, train.*, task.*, arch.*') in out
+          'arch_config,sweep,seeds,arch_seeds,batch_sizes,eval_lengths,evaluators}.*, execution.*, train.*, task.*, arch.*') in out
 
 
 def test_list_json_params(capsys):
@@ -426,7 +426,7 @@ def failing_run(tmp_path_factory):
       Cell('rnn', 'adding', 'tiny', seed=1, task_params=_SMALL_ADDING, train=_OK),
       Cell('rnn', 'copy', 'tiny', task_params={'length': 0}, train=_OK),
   ]
-  records = runner.run_suite(cells, out, suite='failing',
+  records = suite.run_suite(cells, out, suite='failing',
                              progress=Progress(len(cells), log=lambda *_: None))
   return out, records
 

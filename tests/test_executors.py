@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
-from archbench.benchmarks.harness import executors, runner
+from archbench.benchmarks.harness import executors, suite
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records
 
@@ -38,7 +38,7 @@ EXECUTORS = ['processes', pytest.param('ray', marks=requires_ray)]
 def local_run(tmp_path_factory):
   """The three cells run in this process: the reference for every other executor."""
   out = tmp_path_factory.mktemp('local')
-  done = runner.run_suite(CELLS, out, suite='t', progress=Progress(3, **QUIET))
+  done = suite.run_suite(CELLS, out, suite='t', progress=Progress(3, **QUIET))
   return out, {r['cell_id']: r for r in done}
 
 
@@ -59,9 +59,9 @@ def test_resume_dispatches_only_unfinished_cells(executor, local_run, tmp_path):
   path = tmp_path / 'results.jsonl'
   lines = path.read_text().splitlines()
   path.write_text(lines[0] + '\n')
-  plan = runner.read_plan(tmp_path)
+  plan = suite.read_plan(tmp_path)
   assert plan['dispatch']['executor'] == 'local'
-  rerun = runner.run_suite(plan['cells'], tmp_path, suite='t', run_id=plan['run_id'],
+  rerun = suite.run_suite(plan['cells'], tmp_path, suite='t', run_id=plan['run_id'],
                            resume=True, workers=2, executor=executor,
                            progress=Progress(2, **QUIET))
   assert sorted(r['seed'] for r in rerun) == [1, 2]
@@ -117,12 +117,12 @@ def _die(cell, on_step=None, **_):
 def test_a_worker_that_dies_is_an_error_record(executor, monkeypatch, tmp_path):
   """The driver goes on and records the cell as `error`, never crashes. (_die pickles by
   reference, so workers run it in place of the real cell function.)"""
-  monkeypatch.setattr(runner, '_run_cell_in_worker', _die)
+  monkeypatch.setattr(suite, '_run_cell_in_worker', _die)
   if executor == 'ray':  # Ray's workers do not have tests/ on their path
     os.environ.setdefault(*executors.RAY_SINGLE_MACHINE)  # before ray is first imported
     import ray.cloudpickle
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-  done = runner.run_suite(CELLS[:1], tmp_path, suite='t', executor=executor,
+  done = suite.run_suite(CELLS[:1], tmp_path, suite='t', executor=executor,
                           progress=Progress(1, **QUIET))
   assert [r['status'] for r in done] == ['error'] and done[0]['error']
   on_disk = records.load_records(tmp_path / 'results.jsonl')

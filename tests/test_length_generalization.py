@@ -1,5 +1,5 @@
 """Length generalisation as a harness capability (Cell.eval_lengths,
-runner.evaluate_at_lengths): a model trained at short lengths is evaluated at longer ones,
+evaluator 'lengths'): a model trained at short lengths is evaluated at longer ones,
 and its record carries the accuracy at every length and the mean beyond training."""
 import numpy as np
 import pytest
@@ -7,7 +7,8 @@ import pytest
 from archbench import data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import evaluation, runner
+from archbench.benchmarks.harness.evaluators import lengths
 from archbench.benchmarks.harness import train as train_lib
 
 TRAIN = {'length': 8, 'min_length': 1, 'eval_size': 64}
@@ -54,10 +55,10 @@ def test_each_length_is_scored_on_strings_of_that_length_alone():
   state = train_lib.init_state(model, task, train_lib.make_optimizer(TC),
                                __import__('jax').random.PRNGKey(3), TC.batch_size)
   parallel = runner.DataParallel.over(1, (TC.batch_size,))
-  got = runner.evaluate_at_lengths(cell, model, state.params, parallel)
+  got = lengths.evaluate_at_lengths(cell, model, state.params, parallel)
   long_task = data.build('parity_check', seed=0, length=12, min_length=12, eval_size=64)
   assert (long_task.eval_data['inputs'][:, :12] < 2).all()  # the whole string is 12 long
-  expected, _, _ = runner._evaluate(model, long_task, state.params, TC, parallel, True)
+  expected, _, _ = evaluation.held_out(model, long_task, state.params, TC, parallel, True)
   assert got['length/12/accuracy'] == pytest.approx(expected['eval/accuracy'])
   assert got['ood/accuracy'] == pytest.approx(expected['eval/accuracy'])
 

@@ -16,7 +16,7 @@ import pytest
 from archbench import archs
 from archbench import data
 from archbench.archs import tcn
-from archbench.benchmarks.probes import lrd
+from archbench.benchmarks.harness.evaluators import gradient as lrd
 from archbench.benchmarks.harness import runner
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.core import Cell, TrainConfig

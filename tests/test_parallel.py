@@ -109,10 +109,10 @@ from archbench.benchmarks.harness import parallel
 joined = parallel.initialize_distributed()
 import jax
 from archbench.benchmarks.core import Execution
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import suite
 from archbench.benchmarks.progress import Progress
 out = pathlib.Path(os.environ['OUT_DIR'])
-records = runner.run_suite([cell('lstm')], out, suite='mh', progress=Progress(1, log=lambda _: None),
+records = suite.run_suite([cell('lstm')], out, suite='mh', progress=Progress(1, log=lambda _: None),
                            execution=Execution(devices=int(os.environ['DEVICES']),
                                                checkpoint_every_s=None))
 print(json.dumps({'joined': joined, 'process': jax.process_index(),

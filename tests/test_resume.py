@@ -13,7 +13,7 @@ import pytest
 
 from archbench.benchmarks import cli
 from archbench.benchmarks.core import Cell, Execution, TrainConfig
-from archbench.benchmarks.harness import provenance, runner
+from archbench.benchmarks.harness import provenance, runner, suite
 from archbench.benchmarks.progress import Progress
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def test_short_cells_do_not_checkpoint(tmp_path):
 def test_time_limit_records_timeout_and_the_run_goes_on(tmp_path):
   cells = [Cell('rnn', 'adding', 'tiny', task_params=ADDING, train=TRAIN, fast_compile=True),
            Cell('gru', 'adding', 'tiny', task_params=ADDING, train=TRAIN, fast_compile=True)]
-  done = runner.run_suite(cells, tmp_path, suite='t', execution=Execution(time_limit_s=1e-3),
+  done = suite.run_suite(cells, tmp_path, suite='t', execution=Execution(time_limit_s=1e-3),
                           progress=Progress(2, **QUIET))
   assert [r['status'] for r in done] == ['timeout', 'timeout']
   for r in done:  # what it measured before the limit is kept
@@ -80,14 +80,14 @@ def test_time_limit_records_timeout_and_the_run_goes_on(tmp_path):
 def test_resume_skips_recorded_cells_and_drops_a_torn_line(tmp_path):
   cells = [Cell('rnn', 'adding', 'tiny', seed=s, task_params=ADDING, train=TRAIN,
                 fast_compile=True) for s in range(3)]
-  first = runner.run_suite(cells[:2], tmp_path, suite='t', progress=Progress(2, **QUIET))
-  runner.write_plan(tmp_path, cells, suite='t', run_id=first[0]['run_id'], workers=1,
+  first = suite.run_suite(cells[:2], tmp_path, suite='t', progress=Progress(2, **QUIET))
+  suite.write_plan(tmp_path, cells, suite='t', run_id=first[0]['run_id'], workers=1,
                     execution=Execution())
   path = tmp_path / 'results.jsonl'
   lines = path.read_text().splitlines()
   path.write_text(lines[0] + '\n' + lines[1][:40])  # killed while writing the second
-  plan = runner.read_plan(tmp_path)
-  runner.run_suite(plan['cells'], tmp_path, suite='t', run_id=plan['run_id'], resume=True,
+  plan = suite.read_plan(tmp_path)
+  suite.run_suite(plan['cells'], tmp_path, suite='t', run_id=plan['run_id'], resume=True,
                    progress=Progress(2, **QUIET))
   final = [json.loads(line) for line in path.read_text().splitlines()]
   assert sorted(r['seed'] for r in final) == [0, 1, 2]  # seed 1 re-run, 0 kept
@@ -96,9 +96,9 @@ def test_resume_skips_recorded_cells_and_drops_a_torn_line(tmp_path):
 
 
 def test_resume_refuses_other_code_and_other_flags(tmp_path, capsys):
-  runner.write_plan(tmp_path, [], suite='t', run_id='r', workers=1, execution=Execution())
-  plan = json.loads((tmp_path / runner.PLAN_FILE).read_text())
-  (tmp_path / runner.PLAN_FILE).write_text(json.dumps({**plan, 'code_version': 'other'}))
+  suite.write_plan(tmp_path, [], suite='t', run_id='r', workers=1, execution=Execution())
+  plan = json.loads((tmp_path / suite.PLAN_FILE).read_text())
+  (tmp_path / suite.PLAN_FILE).write_text(json.dumps({**plan, 'code_version': 'other'}))
   assert cli.run(['archbench', 'run', '--resume', str(tmp_path)]) == 2
   assert 'other code' in capsys.readouterr().err
   assert cli.run(['archbench', 'run', '--resume', str(tmp_path), '--archs', 'rnn']) == 2
@@ -131,7 +131,7 @@ def test_random_kills_then_resume(tmp_path):
         code = None
       if code is not None:
         break
-      if not (out / runner.PLAN_FILE).exists():  # killed before it planned: start again
+      if not (out / suite.PLAN_FILE).exists():  # killed before it planned: start again
         proc = subprocess.Popen([*argv, '--out', str(out)], env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         continue
@@ -172,7 +172,7 @@ def test_reproduce_a_run_from_its_records(tmp_path, capsys):
   cells = [Cell('rnn', 'adding', 'tiny', task_params=ADDING, train=TRAIN, fast_compile=True),
            Cell('gru', 'copy', 'tiny', task_params={'length': 4, 'eval_size': 16},
                 train=TRAIN, fast_compile=True)]
-  runner.run_suite(cells, tmp_path / 'base', suite='t', progress=Progress(2, **QUIET))
+  suite.run_suite(cells, tmp_path / 'base', suite='t', progress=Progress(2, **QUIET))
   code = cli.run(['archbench', 'reproduce', str(tmp_path / 'base'), '--out',
                   str(tmp_path / 'again')])
   out = capsys.readouterr().out

@@ -11,7 +11,8 @@ import pytest
 from archbench import archs
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import runner, suite
+from archbench.benchmarks.harness.evaluators import cost
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import report
@@ -217,14 +218,14 @@ def test_tiny_cost_sweep_end_to_end_with_an_out_of_memory_cell(tmp_path, monkeyp
           'RESOURCE_EXHAUSTED: Out of memory while trying to allocate 68719476736 bytes.')
     return real_measure(cell, out, *args, **kwargs)
   monkeypatch.setattr(runner, 'measure_cell', measure_or_run_out_of_memory)
-  records = runner.run_suite(cells, tmp_path, suite='scaling-test', env={'backend': 'cpu'},
+  records = suite.run_suite(cells, tmp_path, suite='scaling-test', env={'backend': 'cpu'},
                              progress=Progress(len(cells), log=lambda *_: None))
   assert [r['status'] for r in records] == ['ok', 'oom', 'ok']  # the sweep went on
   assert 'RESOURCE_EXHAUSTED' in records[1]['error']
   for r in (records[0], records[2]):
     perf = r['perf']
     assert perf['step_ms'] > 0 and perf['infer_ms'] > 0 and perf['peak_bytes'] > 0
-    assert perf['tokens_per_s'] > 0 and perf['infer_windows'] >= runner.FORWARD_MIN_WINDOWS
+    assert perf['tokens_per_s'] > 0 and perf['infer_windows'] >= cost.FORWARD_MIN_WINDOWS
     assert 'eval/mse' not in r['metrics']  # a cost point is not evaluated
   on_disk = records_lib.load_records(tmp_path / 'results.jsonl')
   ((arch, batch), points), = scaling.series(on_disk)['adding'].items()

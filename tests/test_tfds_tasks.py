@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from archbench import data
-from archbench.benchmarks.harness import runner
+from archbench.benchmarks.harness import runner, suite
 from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.progress import Progress
 from archbench.data import digits, tfds_tasks
@@ -399,7 +399,7 @@ def test_missing_dataset_is_an_error_cell_and_the_run_goes_on(empty_dir, tmp_pat
   def log(line):
     if ': error: NotPrepared' in line:
       failed_at.append(time.perf_counter() - start)
-  records = runner.run_suite(cells, tmp_path / 'run', suite='mixed',
+  records = suite.run_suite(cells, tmp_path / 'run', suite='mixed',
                             progress=Progress(len(cells), log=log))
   missing, ok = records
   assert missing['status'] == 'error' and ok['status'] == 'ok', ok['error']

@@ -1,10 +1,11 @@
-"""`archbench list`: the registered architectures, tasks and suites, each suite with its
-config paths, as plain data or text (specs only: dataset tasks are described without
+"""`archbench list`: the registered architectures, tasks, suites (each with its config
+paths) and evaluators, as plain data or text (specs only: dataset tasks are described without
 reading their data)."""
 from __future__ import annotations
 
 from archbench import archs, data
 from archbench.benchmarks import config as config_lib
+from archbench.benchmarks.harness import evaluators
 from archbench.benchmarks.harness import model as model_lib
 
 
@@ -41,7 +42,8 @@ def describe() -> dict:
     suite_info[name] = {'summary': config_lib.summary(suite), 'size': suite.size,
                         'tasks': list(suite.tasks.keys()), 'doc': suite.doc,
                         'config': config_lib.flatten(suite)}
-  return {'sizes': archs.SIZES, 'archs': arch_info, 'tasks': task_info, 'suites': suite_info}
+  return {'sizes': archs.SIZES, 'archs': arch_info, 'tasks': task_info, 'suites': suite_info,
+          'evaluators': evaluators.describe()}
 
 
 def compact_paths(paths) -> str:
@@ -74,6 +76,7 @@ def text(info: dict) -> str:
   for name, s in info['suites'].items():
     lines.append(f'  {name:{w}s} size {s["size"]:6s} {s["summary"]}')
     lines.append(f'  {"":{w}s} config: {compact_paths(s["config"])}')
+  lines += evaluators.list_lines(info['evaluators'], w)
   return '\n'.join(lines)
 
 

@@ -13,7 +13,7 @@ from absl import logging
 
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Execution, UsageError
-from archbench.benchmarks.harness import executors, runner
+from archbench.benchmarks.harness import executors, runner, suite
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import tensorboard_events
@@ -23,7 +23,7 @@ from archbench.benchmarks.results.records import env_text
 
 @dataclasses.dataclass
 class Plan:
-  """What runner.run_suite is given: the suite's name, its cells and how to run them."""
+  """What suite.run_suite is given: the suite's name, its cells and how to run them."""
   name: str
   cells: list
   workers: int = 1
@@ -96,7 +96,7 @@ def plan_record(config, record: str, workers: int | None = None) -> Plan:
 def plan_resume(out: str, workers: int | None = None) -> Plan:
   """The killed run in `out`, as it was planned: recorded cells are skipped, the cell in
   flight continues from its checkpoint."""
-  plan = runner.read_plan(pathlib.Path(out))
+  plan = suite.read_plan(pathlib.Path(out))
   if plan['code_version'] != code_version():
     raise UsageError(f'{out} was run by other code (version {plan["code_version"]}, this is '
                      f'{code_version()}): resuming would mix the two; start a new run and '
@@ -108,7 +108,7 @@ def plan_resume(out: str, workers: int | None = None) -> Plan:
 def execute(plan: Plan, out: pathlib.Path) -> list[dict]:
   """Run the plan into `out` (records, summaries, plots); returns the records there."""
   logging.info('suite %s: %d cells -> %s', plan.name, len(plan.cells), out)
-  runner.run_suite(plan.cells, out, suite=plan.name, workers=plan.workers,
+  suite.run_suite(plan.cells, out, suite=plan.name, workers=plan.workers,
                    progress=Progress.for_terminal(len(plan.cells)), execution=plan.execution,
                    run_id=plan.run_id, resume=plan.resume, **plan.dispatch)
   return records_lib.load_records(out / 'results.jsonl')

@@ -13,7 +13,7 @@
 Every executor takes the cells still to run and one picklable function that runs a cell and
 returns its record (it never raises), and yields (index, cell, outcome) in the order the
 cells finish: outcome is the record, or the exception that ended the worker or task before
-it returned one. The driver (runner.run_suite) alone writes the records. None of this is a
+it returned one. The driver (suite.run_suite) alone writes the records. None of this is a
 scheduler of ours: the pool is concurrent.futures', the cluster is Ray's.
 
 Ray is an optional extra (`pip install -e '.[ray]'`), imported only by the `ray` executor.

@@ -131,7 +131,7 @@ class TaskModel(nn.Module):
                embedded_offset=None):
     """`embedded_offset` [B, L, F] (shape: `offset_shape`), if given, is added to the input
     representation, the adapter's output, at every position: the long-range probes
-    differentiate with respect to it (benchmarks/probes/lrd.py)."""
+    differentiate with respect to it (benchmarks/harness/evaluators/gradient.py)."""
     spec = self.spec
     x = inputs
 

@@ -9,7 +9,7 @@ experiment (equal up to float summation order; tests/test_parallel.py).
 
 Several hosts: `initialize_distributed()` joins them (jax.distributed) before any device
 is used; `jax.devices()` then lists every host's devices, each process runs the same
-cells in the same order, and only process 0 writes records (runner.run_suite).
+cells in the same order, and only process 0 writes records (suite.run_suite).
 """
 from __future__ import annotations
 

@@ -1,23 +1,19 @@
-"""The one harness: every cell (arch, task, size, seed, overrides) goes through run_cell.
+"""Measuring one cell: build -> train -> evaluate -> evaluators (run_cell).
 
 A cell never raises: an exception, a NaN loss or an out-of-memory becomes the record's
-status, and run_suite goes on to the next cell.
+status, and the suite (suite.py) goes on to the next cell. Ways of measuring beyond the
+training figures and the held-out evaluation are evaluators (harness/evaluators/), which
+the runner calls at fixed points through their hooks.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
-import json
 import math
 import os
 import pathlib
 import platform
-import shutil
-import sys
 import time
 import traceback
-import uuid
 from typing import Any, Callable
 
 import jax
@@ -25,26 +21,20 @@ import numpy as np
 
 from archbench import archs
 from archbench import data
-from archbench.benchmarks import plugins
 from archbench.benchmarks.core import (Cell, CellTimeout, Diverged, Execution, UsageError,
                                        one_line, usage_errors)
-from archbench.benchmarks.harness.checkpoint import CellCheckpoints
-from archbench.benchmarks.harness import executors
-from archbench.benchmarks.harness import generate
+from archbench.benchmarks.harness import evaluation
+from archbench.benchmarks.harness import evaluators as evaluators_lib
 from archbench.benchmarks.harness import model as model_lib
-from archbench.benchmarks.harness import provenance
-from archbench.benchmarks.harness.parallel import DataParallel, is_writer
 from archbench.benchmarks.harness import train as train_lib
+from archbench.benchmarks.harness.checkpoint import CellCheckpoints
+from archbench.benchmarks.harness.parallel import DataParallel
 from archbench.benchmarks.measure import timing
-from archbench.benchmarks.probes import lrd
-from archbench.benchmarks.progress import Progress
-from archbench.benchmarks.results import records, report, tensorboard_events
-from archbench.common import files
+from archbench.benchmarks.results import records
 from archbench.data.spec import Stream, stream_key
 
 OnStep = Callable[[int, int, float], None]  # (step, steps, train loss) after each dispatch
 DEFAULT_EXECUTION = Execution()  # no time limit, checkpoints every 5 min for long cells
-SINGLE_DEVICE = DataParallel(None)
 
 
 def _status_of(error: BaseException) -> str:
@@ -62,17 +52,6 @@ def _error_text(error: BaseException) -> str:
             if '/site-packages/' not in f.filename]
   where = f' (at {pathlib.Path(frames[-1].filename).name}:{frames[-1].lineno})' if frames else ''
   return f'{one_line(error, 500)}{where}'
-
-
-def _memory(compiled) -> dict[str, int | None]:
-  try:
-    m = compiled.memory_analysis()
-    peak = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-            - m.alias_size_in_bytes)
-    return {'peak_bytes': int(peak), 'temp_bytes': int(m.temp_size_in_bytes),
-            'argument_bytes': int(m.argument_size_in_bytes)}
-  except Exception:  # some backends do not implement it
-    return {'peak_bytes': None, 'temp_bytes': None, 'argument_bytes': None}
 
 
 def _device_peak_in_use() -> int | None:
@@ -100,38 +79,6 @@ def _xla_flops_per_step(compiled) -> float | None:
     return float(cost['flops']) if cost and 'flops' in cost else None
   except Exception:  # not every backend implements it
     return None
-
-
-# Forward-only timing ('cost' cells): a warm-up call, then at least FORWARD_MIN_WINDOWS
-# timed calls, more (up to FORWARD_MAX_WINDOWS) while they add up to under FORWARD_MIN_S, so
-# that millisecond forwards are not timed from a handful of noisy calls.
-FORWARD_MIN_WINDOWS, FORWARD_MAX_WINDOWS, FORWARD_MIN_S = 3, 20, 0.5
-
-
-def time_forward(model, task, params, key: jax.Array, batch_size: int,
-                 fast: bool = False, parallel: DataParallel = SINGLE_DEVICE
-                 ) -> dict[str, Any]:
-  """Forward-only inference on one batch of the training batch size, compiled ahead and
-  timed by the one timer: what serving the model costs, apart from the training step (the
-  evaluation's timing mixes in the loss over the held-out set at another batch size)."""
-  spec = task.spec
-  batch = jax.jit(task.train_batch, static_argnums=1,
-                  out_shardings=parallel.batch_sharding())(key, batch_size)
-  inputs = train_lib.model_args(spec, batch)
-  forward = functools.partial(model.apply, train=False)
-  compiled, compile_s = timing.compile_ahead(forward, params, *inputs, fast=fast)
-  chrono = timing.Chrono(warmup_windows=1)
-  chrono.time(compiled, params, *inputs)
-  while (len(chrono.windows) <= FORWARD_MIN_WINDOWS or
-         (len(chrono.windows) <= FORWARD_MAX_WINDOWS and
-          sum(s for s, _ in chrono.windows[1:]) < FORWARD_MIN_S)):
-    chrono.time(compiled, params, *inputs)
-  forward_s = chrono.median_s
-  return {'infer_ms': 1e3 * forward_s, 'infer_ms_min': 1e3 * chrono.spread_s[0],
-          'infer_ms_max': 1e3 * chrono.spread_s[1], 'infer_windows': chrono.timed_windows,
-          'infer_tokens_per_s': batch_size * spec.tokens_per_example / forward_s,
-          'infer_compile_s': compile_s,
-          'infer_peak_bytes': _memory(compiled)['peak_bytes']}
 
 
 def prepare(cell: Cell, build_task: bool = True):
@@ -165,9 +112,9 @@ def prepare(cell: Cell, build_task: bool = True):
 def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
                  execution: Execution = DEFAULT_EXECUTION,
                  checkpoint_dir: pathlib.Path | None = None) -> None:
-  """Train, evaluate and time one cell, filling `out` ({'config', 'metrics', 'perf',
-  'curves'}) as it goes, so that what was measured before a failure is kept. Raises on
-  failure (run_cell turns that into a status).
+  """Build, train, evaluate and run the evaluators of one cell, filling `out` ({'config',
+  'metrics', 'perf', 'curves'}) as it goes, so that what was measured before a failure is
+  kept. Raises on failure (run_cell turns that into a status).
 
   With `checkpoint_dir`, training resumes from the checkpoint there if there is one, and
   saves one as `execution` says; past `execution.time_limit_s` (checked between
@@ -175,10 +122,30 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   """
   started = time.monotonic()
   peak_before = _device_peak_in_use()
+  ctx, optimizer = _build(cell, out, execution)
+  chosen = evaluators_lib.for_cell(cell, ctx.task)
+  for evaluator in chosen:
+    if evaluator.before_training is not None:
+      evaluator.before_training(ctx)
+  _train(ctx, optimizer, chosen, on_step, execution, checkpoint_dir, started)
+  replacing = [e for e in chosen if e.replaces_evaluation]
+  for evaluator in replacing:
+    evaluator.after_training(ctx)
+  if not replacing:
+    _evaluate(ctx)
+  ctx.perf['device_peak_bytes'] = cell_device_peak(peak_before, _device_peak_in_use())
+  for evaluator in chosen:
+    if evaluator.after_training is not None and not evaluator.replaces_evaluation:
+      evaluator.after_training(ctx)
+
+
+def _build(cell: Cell, out: dict[str, Any], execution: Execution):
+  """(the cell's Context, its optimiser): the model and its initial training state; the
+  record's config and size figures."""
   arch, config, task, model = prepare(cell)
   spec, tc = task.spec, cell.train
-  optimizer = train_lib.make_optimizer(tc)
   parallel = DataParallel.over(execution.devices, (tc.batch_size,))
+  optimizer = train_lib.make_optimizer(tc)
   state = parallel.replicate(train_lib.init_state(model, task, optimizer,
                                                   stream_key(cell.seed, Stream.INIT),
                                                   tc.batch_size))
@@ -199,37 +166,53 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
               'metrics': {},
               'perf': {'params': params, 'backbone_params': backbone_params,
                        **parallel.describe(tc.batch_size)}})
-  if 'length' in cell.probes:
-    out['metrics']['lrd/length'] = spec.length
-  if 'gradient' in cell.probes:  # before training: the curve at initialisation
-    probe = lrd.GradientProbe(model, task, state.params,
-                              stream_key(cell.seed, Stream.PROBE),
-                              fast_compile=cell.fast_compile)
-    out['metrics'].update(probe.measure(state.params, 'init'))
-    out['perf']['probe_compile_s'] = probe.compile_s
+  out.setdefault('curves', {})
+  ctx = evaluators_lib.Context(
+      cell=cell, arch=arch, config=config, task=task, model=model, parallel=parallel,
+      state=state, train_key=data.spec.train_key(cell.seed),
+      num_dispatches=len(_dispatches(tc)), metrics=out['metrics'], perf=out['perf'],
+      curves=out['curves'])
+  return ctx, optimizer
 
-  # Compile ahead of time, apart from any timing: dispatches of k steps, and one of the
-  # remainder when k does not divide the steps (so a cell trains exactly the steps asked,
-  # the steps its learning-rate schedule decays over). Dispatch i draws its batches from
-  # fold_in(train_key, i): the batches depend on the seed and the step alone, which is
-  # what lets a checkpointed cell resume bit for bit.
+
+def _dispatches(tc) -> list[int]:
+  """The steps of each dispatch: k = steps_per_dispatch each, and one of the remainder when
+  k does not divide the steps (so a cell trains exactly the steps asked, the steps its
+  learning-rate schedule decays over)."""
   k = max(1, min(tc.steps_per_dispatch, tc.steps))
   num_chunks, remainder = divmod(tc.steps, k)
-  dispatches = [k] * num_chunks + ([remainder] if remainder else [])
-  train_key = data.spec.train_key(cell.seed)
+  return [k] * num_chunks + ([remainder] if remainder else [])
+
+
+def _train(ctx: evaluators_lib.Context, optimizer,
+           chosen: list[evaluators_lib.EvaluatorSpec],
+           on_step: OnStep | None, execution: Execution,
+           checkpoint_dir: pathlib.Path | None, started: float) -> None:
+  """Train ctx.state for the cell's steps, recording the training figures, the training
+  curve and the FLOPs; the evaluators' after_dispatch hooks run after each dispatch,
+  outside its timing window."""
+  cell, task, model, parallel = ctx.cell, ctx.task, ctx.model, ctx.parallel
+  spec, tc = task.spec, cell.train
+  # Compile ahead of time, apart from any timing: the dispatch of k steps, and the one of
+  # the remainder. Dispatch i draws its batches from fold_in(train_key, i): the batches
+  # depend on the seed and the step alone, which is what lets a checkpointed cell resume
+  # bit for bit.
+  dispatches = _dispatches(tc)
+  k, train_key = dispatches[0], ctx.train_key
+  after_dispatch = [e.after_dispatch for e in chosen if e.after_dispatch is not None]
 
   def compile_chunk(num_steps):
     chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
                               optimizer=optimizer, batch_size=tc.batch_size,
                               num_steps=num_steps, parallel=parallel)
-    return timing.compile_ahead(chunk, state, train_key, fast=cell.fast_compile)
+    return timing.compile_ahead(chunk, ctx.state, train_key, fast=cell.fast_compile)
 
   compiled = {}
   compiled[k], compile_s = compile_chunk(k)
-  out['perf'].update(compile_s=compile_s, **_memory(compiled[k]))
-  if remainder:
-    compiled[remainder], rest_compile_s = compile_chunk(remainder)
-    out['perf']['compile_s'] += rest_compile_s
+  ctx.perf.update(compile_s=compile_s, **evaluation.memory(compiled[k]))
+  if dispatches[-1] != k:  # the remainder
+    compiled[dispatches[-1]], rest_compile_s = compile_chunk(dispatches[-1])
+    ctx.perf['compile_s'] += rest_compile_s
 
   checkpoints = None
   first = 0
@@ -237,27 +220,27 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
     # Several hosts resume at cell granularity: a checkpoint would need every process.
     checkpoints = CellCheckpoints(checkpoint_dir, every_steps=execution.checkpoint_every_steps,
                                   every_s=execution.checkpoint_every_s)
-    restored = checkpoints.restore(state)
+    restored = checkpoints.restore(ctx.state)
     if restored is not None:
-      state, first = restored
-      state = parallel.replicate(state)
-      out['perf']['resumed_at_step'] = int(state.step)
+      ctx.state, first = restored
+      ctx.state = parallel.replicate(ctx.state)
+      ctx.perf['resumed_at_step'] = int(ctx.state.step)
 
   # Train: every whole dispatch is a timing window; the first is the warm-up.
   chrono, losses = timing.Chrono(warmup_windows=1), []
   # The training curve: [step, mean loss of the dispatch ending there] per dispatch. A
   # resumed cell holds only the dispatches it ran itself, from its checkpoint's step on.
-  curve = out.setdefault('curves', {}).setdefault('train/loss', [])
+  curve = ctx.curves.setdefault('train/loss', [])
   untimed_s = 0.0
 
   def training_figures():
     step_s = chrono.median_s
-    out['metrics'].update({'train/loss': losses[-1] if losses else None,
-                           'train/steps': int(state.step)})
-    out['perf'].update(train_s=sum(s for s, _ in chrono.windows) + untimed_s,
-                       timed_windows=chrono.timed_windows)
+    ctx.metrics.update({'train/loss': losses[-1] if losses else None,
+                        'train/steps': int(ctx.state.step)})
+    ctx.perf.update(train_s=sum(s for s, _ in chrono.windows) + untimed_s,
+                    timed_windows=chrono.timed_windows)
     if step_s:
-      out['perf'].update(
+      ctx.perf.update(
           step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
           step_ms_max=1e3 * chrono.spread_s[1], examples_per_s=tc.batch_size / step_s,
           tokens_per_s=tc.batch_size * spec.tokens_per_example / step_s)
@@ -267,17 +250,20 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
     size = dispatches[i]
     start = time.perf_counter()
     if size == k:
-      state, loss = chrono.time(compiled[k], state, jax.random.fold_in(train_key, i), steps=k)
+      ctx.state, loss = chrono.time(compiled[k], ctx.state, jax.random.fold_in(train_key, i),
+                                    steps=k)
     else:
-      state, loss = jax.block_until_ready(
-          compiled[size](state, jax.random.fold_in(train_key, i)))
+      ctx.state, loss = jax.block_until_ready(
+          compiled[size](ctx.state, jax.random.fold_in(train_key, i)))
       untimed_s += time.perf_counter() - start
     losses.append(float(loss))
-    step = int(state.step)
+    step = int(ctx.state.step)
     curve.append([step, losses[-1]])
     if not math.isfinite(losses[-1]):
-      out['metrics']['train/loss'] = losses[-1]
+      ctx.metrics['train/loss'] = losses[-1]
       raise Diverged(f'training loss became {losses[-1]} at step {step}')
+    for hook in after_dispatch:  # after the window: its time is in neither train_s nor a step
+      hook(ctx, step)
     if on_step is not None:
       on_step(step, tc.steps, losses[-1])
     if execution.time_limit_s is not None and time.monotonic() - started > execution.time_limit_s:
@@ -291,97 +277,38 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
           checkpoints = None
           continue
       if checkpoints.due(step):
-        checkpoints.save(state, step, i + 1)
+        checkpoints.save(ctx.state, step, i + 1)
   step_s = training_figures()
 
   # FLOPs: analytic always (forward x (1 + the arch's backward factor)); XLA's count only
   # where the model itself has no scan, since cost_analysis() counts a loop body once.
+  arch, config = ctx.arch, ctx.config
   flops = model_lib.train_flops(arch, config, spec) * tc.batch_size
   peak, peak_source = timing.device_peak_flops(cell.precision)
   xla = None if arch.uses_scan else _xla_flops_per_step(compiled[k])
-  out['perf'].update(flops_per_step=flops, xla_flops_per_step=xla,
-                     infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
-                     # MFU against the peak of every device the step ran on.
-                     mfu=(flops / step_s / (peak * parallel.num_devices))
-                     if peak and step_s else None, peak_flops=peak,
-                     peak_flops_source=peak_source)
+  ctx.perf.update(flops_per_step=flops, xla_flops_per_step=xla,
+                  infer_flops_per_example=model_lib.forward_flops(arch, config, spec),
+                  # MFU against the peak of every device the step ran on.
+                  mfu=(flops / step_s / (peak * parallel.num_devices))
+                  if peak and step_s else None, peak_flops=peak,
+                  peak_flops_source=peak_source)
 
-  if 'cost' in cell.probes:
-    # A point of a cost sweep measures cost: the forward-only time too (on the batch a
-    # dispatch after the last would draw), and no held-out evaluation, whose metrics mean
-    # nothing after a cost cell's few steps and whose compilation would add as much again
-    # to the cell's time for slow-compiling models (the LRU's: 10-20 s on a 2-core CPU).
-    out['perf'].update(time_forward(model, task, state.params,
-                                    jax.random.fold_in(train_key, len(dispatches)),
-                                    tc.batch_size, fast=cell.fast_compile,
-                                    parallel=parallel),
-                       device_peak_bytes=cell_device_peak(peak_before, _device_peak_in_use()))
-    return
 
-  # Evaluate on the held-out set, one compiled scan over padded batches.
-  metrics, eval_compile_s, eval_s = _evaluate(model, task, state.params, tc, parallel,
-                                              cell.fast_compile)
-  out['metrics'].update(metrics)
+def _evaluate(ctx: evaluators_lib.Context) -> None:
+  """The held-out evaluation of the trained parameters, with the task's baselines and
+  whether the cell solved the task."""
+  spec, task = ctx.task.spec, ctx.task
+  metrics, compile_s, run_s = evaluation.held_out(ctx.model, task, ctx.params, ctx.cell.train,
+                                                  ctx.parallel, ctx.fast_compile)
+  ctx.metrics.update(metrics)
   if not all(math.isfinite(v) for v in metrics.values()):
     raise Diverged(f'evaluation gave non-finite metrics: {metrics}')
-  out['metrics'].update({f'baseline/{k}': v for k, v in spec.baselines.items()})
-  out['metrics']['solved'] = spec.is_solved(metrics[spec.metric])
-  out['perf'].update(eval_compile_s=eval_compile_s,
-                     eval_examples_per_s=task.eval_size / eval_s,
-                     device_peak_bytes=cell_device_peak(peak_before, _device_peak_in_use()))
-  if 'gradient' in cell.probes:
-    out['metrics'].update(probe.measure(state.params, 'trained'))
-  if cell.eval_lengths:
-    out['metrics'].update(evaluate_at_lengths(cell, model, state.params, parallel))
-
-  # Text generation: sample continuations of held-out prompts, scored by the task.
-  if task.score_samples is not None:
-    scores, sample_compile_s = generate.sample_and_score(
-        state.params, task, stream_key(cell.seed, Stream.SAMPLE), model=model,
-        num_samples=min(task.eval_size, tc.eval_batch_size), fast=cell.fast_compile,
-        arch=arch)
-    out['metrics'].update(scores)
-    out['perf']['sample_compile_s'] = sample_compile_s
+  ctx.metrics.update({f'baseline/{k}': v for k, v in spec.baselines.items()})
+  ctx.metrics['solved'] = spec.is_solved(metrics[spec.metric])
+  ctx.perf.update(eval_compile_s=compile_s, eval_examples_per_s=task.eval_size / run_s)
 
 
-def _evaluate(model, task, params, tc, parallel, fast: bool):
-  """(metrics 'eval/...', compile seconds, run seconds) of `params` on `task`'s held-out
-  set: one compiled scan over its padded batches."""
-  batches, weights = parallel.put_batches(train_lib.pad_eval_set(
-      task.eval_data, tc.eval_batch_size, multiple=parallel.num_devices))
-  evaluate = functools.partial(train_lib.evaluate, model=model, spec=task.spec)
-  compiled, compile_s = timing.compile_ahead(evaluate, params, batches, weights, fast=fast)
-  chrono = timing.Chrono(warmup_windows=0)
-  sums = chrono.time(compiled, params, batches, weights)
-  return train_lib.finalize(task.spec, jax.device_get(sums), 'eval'), compile_s, chrono.median_s
-
-
-def evaluate_at_lengths(cell: Cell, model, params, parallel) -> dict[str, float]:
-  """Length generalisation: the trained model on held-out sets of every length in
-  `cell.eval_lengths` (data.at_length: each set holds that length only), as metrics
-  'length/<L>/<metric>', and their mean over the lengths beyond training as
-  'ood/<metric>' (out of distribution: L > the task's training `length`).
-
-  The same parameters serve every length: recurrences, convolutions and sinusoidal
-  positions take any length; a learned position table (sized at initialisation) cannot,
-  and the cell then fails with that error."""
-  entry = data.get(cell.task)
-  metrics, beyond = {}, {}
-  for length in cell.eval_lengths:
-    task = entry.build(cell.seed, **data.at_length(cell.task_params, length))
-    values, _, _ = _evaluate(model, task, params, cell.train, parallel, cell.fast_compile)
-    if not all(math.isfinite(v) for v in values.values()):
-      raise Diverged(f'evaluation at length {length} gave non-finite metrics: {values}')
-    for key, value in values.items():
-      name = key.split('/', 1)[1]
-      metrics[f'length/{length}/{name}'] = value
-      if length > cell.task_params['length']:
-        beyond.setdefault(name, []).append(value)
-  metrics.update({f'ood/{name}': float(np.mean(v)) for name, v in beyond.items()})
-  return metrics
-
-
-def _record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
+def base_record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
             error: BaseException | None = None) -> dict[str, Any]:
   """A cell's record before its measurements: identity, requested config, status. The
   cell itself (`config.cell`) is enough to run it again (`archbench run --from_record`)."""
@@ -400,7 +327,7 @@ def run_cell(cell: Cell, *, suite: str, run_id: str, env: dict[str, Any],
              on_step: OnStep | None = None, execution: Execution = DEFAULT_EXECUTION,
              checkpoint_dir: pathlib.Path | None = None) -> dict[str, Any]:
   """Measure one cell and return its record; never raises."""
-  record = _record(cell, suite, run_id, env)
+  record = base_record(cell, suite, run_id, env)
   partial: dict[str, Any] = {}
   try:
     measure_cell(cell, partial, on_step, execution, checkpoint_dir)
@@ -426,123 +353,3 @@ def _ran_on(num_devices: int) -> dict[str, Any]:
   if 'CUDA_VISIBLE_DEVICES' in os.environ:
     where['cuda_visible_devices'] = os.environ['CUDA_VISIBLE_DEVICES']
   return where
-
-
-def _run_cell_in_worker(cell: Cell, on_step: OnStep | None = None, *, suite: str,
-                        run_id: str, env: dict[str, Any], execution: Execution,
-                        checkpoints: pathlib.Path) -> dict[str, Any]:
-  """run_cell as every executor calls it, in this process or another (module level, so
-  that it pickles); the cell checkpoints under checkpoints/<cell_id>/."""
-  return run_cell(cell, suite=suite, run_id=run_id, env=env, on_step=on_step,
-                  execution=execution, checkpoint_dir=checkpoints / cell.digest)
-
-
-PLAN_FILE = 'run.json'  # what a run set out to do, so that --resume can finish it
-
-
-def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
-               workers: int, execution: Execution,
-               dispatch: dict[str, Any] | None = None) -> None:
-  """`dispatch`: run_suite's executor arguments (executor, ray_*, and tensorboard), which
-  --resume passes back to it, so that a resumed run dispatches its cells as the run began
-  to."""
-  plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
-          'execution': dataclasses.asdict(execution), 'dispatch': dispatch or {},
-          'code_version': provenance.code_version(), 'command': ' '.join(sys.argv),
-          'utc_time': records.utc_now(), 'cells': [c.to_dict() for c in cells]}
-  files.write_atomically(out_dir / PLAN_FILE, json.dumps(plan, indent=1))
-
-
-def read_plan(out_dir: pathlib.Path) -> dict[str, Any]:
-  """The plan of the run in out_dir, with its cells as Cell objects."""
-  try:
-    plan = json.loads((out_dir / PLAN_FILE).read_text())
-    plan['cells'] = [Cell.from_dict(c) for c in plan['cells']]
-    plan['execution'] = Execution(**plan['execution'])
-    return plan
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise UsageError(f'{out_dir} holds no readable {PLAN_FILE} (was it made by archbench '
-                     f'run?): {type(e).__name__}: {e}') from None
-
-
-def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
-              env: dict[str, Any] | None = None, workers: int = 1,
-              progress: Progress | None = None, execution: Execution = DEFAULT_EXECUTION,
-              run_id: str | None = None, resume: bool = False, executor: str = 'local',
-              ray_address: str | None = None, ray_cpus_per_cell: float = 1.0,
-              ray_gpus_per_cell: float | None = None,
-              tensorboard: bool = False) -> list[dict[str, Any]]:
-  """Run cells, appending each record to out_dir/results.jsonl as it finishes and
-  refreshing the summaries, so a killed run keeps everything finished.
-
-  Each cell in flight checkpoints under out_dir/checkpoints/<cell_id>/ (as `execution`
-  says). `resume` continues a killed run: a torn last line is cut off, the cells already
-  recorded (by cell_id) are skipped, and a cell with a checkpoint continues from it.
-
-  `executor` says where cells run (executors.py): 'local' (here, one at a time),
-  'processes' (a pool of `workers` processes, one GPU each on a GPU machine) or 'ray' (a
-  Ray cluster: `ray_address` joins one, None starts a local one; each cell's task asks for
-  `ray_cpus_per_cell` CPUs and `ray_gpus_per_cell` GPUs). `workers` > 1 with 'local'
-  means 'processes'. XLA compiles on one thread, so several workers speed up compile-bound
-  suites (smoke) on a multi-core CPU; the cells then share the machine, so their timings
-  are not comparable, and timing suites keep one worker. The record's env says how many
-  workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
-  Whatever the executor, this process alone writes the records. `tensorboard`: it also
-  writes each cell's training curve as TensorBoard event files (tensorboard_events.py).
-  """
-  chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
-  executors.start_driver_backend(chosen)
-  if tensorboard:
-    tensorboard_events.require()
-  dispatch = {'executor': executor, 'ray_address': ray_address,
-              'ray_cpus_per_cell': ray_cpus_per_cell, 'ray_gpus_per_cell': ray_gpus_per_cell,
-              'tensorboard': tensorboard}
-  out_dir.mkdir(parents=True, exist_ok=True)
-  path = out_dir / 'results.jsonl'
-  writer = is_writer()  # on several hosts, process 0 alone writes
-  if writer:
-    records.repair(path)  # appending after a torn line would glue two records together
-  run_id = run_id or f'{suite}-{records.utc_now()}-{uuid.uuid4().hex[:6]}'
-  if not resume and writer:
-    write_plan(out_dir, cells, suite=suite, run_id=run_id, workers=workers,
-               execution=execution, dispatch=dispatch)
-  recorded = ({r.get('cell_id') for r in records.load_records(path)}
-              if resume and path.is_file() else set())
-  todo = [(i, cell) for i, cell in enumerate(cells) if cell.digest not in recorded]
-  env = dict(env or provenance.environment(), workers=workers, plugins=plugins.loaded())
-  progress = progress or Progress(len(todo))
-  checkpoints = out_dir / 'checkpoints'
-  run = functools.partial(_run_cell_in_worker, suite=suite, run_id=run_id, env=env,
-                          execution=execution, checkpoints=checkpoints)
-  done: list[dict[str, Any]] = []
-
-  def started(i, cell):  # the local executor's cells report progress step by step
-    progress.cell_started(i, cell)
-    return functools.partial(progress.step, cell)
-
-  def finish(i, cell, outcome):
-    # A worker or task that died returned no record: its cell's record says why.
-    record = outcome if isinstance(outcome, dict) else _record(cell, suite, run_id, env,
-                                                               outcome)
-    record['ran_on'] = {'executor': chosen.value, **record.get('ran_on', {})}
-    record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
-    if writer:
-      records.append_record(path, record)
-      if tensorboard:
-        tensorboard_events.write_cell(out_dir, record)
-      shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
-      report.write_summaries(out_dir)
-    done.append(record)
-    progress.cell_finished(cell, report.progress_line(record))
-
-  ray = executors.RayOptions(ray_address, ray_cpus_per_cell, ray_gpus_per_cell)
-  try:
-    with contextlib.closing(executors.dispatch(chosen, todo, run, workers=workers,
-                                               started=started, ray=ray)) as outcomes:
-      for i, cell, outcome in outcomes:
-        finish(i, cell, outcome)
-  finally:
-    progress.close()
-  if writer:
-    report.write_summaries(out_dir, plots=True)
-  return done

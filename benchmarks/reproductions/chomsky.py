@@ -15,7 +15,7 @@ by its accuracy averaged over those lengths, and report the maximum of that scor
 seeds (and its learning rates), calling a task solved (generalised) at >= 90%. Models:
 one-layer RNN and LSTM of 256 units; a 5-layer Transformer encoder, width 64, 8 heads,
 MLP x4, dropout 0.1, sin/cos positions. archbench's harness trains at the task's
-`length`/`min_length` and evaluates at `eval_lengths` (runner.evaluate_at_lengths); its
+`length`/`min_length` and evaluates at `eval_lengths` (the `lengths` evaluator); its
 records carry `length/<L>/accuracy` per length and `ood/accuracy`, their mean.
 
 Positions at lengths never seen in training: the Transformer encoder and the decoder use

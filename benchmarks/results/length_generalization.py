@@ -1,4 +1,4 @@
-"""The length-generalisation study (Cell.eval_lengths, runner.evaluate_at_lengths), from the
+"""The length-generalisation study (Cell.eval_lengths, the `lengths` evaluator), from the
 records with length/<L>/<metric> and ood/<metric> metrics: report section `length`.
 
 A table per task of the metric at each evaluation length and its mean beyond training, and

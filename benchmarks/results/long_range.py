@@ -1,5 +1,5 @@
-"""The long-range dependency study (benchmarks/probes/lrd.py), from the records with lrd/
-metrics: report section `lrd`.
+"""The long-range dependency study (the gradient and length-sweep evaluators in
+benchmarks/harness/evaluators/), from the records with lrd/ metrics: report section `lrd`.
 
 Tables: the longest swept length at which each architecture solves each task, the headline
 metric at every swept length, and the gradient-versus-distance figures. Plots:

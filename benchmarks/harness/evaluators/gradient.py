@@ -1,4 +1,5 @@
-"""Long-range dependency probes: how strongly the readout depends on inputs k steps back.
+"""The gradient probe (evaluator 'gradient'): how strongly the readout depends on inputs k
+steps back, at initialisation and after training.
 
 The gradient probe measures, for every input position t, the norm of the derivative of
 the readout with respect to the input representation at t (after the task's input
@@ -15,8 +16,9 @@ horizon and the far/near ratio. Theory in one line each: an Elman RNN's curve de
 ρ^k for recurrent spectral radius ρ (Bengio et al. 1994; Pascanu et al. 2013), attention's
 path length is constant (no decay), a TCN's is exactly zero beyond its receptive field.
 
-The accuracy-versus-length probe is a sweep of ordinary cells (a task plan's `sweep` in a
-suite config, benchmarks/config.py); `report.longest_solved` reads their records.
+It runs on the cells whose probes hold 'gradient' (a sweep's `gradient_probe_at` in a suite
+config, benchmarks/config.py). The accuracy-versus-length probe is a sweep of ordinary cells
+(evaluator 'length_sweep'); `long_range.longest_solved` (results/) reads their records.
 
 Shapes: B batch, L positions, D width of the input representation, O readout outputs.
 """
@@ -30,9 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from archbench.benchmarks.measure import timing
 from archbench.benchmarks.harness import train as train_lib
-from archbench.data.spec import TaskSpec
+from archbench.benchmarks.harness.evaluators.base import Context, EvaluatorSpec, register
+from archbench.benchmarks.measure import timing
+from archbench.data.spec import Stream, TaskSpec
 
 HORIZON_FLOOR = 1e-3  # the horizon is the farthest k whose norm is >= this x the maximum
 FIT_FLOOR = 1e-30     # norms below this (exact zeros, float underflow) are left out of fits
@@ -127,3 +130,27 @@ class GradientProbe:
     figures = summarize(curve)
     return {f'lrd/grad_{when}': [float(v) for v in curve],
             **{f'lrd/{name}_{when}': value for name, value in figures.items()}}
+
+
+def _before_training(ctx: Context) -> None:
+  """The curve at initialisation; the probe is compiled once, for both."""
+  probe = GradientProbe(ctx.model, ctx.task, ctx.params, ctx.key(Stream.PROBE),
+                        fast_compile=ctx.fast_compile)
+  ctx.kept['gradient'] = probe
+  ctx.metrics.update(probe.measure(ctx.params, 'init'))
+  ctx.perf['probe_compile_s'] = probe.compile_s
+
+
+def _after_training(ctx: Context) -> None:
+  ctx.metrics.update(ctx.kept['gradient'].measure(ctx.params, 'trained'))
+
+
+register(EvaluatorSpec(
+    name='gradient',
+    description='gradient-versus-distance curve of the readout, at initialisation and '
+                'trained, with its decay rate, horizon and far/near ratio',
+    applies=lambda cell, task: 'gradient' in cell.probes,
+    before_training=_before_training, after_training=_after_training,
+    metrics=tuple(f'lrd/{name}_<init|trained>' for name in
+                  ('grad', 'rate', 'horizon', 'far_near')),
+    perf=('probe_compile_s',), section='lrd'))
