@@ -25,7 +25,6 @@ def parse(argv: list[str]) -> tuple[str, flags.FlagValues, list[str]]:
   """(command, its parsed flags, its arguments); UsageError if bad. The command's own flags
   only; plug-ins first (a suite may name their architectures), then the suite or
   reproduction file, then every flag and override."""
-  from archbench.benchmarks import config as config_lib
   from archbench.benchmarks import plugins
   named = [a for a in argv[1:] if a in COMMANDS]
   if not named:
@@ -41,6 +40,7 @@ def parse(argv: list[str]) -> tuple[str, flags.FlagValues, list[str]]:
   try:
     rest = fv(argv)[1:]
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+    from archbench.benchmarks import config as config_lib
     files = flag_values(argv, 'config')  # loads: with_config_file checked it
     suite = config_lib.load(files[-1]) if files else None
     raise UsageError(config_lib.explain_override_error(suite, argv, e) or
@@ -221,8 +221,16 @@ def run(argv: list[str]) -> int:
     return 2
 
 
+def _join_hosts() -> None:
+  """A multi-host launch (JAX_COORDINATOR_ADDRESS, ..., or ARCHBENCH_DISTRIBUTED=1) joins the
+  other hosts before anything touches a device. Only then is JAX imported here, so that
+  report and compare run without it."""
+  if os.environ.get('JAX_COORDINATOR_ADDRESS') or os.environ.get('ARCHBENCH_DISTRIBUTED'):
+    from archbench.benchmarks.harness import parallel
+    parallel.initialize_distributed()
+
+
 def main(argv: list[str] | None = None) -> None:
-  from archbench.benchmarks.harness import parallel
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   flags.FLAGS.mark_as_parsed()  # each command parses its own FlagValues; absl's is unused
   logging.set_verbosity(logging.INFO)
@@ -230,9 +238,7 @@ def main(argv: list[str] | None = None) -> None:
   for noisy in ('jax', 'absl.logging.jax'):  # backend probing at INFO is not progress
     std_logging.getLogger(noisy).setLevel(std_logging.WARNING)
   try:
-    # A multi-host launch (JAX_COORDINATOR_ADDRESS, ..., or ARCHBENCH_DISTRIBUTED=1) joins
-    # the other hosts before anything touches a device.
-    parallel.initialize_distributed()
+    _join_hosts()
     code = run(sys.argv if argv is None else argv)
   except UsageError as e:  # an incomplete multi-host setting
     print(f'archbench: error: {e}', file=sys.stderr)

@@ -168,7 +168,10 @@ def suite_file_error(file: str, error: Exception) -> str:
 
 def with_config_file(argv: list[str], command: str) -> list[str]:
   """argv with --config=<the suite's or reproduction's file> when the command takes one
-  and no suite file of the user's was given; a user's file is checked here."""
+  and no suite file of the user's was given; a user's file is checked here. Commands that
+  take no config (report, compare) return before importing it, and so before JAX."""
+  if 'config' not in COMMANDS[command].flags:
+    return argv
   from archbench.benchmarks import config as config_lib
   files, suites = flag_values(argv, 'config'), flag_values(argv, 'suite')
   recorded = [m for m in ('resume', 'from_record') if command == 'run' and flag_values(argv, m)]

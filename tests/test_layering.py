@@ -18,10 +18,6 @@ RESULTS = 'archbench.benchmarks.results'
 NOT_IN_RESULTS = ('archbench.archs', 'archbench.data', 'archbench.benchmarks.harness',
                   'archbench.benchmarks.config', 'archbench.benchmarks.measure')
 NOT_IN_RESULTS_THIRD_PARTY = ('jax', 'jaxlib', 'flax', 'optax', 'orbax')
-# The two modules of results/ that still import the config and the harness: the cli branch
-# moves them out of the results layer (estimate.py to benchmarks/flows/, lra_stats.py out
-# of results/). Delete this constant, and its use below, once that branch is merged.
-RESULTS_EXCEPTIONS_UNTIL_CLI_MERGE = (f'{RESULTS}.estimate', f'{RESULTS}.lra_stats')
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -133,8 +129,7 @@ def test_common_and_core_import_nothing_of_archbench():
 
 
 def test_the_results_layer_reads_records_without_jax_the_harness_or_the_config():
-  layer = [m for m in MODULES if _within(m, [RESULTS])
-           and m not in RESULTS_EXCEPTIONS_UNTIL_CLI_MERGE]
+  layer = [m for m in MODULES if _within(m, [RESULTS])]
   assert f'{RESULTS}.report' in layer and f'{RESULTS}.compare' in layer
   for name in layer:
     reached = _reached(name)
@@ -183,11 +178,6 @@ assert result.exit_code == 0 and result.rows, compare.to_markdown(result)
   assert (tmp_path / 'base' / 'summary.md').read_bytes() == (RUN / 'summary.md').read_bytes()
 
 
-# cli.py's parse() imports the config (archs, so JAX) for every command, and main() joins
-# hosts through harness/parallel.py (JAX) before dispatching; the cli branch makes both
-# lazy. Remove this mark when it is merged (strict: the test then fails until it is).
-@pytest.mark.xfail(strict=True, reason='the CLI imports JAX before dispatch until the cli '
-                   'branch is merged')
 @pytest.mark.parametrize('command', ['report base', 'compare base new'])
 def test_cli_report_and_compare_import_no_jax(tmp_path, command):
   proc = _run_without_jax(f"""

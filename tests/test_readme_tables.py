@@ -323,7 +323,7 @@ def test_glob_patterns_expand_to_their_files(tmp_path):
 
 def test_glob_pattern_matching_nothing_is_a_usage_error(tmp_path, capsys):
   root = _repo(tmp_path, _block('results/demo/summary.md#Performance'))
-  assert rt.main(['--root', str(root), 'README.md', 'docs/**/*.md']) == 2
+  assert tool.main(['--root', str(root), 'README.md', 'docs/**/*.md']) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and 'docs/**/*.md: matches no file' in err[0]
   assert 'old' in (root / 'README.md').read_text()  # nothing written
