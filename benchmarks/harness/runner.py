@@ -337,8 +337,7 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
   if task.score_samples is not None:
     scores, sample_compile_s = generate.sample_and_score(
         state.params, task, stream_key(cell.seed, Stream.SAMPLE), model=model,
-        num_samples=min(task.eval_size, tc.eval_batch_size), fast=cell.fast_compile,
-        arch=arch)
+        num_samples=min(task.eval_size, tc.eval_batch_size), fast=cell.fast_compile)
     out['metrics'].update(scores)
     out['perf']['sample_compile_s'] = sample_compile_s
 
