@@ -14,9 +14,9 @@ call; nothing here re-implements a backbone.
          `step(carry, x_t [B, D]) -> (carry, y_t [B, D])`, methods of the module that call
          the submodules `__call__` uses.
 
-`decode_backbone` runs either in Flax's decode convention (a STEP backbone's carry then sits in the
-caller's 'cache' collection), so the harness's task model and `Stepwise` (a bare backbone)
-both decode through `init_cache` and `step`, whatever the capability.
+`decode_backbone` runs either in Flax's decode convention (a STEP backbone's carry then
+sits in the caller's 'cache' collection), so the harness's task model and `Stepwise` (a
+bare backbone) both decode through `init_cache` and `step`, whatever the capability.
 """
 from __future__ import annotations
 
@@ -63,9 +63,8 @@ class Stepwise(nn.Module):
 
 def init_cache(module: nn.Module, inputs) -> dict:
   """The 'cache' collection of a module in Flax's decode convention, for the batch and the
-  L positions of `inputs` [B, L, ...] (their values are not read): the state before the
-  first position. Jitted callers pay nothing for the initialisers it traces (their
-  outputs are dead code)."""
+  L positions of `inputs` [B, L, ...] (not their values): the state before the first
+  position. Under jit, the initialisers and the forward pass this traces are dead code."""
   return module.init(jax.random.PRNGKey(0), inputs, decode=True)['cache']
 
 
