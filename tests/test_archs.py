@@ -225,6 +225,19 @@ def test_causal_backbones_declare_decoding():
     assert archs.get(name).decoding is None, name
 
 
+def test_register_checks_the_declared_decoding(monkeypatch):
+  """A capability is one of Decoding's (a plain string names one), and only a causal
+  sequence backbone may declare it."""
+  lstm, bilstm = archs.get('lstm'), archs.get('bilstm')
+  monkeypatch.setattr(registry, '_REGISTRY', {})
+  spec = registry.register(dataclasses.replace(lstm, name='mine', decoding='step'))
+  assert spec.decoding is decoding.Decoding.STEP and archs.get('mine') is spec
+  with pytest.raises(ValueError, match='decoding must be one of cache, step'):
+    registry.register(dataclasses.replace(lstm, name='bogus', decoding='scan'))
+  with pytest.raises(ValueError, match='causal sequence'):
+    registry.register(dataclasses.replace(bilstm, name='bi', decoding=decoding.Decoding.STEP))
+
+
 @pytest.mark.parametrize('name', archs.names())
 def test_depth_fields_set_the_depth(name):
   """`depth_fields` (what a suite's `depth` sets) name real fields, and setting them
