@@ -9,7 +9,8 @@ A backbone is a Linen module built from a frozen config dataclass, called as
   image     `[B, H, W, C] -> [B, D]`
   encdec    `(src [B, S, D], tgt [B, T, D]) -> [B, T, D]`, called as `module(src, tgt, ...)`
 The harness adds the task's input adapter and head around it, so a backbone never sees a
-task.
+task. A causal sequence backbone may also run token by token through its own layers, as it
+declares in `ArchSpec.decoding` (archs/decoding.py).
 
 Precision follows the Flax convention: besides its config, a module declares `dtype` (the
 computation dtype) and `param_dtype` (the parameters'), both float32 by default. Built with
