@@ -47,30 +47,21 @@ class DecoderConfig:
 
 
 class Decoder(nn.Module):
-  """[B, T, D] -> [B, T, D]; output t depends on inputs 0..t only."""
+  """[B, T, D] -> [B, T, D]; output t depends on inputs 0..t only. `decode` decodes token
+  by token (transformer.Transformer)."""
   config: DecoderConfig
   dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train: bool = False):
+  def __call__(self, x, *, train: bool = False, decode: bool = False):
     return transformer.Transformer(self.config.stack(), dtype=self.dtype,
-                                   param_dtype=self.param_dtype, name='stack')(x, train=train)
+                                   param_dtype=self.param_dtype, name='stack')(
+        x, train=train, decode=decode)
 
 
 def decoder_flops(cfg: DecoderConfig, shape: tuple[int, ...]) -> float:
   return transformer.transformer_flops(cfg.stack(), shape)
-
-
-def init_cache(cfg: DecoderConfig, batch: int, max_length: int) -> dict:
-  """The stack's key/value cache (transformer.init_cache)."""
-  return transformer.init_cache(cfg.stack(), batch, max_length)
-
-
-def decode_step(cfg: DecoderConfig, params, cache: dict, x_t):
-  """One position through the stack, whose parameters sit under `stack`
-  (transformer.decode_step): x_t [B, D] -> (cache, y_t [B, D])."""
-  return transformer.decode_step(cfg.stack(), params['stack'], cache, x_t)
 
 
 registry.register(registry.ArchSpec(
@@ -78,5 +69,4 @@ registry.register(registry.ArchSpec(
     description='Decoder-only Transformer (GPT-style), causal, pre-LN',
     module=Decoder, config_for_width=lambda w: DecoderConfig(d_model=w),
     input_kind='sequence', causal=True, flops=decoder_flops, width_step=4,
-    depth_fields=('num_layers',),
-    decoding=registry.Decoding(init=init_cache, step=decode_step)))
+    depth_fields=('num_layers',), decoding=registry.Decoding.CACHE))

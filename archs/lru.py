@@ -208,7 +208,8 @@ class LRUBlock(nn.Module):
 
 class LRU(nn.Module):
   """[B, T, H] -> [B, T, H]; causal by construction. No dropout (the harness passes no
-  dropout RNG), so `train` changes nothing."""
+  dropout RNG), so `train` changes nothing. `step` advances one token through the same
+  blocks, from the state of `initial_carry`."""
   config: LRUConfig
   dtype: Any = jnp.float32  # computation (see the module docstring on precision)
   param_dtype: Any = jnp.float32
@@ -226,26 +227,21 @@ class LRU(nn.Module):
       x = block(x)
     return self.final_norm(x)
 
+  @nn.nowrap
+  def initial_carry(self, batch: int):
+    """Zero state for every layer: a tuple of (x_re, x_im), each [batch, d_state] float32."""
+    zeros = jnp.zeros((batch, self.config.d_state), jnp.float32)
+    return tuple((zeros, zeros) for _ in range(self.config.num_layers))
+
   def step(self, carry, x_t):
+    """One token through every layer: x_t [B, H] -> (new carry, y_t [B, H]); the state
+    stays float32."""
     x_t = x_t.astype(self.dtype)
     new_carry = []
     for block, state in zip(self.blocks, carry):
       state, x_t = block.step(state, x_t)
       new_carry.append(state)
     return tuple(new_carry), self.final_norm(x_t)
-
-
-def initial_carry(cfg: LRUConfig, batch: int):
-  """Zero state for every layer: a tuple of (x_re, x_im), each [batch, d_state]."""
-  zeros = jnp.zeros((batch, cfg.d_state), jnp.float32)
-  return tuple((zeros, zeros) for _ in range(cfg.num_layers))
-
-
-def step(cfg: LRUConfig, params, carry, x_t):
-  """One token through every layer: x_t [B, H] -> (new carry, y_t [B, H]), from the
-  parameters of `LRU(cfg).init(...)['params']`, computing in x_t's dtype (the state stays
-  float32)."""
-  return LRU(cfg, dtype=x_t.dtype).apply({'params': params}, carry, x_t, method=LRU.step)
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,6 +297,4 @@ registry.register(registry.ArchSpec(
     module=LRU, config_for_width=config_for_width, input_kind='sequence', causal=True,
     flops=lru_flops, width_step=2, uses_scan=False,
     backward_factor=2.5,  # the scan's and the GLU's derivatives weigh in
-    depth_fields=('num_layers',),
-    decoding=registry.Decoding(init=lambda cfg, batch, max_length: initial_carry(cfg, batch),
-                               step=step)))
+    depth_fields=('num_layers',), decoding=registry.Decoding.STEP))

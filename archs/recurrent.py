@@ -4,10 +4,10 @@ causal (`Recurrent`) or bidirectional (`BiRecurrent`).
 Every layer runs under `lax.scan` (via `nn.RNN`), never a Python loop over time. Each step
 computes its input projection inside the scan: hoisting all steps' input projections out
 of the scan as one `[B*T, D] x [D, G*H]` matmul measured 1.2-1.5x slower on XLA:CPU (the
-scan then slices a [T, B, G*H] buffer per step), so it is not done here. The pure
-`step` function advances all layers of a causal stack by one token from the same
-parameters, for token-by-token inference and for the scan-equals-step test. A bidirectional
-stack has no such step: each output needs the whole sequence.
+scan then slices a [T, B, G*H] buffer per step), so it is not done here. A causal stack's
+`step` method advances all layers by one token through the cells its scans run, for
+token-by-token inference and for the scan-equals-step test. A bidirectional stack has no
+such step: each output needs the whole sequence.
 
 Precision: in bfloat16 (`dtype`) the gate matmuls and each layer's outputs are bf16, but
 the carries (h, and the LSTM's cell state c) stay float32: c is a running sum over all T
@@ -20,7 +20,7 @@ carry to float32 and the output to `dtype` (`_Float32Carry`).
 Dropout (`dropout`, training only) acts between layers, on each layer's outputs except the
 last's, never on the recurrent connection: the placement of PyTorch's `nn.LSTM(dropout=)`
 and of Zaremba et al. 2014 ("Recurrent neural network regularization"), which keeps the
-carry, and so the scan and the step function, free of noise. A one-layer stack has no
+carry, and so the scan and the step, free of noise. A one-layer stack has no
 dropout at all.
 """
 from __future__ import annotations
@@ -36,19 +36,20 @@ import jax.numpy as jnp
 from archbench.archs import registry
 
 
-class Cell(str, enum.Enum):
+class CellKind(str, enum.Enum):
+  """The recurrent cell a stack is built of (its registry name is the value)."""
   ELMAN = 'rnn'
   LSTM = 'lstm'
   GRU = 'gru'
 
 
 # Gate count: how many [D -> h] and [h -> h] projections each cell computes per step.
-_GATES = {Cell.ELMAN: 1, Cell.LSTM: 4, Cell.GRU: 3}
+_GATES = {CellKind.ELMAN: 1, CellKind.LSTM: 4, CellKind.GRU: 3}
 
 
 @dataclasses.dataclass(frozen=True)
 class RecurrentConfig:
-  cell: Cell = Cell.LSTM
+  cell: CellKind = CellKind.LSTM
   hidden: int = 64
   num_layers: int = 2
   # Fully unroll the scan: same maths, used to let XLA's cost_analysis count every step.
@@ -87,7 +88,7 @@ class GRUCell(_Float32Carry, nn.GRUCell):
   """nn.GRUCell with a float32 carry."""
 
 
-_CELLS = {Cell.ELMAN: ElmanCell, Cell.LSTM: LSTMCell, Cell.GRU: GRUCell}
+_CELLS = {CellKind.ELMAN: ElmanCell, CellKind.LSTM: LSTMCell, CellKind.GRU: GRUCell}
 
 
 def make_cell(cfg: RecurrentConfig | BiRecurrentConfig, dtype: Any = jnp.float32,
@@ -95,59 +96,63 @@ def make_cell(cfg: RecurrentConfig | BiRecurrentConfig, dtype: Any = jnp.float32
   """An unbound cell (parent=None) computing in `dtype`, its carry float32. Created inside a
   module's compact method, a cell would bind to that module and register there as
   '<Cell>_i'; unbound, the `nn.RNN` it is given to adopts it, so its parameters sit at
-  layer_i/cell, where `step` reads them."""
-  return _CELLS[Cell(cfg.cell)](cfg.hidden, dtype=dtype, param_dtype=param_dtype,
+  layer_i/cell."""
+  return _CELLS[CellKind(cfg.cell)](cfg.hidden, dtype=dtype, param_dtype=param_dtype,
                                 parent=None)
 
 
 class Recurrent(nn.Module):
-  """[B, T, D] -> [B, T, hidden]; causal by construction."""
+  """[B, T, D] -> [B, T, hidden]; causal by construction. `step` advances one token
+  through the cells the scans run (layer_i/cell), from the carry of `initial_carry`."""
   config: RecurrentConfig
   dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
   param_dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
+  def setup(self):
     cfg = self.config
-    for i in range(cfg.num_layers):
-      x = _between_layers(cfg, i, x, train)
-      x = nn.RNN(make_cell(cfg, self.dtype, self.param_dtype),
-                 unroll=x.shape[1] if cfg.unroll else 1, name=f'layer_{i}')(x)
+    # unroll=True unrolls the whole scan, whatever its length.
+    self.layers = [nn.RNN(make_cell(cfg, self.dtype, self.param_dtype),
+                          unroll=True if cfg.unroll else 1, name=f'layer_{i}')
+                   for i in range(cfg.num_layers)]
+    self.dropouts = [_dropout(cfg, i) for i in range(1, cfg.num_layers)]
+
+  def __call__(self, x, *, train: bool = False):
+    for i, layer in enumerate(self.layers):
+      if i:
+        x = self.dropouts[i - 1](x, deterministic=not train)
+      x = layer(x)
     return x
 
+  @nn.nowrap
+  def initial_carry(self, batch: int):
+    """Zero state for every layer (what `nn.RNN` starts from), float32 in every precision."""
+    cell = make_cell(self.config)
+    return tuple(cell.initialize_carry(jax.random.PRNGKey(0), (batch, self.config.hidden))
+                 for _ in range(self.config.num_layers))
 
-def _between_layers(cfg: RecurrentConfig | BiRecurrentConfig, i: int, x, train: bool):
-  """Layer i's input: the previous layer's outputs x [B, T, D], dropped at rate
-  `cfg.dropout` in training; the stack's own input (i = 0) is left alone. Called inside a
-  compact method. No parameters, and the identity at rate 0 or in evaluation (no RNG)."""
-  if i == 0:
-    return x
-  return nn.Dropout(cfg.dropout, deterministic=not train, name=f'dropout_{i}')(x)
-
-
-def initial_carry(cfg: RecurrentConfig, batch: int, key=None):
-  """Zero state for every layer (what `nn.RNN` starts from), float32 in every precision."""
-  key = jax.random.PRNGKey(0) if key is None else key
-  cell = make_cell(cfg)
-  return tuple(cell.initialize_carry(key, (batch, cfg.hidden)) for _ in range(cfg.num_layers))
-
-
-def step(cfg: RecurrentConfig, params, carry, x_t):
-  """One token through every layer: x_t [B, D] -> (new carry, y_t [B, hidden]), computing
-  in x_t's dtype (the carry stays float32)."""
-  cell = make_cell(cfg, x_t.dtype)
-  new_carry = []
-  for i, c in enumerate(carry):
-    c, x_t = cell.apply({'params': params[f'layer_{i}']['cell']}, c, x_t)
-    new_carry.append(c)
-  return tuple(new_carry), x_t
+  def step(self, carry, x_t):
+    """One token through every layer: x_t [B, D] -> (new carry, y_t [B, hidden]); the carry
+    stays float32."""
+    new_carry = []
+    for layer, c in zip(self.layers, carry):
+      c, x_t = layer.cell(c, x_t)
+      new_carry.append(c)
+    return tuple(new_carry), x_t
 
 
-def cell_step_flops(cell: Cell, d_in: int, h: int) -> float:
+def _dropout(cfg: RecurrentConfig | BiRecurrentConfig, i: int) -> nn.Dropout:
+  """The dropout on layer i's input (i >= 1), the previous layer's outputs, at rate
+  `cfg.dropout` in training; the stack's own input is left alone. No parameters, and the
+  identity at rate 0 or in evaluation (no RNG drawn). Its name keys its random masks."""
+  return nn.Dropout(cfg.dropout, name=f'dropout_{i}')
+
+
+def cell_step_flops(cell: CellKind, d_in: int, h: int) -> float:
   """One step of one cell: the gate projections from the input and from the state, their
   biases, and a few elementwise ops per gate."""
   per_step = _GATES[cell] * (2.0 * d_in * h + 2.0 * h * h + 2 * h)  # matmuls, bias, sum
-  return per_step + {Cell.ELMAN: 0, Cell.LSTM: 3 * h, Cell.GRU: 5 * h}[cell]  # gate mixing
+  mixing = {CellKind.ELMAN: 0, CellKind.LSTM: 3 * h, CellKind.GRU: 5 * h}[cell]  # gates mixed
+  return per_step + mixing
 
 
 def recurrent_flops(cfg: RecurrentConfig, shape: tuple[int, ...]) -> float:
@@ -168,7 +173,7 @@ def recurrent_flops(cfg: RecurrentConfig, shape: tuple[int, ...]) -> float:
 class BiRecurrentConfig:
   """A stack of bidirectional layers; `hidden` is per direction, so the width (what each
   layer emits and the backbone maps D -> D at) is 2 * hidden."""
-  cell: Cell = Cell.LSTM
+  cell: CellKind = CellKind.LSTM
   hidden: int = 32
   num_layers: int = RecurrentConfig.num_layers  # the causal stacks' default depth
   # Fully unroll both scans (see RecurrentConfig.unroll).
@@ -212,7 +217,8 @@ class BiRecurrent(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     for i in range(self.config.num_layers):
-      x = _between_layers(self.config, i, x, train)
+      if i:
+        x = _dropout(self.config, i)(x, deterministic=not train)
       x = BiLayer(self.config, self.dtype, self.param_dtype, name=f'layer_{i}')(x)
     return x
 
@@ -229,30 +235,28 @@ def birecurrent_flops(cfg: BiRecurrentConfig, shape: tuple[int, ...]) -> float:
   return flops
 
 
-def _bi_config(cell: Cell, width: int) -> BiRecurrentConfig:
+def _bi_config(cell: CellKind, width: int) -> BiRecurrentConfig:
   if width % 2:
     raise ValueError(f'a bidirectional width must be even (two halves); got {width}')
   return BiRecurrentConfig(cell=cell, hidden=width // 2)
 
 
 for _cell, _description in [
-    (Cell.ELMAN, 'Elman RNN (tanh), stacked, lax.scan'),
-    (Cell.LSTM, 'LSTM (Hochreiter & Schmidhuber 1997), stacked, lax.scan'),
-    (Cell.GRU, 'GRU (Cho et al. 2014), stacked, lax.scan'),
+    (CellKind.ELMAN, 'Elman RNN (tanh), stacked, lax.scan'),
+    (CellKind.LSTM, 'LSTM (Hochreiter & Schmidhuber 1997), stacked, lax.scan'),
+    (CellKind.GRU, 'GRU (Cho et al. 2014), stacked, lax.scan'),
 ]:
   registry.register(registry.ArchSpec(
       name=_cell.value, family='recurrence', description=_description,
       module=Recurrent,
       config_for_width=lambda w, c=_cell: RecurrentConfig(cell=c, hidden=w),
       input_kind='sequence', causal=True, flops=recurrent_flops, uses_scan=True,
-      backward_factor=2.25, depth_fields=('num_layers',),
-      decoding=registry.Decoding(
-          init=lambda cfg, batch, max_length: initial_carry(cfg, batch), step=step)))
+      backward_factor=2.25, depth_fields=('num_layers',), decoding=registry.Decoding.STEP))
 
 for _cell, _description in [
-    (Cell.ELMAN, 'bidirectional Elman RNN (tanh), stacked, lax.scan'),
-    (Cell.LSTM, 'bidirectional LSTM (Graves & Schmidhuber 2005), stacked, lax.scan'),
-    (Cell.GRU, 'bidirectional GRU, stacked, lax.scan'),
+    (CellKind.ELMAN, 'bidirectional Elman RNN (tanh), stacked, lax.scan'),
+    (CellKind.LSTM, 'bidirectional LSTM (Graves & Schmidhuber 2005), stacked, lax.scan'),
+    (CellKind.GRU, 'bidirectional GRU, stacked, lax.scan'),
 ]:
   registry.register(registry.ArchSpec(
       name=f'bi{_cell.value}', family='recurrence', description=_description,

@@ -9,7 +9,8 @@ A backbone is a Linen module built from a frozen config dataclass, called as
   image     `[B, H, W, C] -> [B, D]`
   encdec    `(src [B, S, D], tgt [B, T, D]) -> [B, T, D]`, called as `module(src, tgt, ...)`
 The harness adds the task's input adapter and head around it, so a backbone never sees a
-task.
+task. A causal sequence backbone may also run token by token through its own layers, as it
+declares in `ArchSpec.decoding` (archs/decoding.py).
 
 Precision follows the Flax convention: besides its config, a module declares `dtype` (the
 computation dtype) and `param_dtype` (the parameters'), both float32 by default. Built with
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 from flax import nnx
 
+from archbench.archs.decoding import Decoding
 from archbench.common import files
 
 # Parameter budgets (backbone parameters). Each architecture solves its width to land within
@@ -56,24 +58,6 @@ INPUT_KINDS = ('sequence', 'image', 'encdec')
 class PrecisionUnsupported(ValueError):
   """A backbone asked to compute in a dtype its module does not declare (see ArchSpec.build);
   the harness reports it as a usage error."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Decoding:
-  """Token-by-token inference for a causal sequence backbone, from the same parameters as
-  the whole-sequence call.
-
-  init(config, batch_size, max_length) -> cache: the state before the first token (O(1) in
-    the length for recurrences; a key/value buffer of max_length positions for attention).
-  step(config, params, cache, x_t [B, D]) -> (cache, y_t [B, D]): one position, where
-    params are the backbone's own (`module.init(...)['params']`). Scanning `step` over a
-    sequence equals the whole-sequence call (tested per architecture). The step computes in
-    x_t's dtype (bf16 under bfloat16, as the module built with `dtype=x_t.dtype` does),
-    and keeps the cache in the dtype `init` made it (float32 for the built-ins), so the
-    signature is the same in every precision.
-  """
-  init: Callable[[Any, int, int], Any]
-  step: Callable[[Any, Any, Any, jax.Array], tuple[Any, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,9 +86,12 @@ class ArchSpec:
     details: config -> extra facts for `archbench list` (e.g. a TCN's receptive field).
     depth_fields: the config fields that set the depth (layers, blocks, stages); a suite's
       `depth` setting sets these. Empty: the architecture has no depth knob.
-    decoding: token-by-token inference (see Decoding), for causal sequence backbones that
-      have it; None where each output needs a whole-sequence call. With `causal=None` it
-      serves only the configs built causal (see `decoding_for`).
+    decoding: the module's token-by-token capability, for causal sequence backbones that
+      have one: `Decoding.CACHE` (its call takes `decode=True` and keeps its state in
+      Flax's 'cache' collection) or `Decoding.STEP` (its `initial_carry` and `step`
+      methods); see archs/decoding.py. Either runs the module's own layers on its own
+      parameters. None where each output needs a whole-sequence call. With `causal=None`
+      it serves only the configs built causal (see `decoding_for`).
     backward_factor: backward FLOPs / forward FLOPs, so a training step costs
       (1 + backward_factor) x forward. 2 where matmuls dominate (one matmul each for the
       input and the weight gradients); more where elementwise ops with costly derivatives
@@ -164,7 +151,7 @@ class ArchSpec:
 
   def decoding_for(self, config) -> Decoding | None:
     """`decoding` where this config is causal (always, or by its `causal` field), else
-    None: a bidirectional output needs the whole sequence, so it has no step."""
+    None: a bidirectional output needs the whole sequence, so it cannot decode."""
     if self.decoding is None or self.causal is False:
       return None
     return self.decoding if self.causal or getattr(config, 'causal', False) else None
@@ -184,6 +171,12 @@ def register(spec: ArchSpec) -> ArchSpec:
                      f'its config ({", ".join(sorted(fields))})')
   if not hasattr(spec.config_for_width(8 * spec.width_step), 'width'):
     raise ValueError(f'{spec.name}: its config needs a `width` (the D it maps to)')
+  if spec.decoding is not None:
+    try:
+      spec = dataclasses.replace(spec, decoding=Decoding(spec.decoding))
+    except ValueError:
+      raise ValueError(f'{spec.name}: decoding must be one of '
+                       f'{", ".join(d.value for d in Decoding)} or None') from None
   if spec.decoding is not None and (spec.input_kind != 'sequence' or spec.causal is False):
     raise ValueError(f'{spec.name}: decoding is for causal sequence backbones')
   if (spec.decoding is not None and spec.causal is None

@@ -81,6 +81,10 @@ class CausalConv(nn.Module):
   Why not `nn.Conv`: XLA's CPU convolution with dilation is ~20x slower than these matmuls
   at the widths used here, which would measure XLA's conv kernel rather than the TCN.
   Matmuls are fast on every backend.
+
+  Given `history` [B, (k-1)d, C_in], the inputs before x, it computes one position x
+  [B, 1, C_in] of a sequence already under way (a decoding step): tap j reads
+  window[j * d] of the window [B, (k-1)d + 1, C_in], history then x.
   """
   features: int
   kernel_size: int
@@ -89,13 +93,21 @@ class CausalConv(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, history=None):
     k, d, t = self.kernel_size, self.dilation, x.shape[1]
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, x.shape[-1], self.features), self.param_dtype)
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,),
                       self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    if history is not None:
+      if t != 1:
+        raise ValueError(f'a decoding step reads one position, got {t}')
+      window = jnp.concatenate([history.astype(x.dtype), x], axis=1)
+      # The k taps through one [B, k C_in] x [k C_in, C_out] matmul: ~3x faster per step on
+      # CPU than k small ones, the same sum up to float rounding.
+      taps = window[:, ::d].reshape(x.shape[0], k * x.shape[-1])  # tap-major
+      return (taps @ kernel.reshape(-1, self.features) + bias)[:, None]
     padded = jnp.pad(x, ((0, 0), ((k - 1) * d, 0), (0, 0)))  # [B, (k-1)d + T, C_in]
     # Tap j's window starts j*d steps into the padded sequence; taps that would read only
     # padding (j*d >= T) are skipped rather than multiplied by zeros.
@@ -105,7 +117,16 @@ class CausalConv(nn.Module):
 
 class TemporalBlock(nn.Module):
   """One residual block: [B, T, C_in] -> [B, T, features]; with `train=True`, dropout at
-  rate `dropout` after each convolution's ReLU."""
+  rate `dropout` after each convolution's ReLU.
+
+  With `decode=True`, Flax's decode convention (archs/decoding.py): the call that creates
+  the cache keeps, per convolution, a buffer of its last (k-1) * dilation inputs (zeros,
+  the whole-sequence call's left padding; float32 in every precision); each later call
+  reads one position [B, 1, C_in] through them and shifts it in. A step costs the
+  receptive field's work whatever the position, where a whole-sequence call to produce
+  position t costs O(t). The buffers sit here, not in the convolution, because
+  `nn.WeightNorm` runs its layer with every variable collection read-only.
+  """
   features: int
   kernel_size: int
   dilation: int
@@ -115,21 +136,32 @@ class TemporalBlock(nn.Module):
   dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, *, train: bool = False):
+  def __call__(self, x, *, train: bool = False, decode: bool = False):
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
+    stepping = decode and self.has_variable('cache', 'conv1_inputs')
 
-    def conv(name):
+    def conv(name, x):
       layer = CausalConv(self.features, self.kernel_size, self.dilation, **types, name=name)
       # WeightNorm's own dtype stays None: it normalises the float32 parameters, and the
       # convolution casts the result.
-      return (nn.WeightNorm(layer, param_dtype=self.param_dtype, name=f'{name}_wn')
-              if self.weight_norm else layer)
+      if self.weight_norm:
+        layer = nn.WeightNorm(layer, param_dtype=self.param_dtype, name=f'{name}_wn')
+      if not decode:
+        return layer(x)
+      span = (self.kernel_size - 1) * self.dilation
+      inputs = self.variable('cache', f'{name}_inputs', jnp.zeros,
+                             (x.shape[0], span, x.shape[-1]), jnp.float32)
+      if not stepping:
+        return layer(x)
+      y = layer(x, inputs.value)
+      inputs.value = jnp.concatenate([inputs.value, x.astype(jnp.float32)], axis=1)[:, 1:]
+      return y
 
     # No parameters, and the identity at rate 0 or in evaluation (no RNG drawn).
     drop = nn.Dropout(self.dropout, deterministic=not train, name='dropout')
     x = x.astype(self.dtype)  # the residual path's dtype
-    y = drop(nn.relu(conv('conv1')(x)))
-    y = drop(nn.relu(conv('conv2')(y)))
+    y = drop(nn.relu(conv('conv1', x)))
+    y = drop(nn.relu(conv('conv2', y)))
     residual = x
     if x.shape[-1] != self.features:  # a 1x1 convolution matches the widths
       residual = nn.Conv(self.features, (1,), **types, name='residual')(x)
@@ -137,17 +169,19 @@ class TemporalBlock(nn.Module):
 
 
 class TCN(nn.Module):
-  """[B, T, D] -> [B, T, D]; causal by construction."""
+  """[B, T, D] -> [B, T, D]; causal by construction. `decode` decodes token by token
+  (`TemporalBlock`)."""
   config: TCNConfig
   dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train: bool = False):
+  def __call__(self, x, *, train: bool = False, decode: bool = False):
     cfg = self.config
     for i, features in enumerate(cfg.widths()):
       x = TemporalBlock(features, cfg.kernel_size, 2**i, cfg.weight_norm, self.dtype,
-                        self.param_dtype, cfg.dropout, name=f'block_{i}')(x, train=train)
+                        self.param_dtype, cfg.dropout, name=f'block_{i}')(
+          x, train=train, decode=decode)
     return x
 
 
@@ -175,93 +209,6 @@ def tcn_flops(cfg: TCNConfig, shape: tuple[int, ...]) -> float:
   return flops
 
 
-# ---------------------------------------------------------------------------------------
-# Token-by-token decoding: a sliding buffer per convolution.
-#
-# Output t of a dilated causal convolution reads inputs t - (k-1)d .. t, so a step keeps
-# the last (k-1)d inputs of each convolution and costs O(receptive field) whatever the
-# position, where a whole-sequence call to produce token t would cost O(t).
-
-class _ConvWeights(nn.Module):
-  """A CausalConv's parameters without its call, (kernel, bias), so that `nn.WeightNorm`
-  can normalise them exactly as it does around the convolution."""
-  kernel_shape: tuple[int, ...]
-
-  @nn.compact
-  def __call__(self):
-    kernel = self.param('kernel', nn.initializers.lecun_normal(), self.kernel_shape)
-    bias = self.param('bias', nn.initializers.zeros_init(), self.kernel_shape[-1:])
-    return kernel, bias
-
-
-class _BlockWeights(nn.Module):
-  """The (kernel, bias) of a block's two convolutions as its call uses them: through
-  `nn.WeightNorm` (its parameters at conv<i>_wn) when the config asks for it."""
-  shapes: tuple[tuple[int, ...], tuple[int, ...]]
-  weight_norm: bool
-
-  @nn.compact
-  def __call__(self):
-    weights = {}
-    for name, shape in zip(('conv1', 'conv2'), self.shapes):
-      layer = _ConvWeights(shape, name=name)
-      weights[name] = nn.WeightNorm(layer, name=f'{name}_wn')() if self.weight_norm else layer()
-    return weights
-
-
-def init_cache(cfg: TCNConfig, batch: int, max_length: int) -> tuple:
-  """Per block, the last (k-1) * 2^i inputs of each of its two convolutions [B, span, C]:
-  zeros, the left padding of the whole-sequence call. The size is the receptive field's,
-  not max_length's."""
-  del max_length  # a convolution forgets everything beyond its receptive field
-  buffers, c_in = [], cfg.channels
-  for i, c in enumerate(cfg.widths()):
-    span = (cfg.kernel_size - 1) * 2**i
-    buffers.append({'conv1': jnp.zeros((batch, span, c_in), jnp.float32),
-                    'conv2': jnp.zeros((batch, span, c), jnp.float32)})
-    c_in = c
-  return tuple(buffers)
-
-
-def _conv_step(kernel, bias, buffer, x_t, dilation: int):
-  """CausalConv at one position: the window [B, (k-1)d + 1, C_in] is the buffer then x_t;
-  tap j reads window[j * d] (= x[t - (k-1-j) d]). The k taps go through one matmul (one
-  [B, k C_in] x [k C_in, C_out] product instead of k small ones: ~3x faster per step on
-  CPU, the same sum up to float rounding), in x_t's dtype. Returns (next buffer,
-  [B, C_out])."""
-  window = jnp.concatenate([buffer, x_t[:, None].astype(buffer.dtype)], axis=1)
-  k, c_in, c_out = kernel.shape
-  taps = window[:, ::dilation].reshape(window.shape[0], k * c_in)  # [B, k C_in], tap-major
-  taps, kernel, bias = nn.dtypes.promote_dtype(taps, kernel, bias, dtype=x_t.dtype)
-  return window[:, 1:], taps @ kernel.reshape(k * c_in, c_out) + bias
-
-
-def _block_step(cfg: TCNConfig, params, buffers: dict, x_t, dilation: int):
-  """`TemporalBlock` at one position: x_t [B, C_in] -> (buffers, [B, features])."""
-  shapes = (params['conv1']['kernel'].shape, params['conv2']['kernel'].shape)
-  weights = _BlockWeights(shapes, cfg.weight_norm).apply({'params': params})
-  conv1, y = _conv_step(*weights['conv1'], buffers['conv1'], x_t, dilation)
-  conv2, y = _conv_step(*weights['conv2'], buffers['conv2'], nn.relu(y), dilation)
-  residual = x_t
-  if 'residual' in params:  # the block's 1x1 convolution, where the widths differ
-    features = params['residual']['kernel'].shape[-1]
-    residual = nn.Conv(features, (1,), dtype=x_t.dtype).apply({'params': params['residual']},
-                                                              x_t[:, None])[:, 0]
-  return {'conv1': conv1, 'conv2': conv2}, nn.relu(nn.relu(y) + residual)
-
-
-def decode_step(cfg: TCNConfig, params, cache: tuple, x_t):
-  """One position through every block: x_t [B, D] -> (cache, y_t [B, D]), equal to that
-  position of `TCN(cfg, dtype=x_t.dtype).apply({'params': params}, x)`. With weight
-  normalisation the kernels are renormalised every step (O(parameters)), as every
-  whole-sequence call does."""
-  new_cache = []
-  for i, buffers in enumerate(cache):
-    buffers, x_t = _block_step(cfg, params[f'block_{i}'], buffers, x_t, 2**i)
-    new_cache.append(buffers)
-  return tuple(new_cache), x_t
-
-
 registry.register(registry.ArchSpec(
     name='tcn', family='convolution',
     description='TCN (Bai et al. 2018): residual blocks of dilated causal 1-D convs',
@@ -269,5 +216,4 @@ registry.register(registry.ArchSpec(
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
     backward_factor=2.25,
     details=lambda cfg: {'receptive field': receptive_field(cfg)},
-    depth_fields=('num_blocks',),
-    decoding=registry.Decoding(init=init_cache, step=decode_step)))
+    depth_fields=('num_blocks',), decoding=registry.Decoding.CACHE))

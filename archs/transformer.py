@@ -115,6 +115,9 @@ class Attention(nn.Module):
   context with a fused `kv`. Both end with the output projection `out`.
 
   With `train=True`, `attention_dropout` drops attention weights (the 'dropout' RNG).
+
+  With `decode=True`, causal self-attention decodes token by token through Flax's decode
+  cache (see `_cached`).
   """
   num_heads: int
   causal: bool = False
@@ -123,7 +126,7 @@ class Attention(nn.Module):
   attention_dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, context=None, *, train: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False):
     b, t, d = x.shape
     n = self.num_heads
     if d % n:
@@ -142,22 +145,56 @@ class Attention(nn.Module):
       q = dense(d, 'q', x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
       kv = dense(2 * d, 'kv', context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
       k, v = kv[:, :, 0], kv[:, :, 1]
-    # Only a dropout that acts is passed: at rate 0 or in evaluation the fused path stays.
-    dropout = (nn.Dropout(self.attention_dropout, deterministic=False, name='weights_dropout')
-               if train and self.attention_dropout > 0 else None)
-    y = attend(q, k, v, causal=self.causal, dropout=dropout)  # [B, T, N, D/N]
+    y = self._cached(q, k, v) if decode else None
+    if y is None:
+      # Only a dropout that acts is passed: at rate 0 or in evaluation the fused path stays.
+      dropout = (nn.Dropout(self.attention_dropout, deterministic=False,
+                            name='weights_dropout')
+                 if train and self.attention_dropout > 0 else None)
+      y = attend(q, k, v, causal=self.causal, dropout=dropout)  # [B, T, N, D/N]
     return dense(d, 'out', y.reshape(b, t, d))
 
+  def _cached(self, q, k, v):
+    """Flax's decode cache ('cache' collection: cached_key, cached_value [B, L, N, D/N],
+    cache_index), as in nn.MultiHeadDotProductAttention. The call that finds no cache
+    creates it for the L positions of its input and returns None: it attends as usual.
+    Each later call, one query q [B, 1, N, D/N], writes its k and v at `cache_index` and
+    attends over the slots filled so far, in q's dtype (the scores and softmax in float32).
 
-# The self-attention call of `Attention`, under the name the encoder first used.
-SelfAttention = Attention
+    The cache is float32 (holding bf16 keys and values exactly) and fixed-size, so one
+    compiled step serves every position; the unfilled tail is masked, so each step attends
+    over all L slots (its cost grows with the cache, not with the tokens so far). Past L
+    there is no slot: the output is NaN rather than silently wrong.
+    """
+    if not self.causal:
+      raise ValueError('token-by-token decoding needs causal self-attention (causal=True): a '
+                       'bidirectional output depends on later tokens')
+    started = self.has_variable('cache', 'cached_key')
+    keys = self.variable('cache', 'cached_key', jnp.zeros, k.shape, jnp.float32)
+    values = self.variable('cache', 'cached_value', jnp.zeros, v.shape, jnp.float32)
+    index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
+    if not started:
+      return None
+    if q.shape[1] != 1:
+      raise ValueError(f'a decoding step reads one position, got {q.shape[1]}')
+    i = index.value
+    keys.value = jax.lax.dynamic_update_slice(keys.value, k.astype(jnp.float32), (0, i, 0, 0))
+    values.value = jax.lax.dynamic_update_slice(values.value, v.astype(jnp.float32),
+                                                (0, i, 0, 0))
+    index.value = i + 1
+    slots = keys.value.shape[1]
+    visible = jnp.arange(slots) <= i  # [L]: the filled prefix and this position
+    y = jax.nn.dot_product_attention(q, keys.value.astype(q.dtype), values.value.astype(q.dtype),
+                                     mask=visible[None, None, None, :])  # [B, 1, N, D/N]
+    return jnp.where(i < slots, y, jnp.nan)
 
 
 class Block(nn.Module):
   """Pre-LN residual block: x + attn(LN(x)); given a `context` [B, S, D] (the encoder
   output of an encoder-decoder), then x + cross_attn(LN(x), context); then x + MLP(LN(x)).
   With `train=True`, each sublayer's output is dropped at rate `dropout` before its
-  residual add, and attention weights at `attention_dropout`.
+  residual add, and attention weights at `attention_dropout`. `decode` decodes the
+  self-attention token by token (`Attention`).
   """
   num_heads: int
   mlp_ratio: int
@@ -168,7 +205,7 @@ class Block(nn.Module):
   attention_dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, context=None, *, train: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False):
     d = x.shape[-1]
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
     # No parameters, and the identity at rate 0 or in evaluation (no RNG drawn).
@@ -176,7 +213,7 @@ class Block(nn.Module):
     attention = lambda name, causal=False: Attention(
         self.num_heads, causal, **types, attention_dropout=self.attention_dropout, name=name)
     x = x + drop(attention('attn', self.causal)(nn.LayerNorm(**types, name='attn_norm')(x),
-                                                train=train))
+                                                train=train, decode=decode))
     if context is not None:
       # The context is not normalised here: it is a stack's output, already final-LN'd.
       x = x + drop(attention('cross')(nn.LayerNorm(**types, name='cross_norm')(x), context,
@@ -189,28 +226,50 @@ class Block(nn.Module):
 class Transformer(nn.Module):
   """[B, T, D] -> [B, T, D]: positions, `num_layers` pre-LN blocks, final LayerNorm; causal
   when `config.causal`. Given a `context` [B, S, D], every block also cross-attends to it
-  (the decoder stack of an encoder-decoder)."""
+  (the decoder stack of an encoder-decoder).
+
+  With `decode=True` a causal stack decodes token by token in Flax's decode convention
+  (archs/decoding.py): the call on a [B, L, D] sequence creates the cache (L positions),
+  each later call reads one position [B, 1, D]."""
   config: TransformerConfig
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, context=None, *, train: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False):
     cfg = self.config
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
-    t, d = x.shape[1], x.shape[2]
-    if cfg.positions == Positions.LEARNED:
-      table = self.param('positions', nn.initializers.normal(0.02), (t, d), self.param_dtype)
-    else:
-      table = sinusoidal_positions(t, d)
+    table = self._positions(x.shape[1], x.shape[2], decode)
     x = x.astype(self.dtype) + jnp.asarray(table, self.dtype)  # the residual stream's dtype
     # Dropout on the sum of embeddings and positions (Vaswani et al. 2017, section 5.4).
     x = nn.Dropout(cfg.dropout, deterministic=not train, name='input_dropout')(x)
     for i in range(cfg.num_layers):
       x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, **types, dropout=cfg.dropout,
                 attention_dropout=cfg.attention_dropout, name=f'block_{i}')(
-          x, context, train=train)
+          x, context, train=train, decode=decode)
     return nn.LayerNorm(**types, name='final_norm')(x)
+
+  def _positions(self, t: int, d: int, decode: bool):
+    """The position rows [T, D] added to the input: the table's first T. In a decoding
+    step, row `cache_index` of it, the next position (NaN past the table); the call that
+    creates the cache (T = its L slots) keeps a sinusoidal table's L rows there, as the
+    step cannot know L otherwise."""
+    learned = self.config.positions == Positions.LEARNED
+    if decode and self.has_variable('cache', 'cache_index'):
+      index = self.variable('cache', 'cache_index')
+      i = index.value
+      index.value = i + 1
+      table = self.get_variable('params' if learned else 'cache', 'positions')
+      return jnp.where(i < table.shape[0], jax.lax.dynamic_slice_in_dim(table, i, 1), jnp.nan)
+    if learned:
+      table = self.param('positions', nn.initializers.normal(0.02), (t, d), self.param_dtype)
+    else:
+      table = sinusoidal_positions(t, d)
+    if decode:
+      self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
+      if not learned:
+        self.variable('cache', 'positions', jnp.asarray, table)
+    return table
 
 
 def layer_norm_flops(d: int) -> float:
@@ -252,98 +311,9 @@ def transformer_flops(cfg: TransformerConfig, shape: tuple[int, ...],
           + t * layer_norm_flops(d))
 
 
-# ---------------------------------------------------------------------------------------
-# Token-by-token decoding with a key/value cache (causal stacks only).
-#
-# Pure functions over the parameter tree of `Transformer` (block_i/{attn_norm, attn/{qkv,
-# out}, mlp_norm, mlp_in, mlp_out}, final_norm, positions when learned). Each piece is the
-# flax layer the module uses, applied to its own sub-parameters, so the maths (LayerNorm's
-# epsilon, the tanh GELU, the attention call) is the module's. The step computes in the
-# dtype of its input x_t (the module's `dtype`); the cache stays float32, holding the
-# bf16 keys and values exactly.
-
-def _require_causal(cfg: TransformerConfig) -> None:
-  if not cfg.causal:
-    raise ValueError('token-by-token decoding needs a causal stack (causal=True): a '
-                     'bidirectional output depends on later tokens')
-
-
-def init_cache(cfg: TransformerConfig, batch: int, max_length: int) -> dict:
-  """Empty cache for `max_length` positions: per layer the keys and values
-  [B, max_length, N, D/N] (zeros, masked until written), and `index`, the next position."""
-  _require_causal(cfg)
-  if cfg.d_model % cfg.num_heads:
-    raise ValueError(f'width {cfg.d_model} is not divisible by num_heads={cfg.num_heads}')
-  zeros = jnp.zeros((batch, max_length, cfg.num_heads, cfg.d_model // cfg.num_heads),
-                    jnp.float32)
-  return {'index': jnp.zeros((), jnp.int32),
-          'layers': tuple({'k': zeros, 'v': zeros} for _ in range(cfg.num_layers))}
-
-
-def _attention_step(num_heads: int, params, layer: dict, h, index, visible):
-  """One query [B, D] against the cached keys/values plus its own: writes this position's
-  k and v at `index`, attends over the positions `visible` [L] (0..index), in h's dtype
-  (the scores and softmax in float32 inside `dot_product_attention`)."""
-  b, d = h.shape
-  n = num_heads
-  qkv = nn.Dense(3 * d, dtype=h.dtype).apply({'params': params['qkv']}, h[:, None])  # [B, 1, 3D]
-  qkv = qkv.reshape(b, 1, 3, n, d // n)  # the module's [B, T, 3, N, D/N] layout, T = 1
-  q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, 1, N, D/N]
-  keys = jax.lax.dynamic_update_slice(layer['k'], k.astype(layer['k'].dtype), (0, index, 0, 0))
-  values = jax.lax.dynamic_update_slice(layer['v'], v.astype(layer['v'].dtype),
-                                        (0, index, 0, 0))
-  y = jax.nn.dot_product_attention(q, keys.astype(q.dtype), values.astype(q.dtype),
-                                   mask=visible[None, None, None, :])  # [B, 1, N, D/N]
-  out = nn.Dense(d, dtype=h.dtype).apply({'params': params['out']},
-                                         y.reshape(b, 1, d))[:, 0]  # [B, D]
-  return {'k': keys, 'v': values}, out
-
-
-def _block_step(cfg: TransformerConfig, params, layer: dict, x, index, visible):
-  """`Block` (self-attention only) for one position x [B, D], in x's dtype."""
-  dtype = x.dtype
-  norm = lambda name, z: nn.LayerNorm(dtype=dtype).apply({'params': params[name]}, z)
-  layer, attended = _attention_step(cfg.num_heads, params['attn'], layer,
-                                    norm('attn_norm', x), index, visible)
-  x = x + attended
-  h = nn.Dense(cfg.mlp_ratio * cfg.d_model, dtype=dtype).apply({'params': params['mlp_in']},
-                                                              norm('mlp_norm', x))
-  return layer, x + nn.Dense(cfg.d_model, dtype=dtype).apply({'params': params['mlp_out']},
-                                                             nn.gelu(h))
-
-
-def decode_step(cfg: TransformerConfig, params, cache: dict, x_t):
-  """Position `cache['index']` of a causal stack: x_t [B, D] -> (cache, y_t [B, D]), equal
-  to that position of `Transformer(cfg, dtype=x_t.dtype).apply({'params': params}, x)`.
-
-  The cache is fixed-size, so one compiled step serves every position; the unfilled tail
-  is masked out, which makes each step attend over all max_length slots (the cost grows
-  with the cache, not with the tokens so far). Past max_length (or a learned table's
-  length) there is no slot: the output is NaN rather than silently wrong.
-  """
-  _require_causal(cfg)
-  d = x_t.shape[-1]
-  index = cache['index']
-  max_length = cache['layers'][0]['k'].shape[1]
-  if cfg.positions == Positions.LEARNED:
-    table = params['positions']  # [T_init, D], sized by the length seen at init
-  else:
-    table = jnp.asarray(sinusoidal_positions(max_length, d))  # [L, D], as the module's
-  x = x_t + jax.lax.dynamic_index_in_dim(table, index, 0, keepdims=False).astype(x_t.dtype)
-  visible = jnp.arange(max_length) <= index  # [L]: the filled prefix and this position
-  layers = []
-  for i, layer in enumerate(cache['layers']):
-    layer, x = _block_step(cfg, params[f'block_{i}'], layer, x, index, visible)
-    layers.append(layer)
-  y = nn.LayerNorm(dtype=x_t.dtype).apply({'params': params['final_norm']}, x)
-  y = jnp.where(index < min(max_length, table.shape[0]), y, jnp.nan)
-  return {'index': index + 1, 'layers': tuple(layers)}, y
-
-
 registry.register(registry.ArchSpec(
     name='transformer', family='attention',
     description='Transformer encoder, pre-LN, bidirectional (causal for per-token tasks)',
     module=Transformer, config_for_width=lambda w: TransformerConfig(d_model=w),
     input_kind='sequence', causal=None, flops=transformer_flops, width_step=4,
-    depth_fields=('num_layers',),
-    decoding=registry.Decoding(init=init_cache, step=decode_step)))
+    depth_fields=('num_layers',), decoding=registry.Decoding.CACHE))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from archbench import archs
-from archbench.archs import registry, transformer
+from archbench.archs import decoding, registry, transformer
 
 B, T = 2, 6
 IMAGE = (8, 8, 1)  # the bundled digits' shape
@@ -160,19 +160,21 @@ def test_recurrent_matches_numpy_loop(name):
 
 
 def _assert_scan_equals_step(spec, cfg, seed):
-  """Stepping through the sequence from `decoding.init` (cache sized T) gives the
-  whole-sequence outputs; the step is jitted, as generation runs it."""
+  """Stepping through the sequence, through the module's own cache path (the cache made
+  for T positions), gives the whole-sequence outputs; the step is jitted, as generation
+  runs it."""
   module = spec.build(cfg)
   x = jnp.asarray(_rng(seed).standard_normal((B, T, cfg.width)), jnp.float32)
   params = _perturb(_init(module, x), seed=seed + 1)
   scanned = np.asarray(module.apply(params, x))
-  decoding = spec.decoding_for(cfg)
-  step = jax.jit(functools.partial(decoding.step, cfg, params['params']))
-  cache = decoding.init(cfg, B, T)
+  stepwise = decoding.Stepwise(module, spec.decoding_for(cfg))
+  variables = {'params': {'backbone': params['params']}}  # where Stepwise holds it
+  step = jax.jit(functools.partial(decoding.step, stepwise, variables))
+  cache = decoding.init_cache(stepwise, x)
   stepped = []
   for s in range(T):
-    cache, y_t = step(cache, x[:, s])
-    stepped.append(np.asarray(y_t))
+    cache, y_t = step(cache, x[:, s:s + 1])
+    stepped.append(np.asarray(y_t[:, 0]))
   np.testing.assert_allclose(np.stack(stepped, axis=1), scanned, rtol=1e-5, atol=1e-5)
 
 
@@ -217,9 +219,23 @@ def test_causal_backbones_declare_decoding():
   assert transformer_spec.decoding_for(cfg) is None  # bidirectional by default
   assert transformer_spec.decoding_for(dataclasses.replace(cfg, causal=True)) is not None
   with pytest.raises(ValueError, match='causal'):
-    transformer_spec.decoding.init(cfg, B, T)
+    decoding.init_cache(decoding.Stepwise(transformer_spec.build(cfg), transformer_spec.decoding),
+                        jnp.zeros((B, T, cfg.width)))
   for name in ('birnn', 'bilstm', 'bigru'):
     assert archs.get(name).decoding is None, name
+
+
+def test_register_checks_the_declared_decoding(monkeypatch):
+  """A capability is one of Decoding's (a plain string names one), and only a causal
+  sequence backbone may declare it."""
+  lstm, bilstm = archs.get('lstm'), archs.get('bilstm')
+  monkeypatch.setattr(registry, '_REGISTRY', {})
+  spec = registry.register(dataclasses.replace(lstm, name='mine', decoding='step'))
+  assert spec.decoding is decoding.Decoding.STEP and archs.get('mine') is spec
+  with pytest.raises(ValueError, match='decoding must be one of cache, step'):
+    registry.register(dataclasses.replace(lstm, name='bogus', decoding='scan'))
+  with pytest.raises(ValueError, match='causal sequence'):
+    registry.register(dataclasses.replace(bilstm, name='bi', decoding=decoding.Decoding.STEP))
 
 
 @pytest.mark.parametrize('name', archs.names())
@@ -318,7 +334,7 @@ def _np_attention(p, x, heads, causal):
 @pytest.mark.parametrize('causal', [False, True])
 def test_self_attention_matches_numpy(causal):
   heads, d, t = 4, 16, 7
-  module = transformer.SelfAttention(num_heads=heads, causal=causal)
+  module = transformer.Attention(num_heads=heads, causal=causal)
   x = _rng(40 + causal).standard_normal((B, t, d)).astype(np.float32)
   params = _perturb(_init(module, jnp.asarray(x)), seed=41)
   y = np.asarray(module.apply(params, jnp.asarray(x)))

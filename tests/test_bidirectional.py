@@ -110,15 +110,18 @@ def test_width_is_two_halves():
 
 
 def test_unidirectional_api_unchanged():
-  """The causal stack still has its layout, step function and FLOP count."""
-  cfg = recurrent.RecurrentConfig(cell=recurrent.Cell.GRU, hidden=4, num_layers=2)
+  """The causal stack still has its layout, step method and FLOP count."""
+  cfg = recurrent.RecurrentConfig(cell=recurrent.CellKind.GRU, hidden=4, num_layers=2)
   assert cfg.width == 4
   shapes = jax.eval_shape(recurrent.Recurrent(cfg).init, jax.random.PRNGKey(0),
                           jnp.zeros((1, 3, 4)))
   assert set(shapes['params']) == {'layer_0', 'layer_1'}
   assert 'cell' in shapes['params']['layer_0']
-  carry = recurrent.initial_carry(cfg, 1)
+  carry = recurrent.Recurrent(cfg).initial_carry(1)
   assert len(carry) == 2
+  carry, y = jax.eval_shape(functools.partial(recurrent.Recurrent(cfg).apply, method='step'),
+                            shapes, carry, jnp.zeros((1, 4)))
+  assert len(carry) == 2 and y.shape == (1, 4)
   # Per step and layer: 3 gates x (2*4*4 + 2*4*4 + 2*4) + 5*4 mixing = 236.
   assert recurrent.recurrent_flops(cfg, (3, 4)) == 3 * 2 * 236
 

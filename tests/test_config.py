@@ -182,7 +182,7 @@ def test_cell_round_trips_and_its_digest_names_every_setting():
 
 def test_cell_digest_does_not_depend_on_enum_or_tuple_spelling():
   from archbench.archs import recurrent
-  a = Cell('lstm', 'adding', 'tiny', arch_overrides={'cell': recurrent.Cell.GRU})
+  a = Cell('lstm', 'adding', 'tiny', arch_overrides={'cell': recurrent.CellKind.GRU})
   b = Cell('lstm', 'adding', 'tiny', arch_overrides={'cell': 'gru'})
   assert a.digest == b.digest
 

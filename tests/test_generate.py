@@ -1,7 +1,8 @@
-"""Generation through the backbone's step and cache (benchmarks/harness/generate.py): for
-every architecture in the registry that declares decoding (plug-ins included), the cached
-path gives the logits of the whole-model call and exactly the tokens of the recompute
-path; backbones without decoding fall back to recomputing."""
+"""Generation through the task model's decode path, the backbone's own cache path
+(benchmarks/harness/generate.py): for every architecture in the registry that declares
+decoding (plug-ins included), the cached path gives the logits of the whole-model call and
+exactly the tokens of the recompute path; backbones without decoding fall back to
+recomputing."""
 import dataclasses
 import functools
 
@@ -62,11 +63,11 @@ def test_cached_logits_match_the_whole_model(name):
   """Teacher-forced logits, one position at a time through the cache, equal the logits of
   one whole-sequence call of the task model."""
   spec, model, params = _model_and_params(name)
-  assert generate.decoding_of(model) is not None  # found from the model alone
+  assert generate.decodes(model) and model.decoding == spec.decoding
   tokens = _tokens(1, (B, T))
   whole = _whole_logits(name)
   cached = np.asarray(jax.jit(lambda p, t: generate.decode_logits(
-      p, t, model=model, arch=spec))(params, tokens))
+      p, t, model=model))(params, tokens))
   assert cached.shape == (B, T, V)
   assert np.std(whole) > 0.05  # logits that differ, so agreement means something
   np.testing.assert_allclose(cached, whole, rtol=1e-5, atol=1e-5)
@@ -138,7 +139,7 @@ def test_backbones_without_decoding_recompute():
   model = model_lib.TaskModel(backbone=_PrefixMean(), spec=_lm_spec(), input_kind='sequence',
                               width=8, causal=True)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, T), jnp.int32))
-  assert generate.decoding_of(model) is None
+  assert not generate.decodes(model)
   prompts, key = _tokens(6, (B, P)), jax.random.PRNGKey(7)
   np.testing.assert_array_equal(
       generate.sample(params, prompts, key, model=model, length=T),
@@ -147,8 +148,9 @@ def test_backbones_without_decoding_recompute():
     generate.sample_cached(params, prompts, key, model=model, length=T)
   spec = archs.get('transformer')
   bidirectional = model_lib.build_model(spec, spec.config('tiny'), _lm_spec())
-  assert generate.decoding_of(bidirectional) is None
-  assert generate.decoding_of(bidirectional, arch=spec) is None
+  assert bidirectional.decoding is None and not generate.decodes(bidirectional)
+  with pytest.raises(ValueError, match='cannot decode'):
+    bidirectional.init(jax.random.PRNGKey(0), jnp.zeros((1, T), jnp.int32), decode=True)
 
 
 def test_prompt_length_is_checked():

@@ -86,15 +86,17 @@ LENGTH = 12  # one compiled forward serves both tests below
 
 
 def test_step_equals_full_sequence(tiny):
-  cfg, _, params, apply = tiny
+  """`LRU.step`, applied with the parameters of the whole-sequence call, from
+  `initial_carry`, gives its outputs position by position."""
+  cfg, module, params, apply = tiny
   x = jnp.asarray(_rng(1).standard_normal((B, LENGTH, cfg.width)), jnp.float32)
   params = _perturb(params, seed=2, scale=0.1)
   full = np.asarray(apply(params, x))
-  step = jax.jit(functools.partial(lru.step, cfg))
-  carry = lru.initial_carry(cfg, B)
+  step = jax.jit(functools.partial(module.apply, method='step'))
+  carry = module.initial_carry(B)
   assert len(carry) == cfg.num_layers
   for s in range(LENGTH):
-    carry, y_t = step(params['params'], carry, x[:, s])
+    carry, y_t = step(params, carry, x[:, s])
     np.testing.assert_allclose(np.asarray(y_t), full[:, s], rtol=1e-4, atol=1e-5,
                                err_msg=f'position {s}')
 

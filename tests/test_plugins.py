@@ -46,8 +46,10 @@ def make_majority(seed: int = 0, length: int = 9, eval_size: int = 64) -> Task:
 @pytest.fixture
 def isolated_registries(monkeypatch):
   """Registrations made by a test are undone after it (other tests enumerate the
-  registries)."""
-  monkeypatch.setattr(archs.registry, '_REGISTRY', dict(archs.registry._REGISTRY))
+  registries). The example's own registration, where `pytest --plugin examples/mingru.py`
+  made one, is left out meanwhile, so that a test can load its copy of the file."""
+  monkeypatch.setattr(archs.registry, '_REGISTRY', {
+      name: spec for name, spec in archs.registry._REGISTRY.items() if name != 'mingru'})
   monkeypatch.setattr(data.registry, '_REGISTRY', dict(data.registry._REGISTRY))
   monkeypatch.setattr(plugins, '_loaded', list(plugins._loaded))
   before = set(sys.modules)

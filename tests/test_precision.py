@@ -21,7 +21,7 @@ import pytest
 from flax import nnx
 
 from archbench import archs, data
-from archbench.archs import recurrent
+from archbench.archs import decoding, recurrent
 from archbench.benchmarks.core import TrainConfig, UsageError
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import train as train_lib
@@ -137,7 +137,7 @@ def test_backbone_computes_in_bf16_with_float32_parameters(name):
 # ---------------------------------------------------------------------------------------
 # Recurrent carries stay float32.
 
-@pytest.mark.parametrize('cell', list(recurrent.Cell))
+@pytest.mark.parametrize('cell', list(recurrent.CellKind))
 def test_recurrent_carry_is_float32_in_bf16(cell):
   """A scan step of each cell in bf16 takes and returns a float32 carry and emits bf16
   (a bf16 Elman cell of Flax's would return a bf16 carry; LSTM and GRU float32 outputs)."""
@@ -155,7 +155,7 @@ def test_float32_carry_keeps_what_a_bf16_carry_loses():
   per step. Over 1024 steps a float32 carry reaches 0.1024 (its increments computed in bf16,
   good to 0.4%); a bf16 carry stops growing at 2^-5 = 0.03125, where one step is under half
   a bf16 unit in the last place (2^-12) and rounds away."""
-  cfg = recurrent.RecurrentConfig(cell=recurrent.Cell.LSTM, hidden=4, num_layers=1)
+  cfg = recurrent.RecurrentConfig(cell=recurrent.CellKind.LSTM, hidden=4, num_layers=1)
   length = 1024
   x = jnp.zeros((1, length, 3))
   shapes = jax.eval_shape(nn.RNN(recurrent.make_cell(cfg)).init, jax.random.PRNGKey(0), x)
@@ -182,7 +182,7 @@ def test_float32_carry_keeps_what_a_bf16_carry_loses():
 
 @pytest.mark.parametrize('name', [n for n in archs.names() if archs.get(n).decoding])
 def test_bf16_decoding_matches_the_whole_sequence(name):
-  """The step computes in its input's dtype: from bf16 inputs it emits bf16, keeps its
+  """The backbone built in bf16 decodes in bf16: from bf16 inputs it emits bf16, keeps its
   cache (carries, key/value buffers) float32, and agrees with the bf16 whole-sequence call
   within the tolerance above."""
   _declares_dtype(name)
@@ -191,14 +191,16 @@ def test_bf16_decoding_matches_the_whole_sequence(name):
   params = {'params': state.params['params']['backbone']}  # initialised above, reused
   if arch.causal is None:  # the same parameters, built causal
     config = dataclasses.replace(config, causal=True)
-  decoding = arch.decoding_for(config)
   module = arch.build(config, dtype=jnp.bfloat16)
+  stepwise = decoding.Stepwise(module, arch.decoding_for(config))
   x = jax.random.normal(jax.random.PRNGKey(3), (B, T, config.width)).astype(jnp.bfloat16)
 
   def both(params, cache, x):  # the whole sequence, and the step scanned over it
-    step = lambda c, x_t: decoding.step(config, params['params'], c, x_t)
-    return module.apply(params, x), *jax.lax.scan(step, cache, jnp.swapaxes(x, 0, 1))
-  cache = decoding.init(config, B, T)
+    variables = {'params': {'backbone': params['params']}}  # where Stepwise holds it
+    step = lambda c, x_t: decoding.step(stepwise, variables, c, x_t[:, None])
+    cache, stepped = jax.lax.scan(step, cache, jnp.swapaxes(x, 0, 1))
+    return module.apply(params, x), cache, stepped[:, :, 0]
+  cache = jax.jit(functools.partial(decoding.init_cache, stepwise))(x)
   whole, cache, stepped = _compile(both, params, cache, x)(params, cache, x)
   whole = np.asarray(whole, np.float64)
   assert stepped.dtype == BF16, name

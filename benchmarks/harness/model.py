@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from archbench.archs import decoding as decoding_lib
 from archbench.archs.registry import ArchSpec, PrecisionUnsupported, dense_flops
 from archbench.benchmarks.core import PRECISIONS, UsageError, usage_errors  # noqa: F401
 from archbench.data.spec import TaskSpec
@@ -118,6 +119,13 @@ class TaskModel(nn.Module):
   `dtype` is the computation dtype of the adapter and head (the backbone is built with its
   own, see `build_model`); parameters are float32, and the outputs are cast to float32, so
   the loss, its softmax and the metrics are float32 in every precision.
+
+  `decoding` is the backbone's token-by-token capability (`ArchSpec.decoding_for`), None
+  where it has none. Where it has one and the task is per-token on tokens (`decodes`),
+  `decode=True` runs the model in Flax's decode convention (archs/decoding.py): called on
+  [B, L] tokens in `init`, it creates the 'cache' collection for L positions; each later
+  call, on one position [B, 1] with 'cache' mutable, returns that position's logits
+  through the backbone's own cache path.
   """
   backbone: nn.Module
   spec: TaskSpec
@@ -125,13 +133,23 @@ class TaskModel(nn.Module):
   width: int
   causal: bool
   dtype: Any = jnp.float32
+  decoding: decoding_lib.Decoding | None = None
+
+  @property
+  def decodes(self) -> bool:
+    """Whether `decode=True` is available (see the class docstring)."""
+    return (self.decoding is not None and self.spec.kind == 'per_token'
+            and self.spec.vocab_size is not None)
 
   @nn.compact
   def __call__(self, inputs, decoder_inputs=None, *, train: bool = False,
-               embedded_offset=None):
+               embedded_offset=None, decode: bool = False):
     """`embedded_offset` [B, L, F] (shape: `offset_shape`), if given, is added to the input
     representation, the adapter's output, at every position: the long-range probes
     differentiate with respect to it (benchmarks/harness/evaluators/gradient.py)."""
+    if decode and not self.decodes:
+      raise ValueError('this model cannot decode token by token: it needs a per-token task '
+                       'on tokens and a causal backbone that declares decoding')
     spec = self.spec
     x = inputs
 
@@ -165,7 +183,10 @@ class TaskModel(nn.Module):
         x = nn.Embed(spec.vocab_size, self.width, dtype=self.dtype, name='embed')(x)
       else:
         x = nn.Dense(self.width, dtype=self.dtype, name='adapter')(x)
-      y = self.backbone(shifted(x), train=train)  # [B, T, D]
+      if decode:
+        y = decoding_lib.decode_backbone(self, self.backbone, self.decoding, shifted(x))
+      else:
+        y = self.backbone(shifted(x), train=train)  # [B, T, D]
       if spec.kind != 'per_token':
         y = y[:, -1] if self.causal else jnp.mean(y, axis=1)  # [B, D]
     return head(y, spec.num_classes if spec.kind != 'regress' else spec.out_dim)
@@ -192,7 +213,8 @@ def build_model(arch: ArchSpec, config, spec: TaskSpec, dtype='float32') -> Task
   except PrecisionUnsupported as e:
     raise UsageError(str(e)) from None
   return TaskModel(backbone=backbone, spec=spec, input_kind=arch.input_kind,
-                   width=config.width, causal=causal, dtype=dtype)
+                   width=config.width, causal=causal, dtype=dtype,
+                   decoding=arch.decoding_for(config))
 
 
 def forward_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:

@@ -1,5 +1,5 @@
 """Latency per generated token against context length, through each causal backbone's
-token-by-token decoding (`ArchSpec.decoding`: step function and cache).
+token-by-token decoding (its own cache path, as `ArchSpec.decoding` declares it).
 
 A recurrence carries a fixed-size state, so its step should cost the same at any context;
 a TCN keeps a buffer of its receptive field, so it is flat too; the KV-cached attention
@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench import archs
+from archbench.archs import decoding
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.results import records
 
@@ -53,21 +54,21 @@ def causal_config(spec: archs.ArchSpec):
   return dataclasses.replace(cfg, causal=True) if spec.causal is None else cfg
 
 
-def _window(decoding, cfg, params, cache, xs):
-  """n decode steps over xs [n, B, D] from `cache`; returns the summed outputs, so every
-  step's whole computation is live."""
+def _window(module, params, cache, xs):
+  """n decode steps of `module` (a `decoding.Stepwise`) over xs [n, B, 1, D] from `cache`;
+  returns the summed outputs, so every step's whole computation is live."""
   def body(carry, x_t):
     cache, total = carry
-    cache, y_t = decoding.step(cfg, params, cache, x_t)
+    cache, y_t = decoding.step(module, params, cache, x_t)
     return (cache, total + y_t), None
 
   (_, total), _ = jax.lax.scan(body, (cache, jnp.zeros_like(xs[0])), xs)
   return total
 
 
-def _prefill(decoding, cfg, params, cache, xs):
+def _prefill(module, params, cache, xs):
   def body(cache, x_t):
-    return decoding.step(cfg, params, cache, x_t)[0], None
+    return decoding.step(module, params, cache, x_t)[0], None
 
   return jax.lax.scan(body, cache, xs)[0]
 
@@ -78,25 +79,26 @@ def measure(name: str, length: int, *, batch: int, steps: int, windows: int,
   whole-model recompute."""
   spec = archs.get(name)
   cfg = causal_config(spec)
-  decoding = spec.decoding_for(cfg)
   module = spec.build(cfg)
+  stepwise = decoding.Stepwise(module, spec.decoding_for(cfg))
   d = cfg.width
   n = max(1, min(steps, length // 4))  # the window's steps sit at contexts L - n + 1 .. L
   rng = np.random.default_rng(0)
-  inputs = lambda t: jnp.asarray(rng.standard_normal((t, batch, d)), jnp.float32)
-  sequence = jnp.swapaxes(inputs(length), 0, 1)  # [B, L, D]
+  inputs = lambda t: jnp.asarray(rng.standard_normal((t, batch, 1, d)), jnp.float32)
+  sequence = jnp.swapaxes(inputs(length)[:, :, 0], 0, 1)  # [B, L, D]
   params = jax.jit(module.init)(jax.random.PRNGKey(0), sequence)['params']
+  variables = {'params': {'backbone': params}}  # as `stepwise` holds the backbone
 
-  cache = decoding.init(cfg, batch, length)
-  prefill, _ = timing.compile_ahead(functools.partial(_prefill, decoding, cfg), params, cache,
+  cache = jax.jit(functools.partial(decoding.init_cache, stepwise))(sequence)
+  prefill, _ = timing.compile_ahead(functools.partial(_prefill, stepwise), variables, cache,
                                     inputs(length - n))
-  cache = jax.block_until_ready(prefill(params, cache, inputs(length - n)))
+  cache = jax.block_until_ready(prefill(variables, cache, inputs(length - n)))
   xs = inputs(n)
-  window, compile_s = timing.compile_ahead(functools.partial(_window, decoding, cfg), params,
+  window, compile_s = timing.compile_ahead(functools.partial(_window, stepwise), variables,
                                            cache, xs)
   chrono = timing.Chrono(warmup_windows=1)
   for _ in range(windows + 1):
-    chrono.time(window, params, cache, xs, steps=n)
+    chrono.time(window, variables, cache, xs, steps=n)
   low, high = chrono.spread_s
   row = {'arch': name, 'context': length, 'batch': batch, 'steps_per_window': n,
          'windows': chrono.timed_windows, 'step_ms': 1e3 * chrono.median_s,
@@ -126,8 +128,8 @@ def markdown(rows: list[dict], env: dict[str, Any], lengths: list[int], batch: i
       f"{env['git_commit']}, {env['utc_time']}. Batch {batch}, `{SIZE}` budget. Machines "
       'of this kind differ by up to 2x: compare within this table.', '',
       f"Command: `{env['command']}`", '',
-      'Cached decode step (the backbone only: `ArchSpec.decoding.step`, cache sized L), '
-      'median ms per token:', '',
+      'Cached decode step (the backbone only, through its own cache path as '
+      '`ArchSpec.decoding` declares it; cache sized L), median ms per token:', '',
       f'| arch | params | {head} | L={lengths[-1]} / L={lengths[0]} |',
       '|---|---|' + '---|' * len(lengths) + '---|']
   for name, points in by_arch.items():

@@ -118,7 +118,7 @@ def shapes() -> list[Shape]:
   channels 32 on B128 28x28x1."""
   out = []
   for kind in ('rnn', 'lstm', 'gru'):
-    config = recurrent.RecurrentConfig(cell=recurrent.Cell(kind), hidden=128, num_layers=2)
+    config = recurrent.RecurrentConfig(cell=recurrent.CellKind(kind), hidden=128, num_layers=2)
     out.append(Shape(f'{kind} 2x128 B32 T256', kind, config, (32, 256, 2), (32, 256, 128),
                      _torch_recurrent(kind, 2, 128, 2)))
   config = transformer.TransformerConfig(d_model=128, num_layers=2, num_heads=4, mlp_ratio=4)

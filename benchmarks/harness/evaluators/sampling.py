@@ -12,7 +12,7 @@ def _after_training(ctx: Context) -> None:
   scores, compile_s = generate.sample_and_score(
       ctx.params, ctx.task, ctx.key(Stream.SAMPLE), model=ctx.model,
       num_samples=min(ctx.task.eval_size, ctx.cell.train.eval_batch_size),
-      fast=ctx.fast_compile, arch=ctx.arch)
+      fast=ctx.fast_compile)
   ctx.metrics.update(scores)
   ctx.perf['sample_compile_s'] = compile_s
 
