@@ -34,9 +34,31 @@ def _init(module, *inputs, seed=0):
   return jax.jit(module.init)(jax.random.PRNGKey(seed), *inputs)
 
 
-def _init_apply(module, x, seed=0):
-  params = _init(module, x, seed=seed)
-  return params, jax.jit(module.apply)(params, x)
+@functools.cache
+def _compiled(name, cfg):
+  """(module, jitted init, jitted apply) of one architecture at one config, built once for
+  the module: the tests below share their compilations (same input shapes, same jitted
+  functions) instead of each tracing and compiling its own copy of the model."""
+  module = archs.get(name).build(cfg)
+  return module, jax.jit(module.init), jax.jit(module.apply)
+
+
+@functools.cache
+def _decoder(name, cfg):
+  """(jitted init_cache, jitted step) of the architecture's decoding at `cfg`, built once,
+  the step taking the variables as an argument (not baked in as constants, which would
+  recompile it for every parameter tree)."""
+  module, _, _ = _compiled(name, cfg)
+  stepwise = decoding.Stepwise(module, archs.get(name).decoding_for(cfg))
+  return (jax.jit(functools.partial(decoding.init_cache, stepwise)),
+          jax.jit(functools.partial(decoding.step, stepwise)))
+
+
+@functools.cache
+def _count(name, width):
+  """The backbone's parameter count at `width`, counted (traced) once per width."""
+  spec = archs.get(name)
+  return registry.count_params(spec, spec.config_for_width(width))
 
 
 # ---------------------------------------------------------------------------------------
@@ -57,10 +79,10 @@ def _example(spec, cfg, rng, length=T):
 def test_backbone_shape_dtype_finite(name):
   spec = archs.get(name)
   cfg = spec.config('tiny')
-  module = spec.build(cfg)
+  _, init, apply = _compiled(name, cfg)
   inputs, expected = _example(spec, cfg, _rng(1))
-  params = jax.jit(module.init)(jax.random.PRNGKey(0), *inputs)
-  y = jax.jit(module.apply)(params, *inputs)
+  params = init(jax.random.PRNGKey(0), *inputs)
+  y = apply(params, *inputs)
   assert y.shape == expected
   assert y.dtype == jnp.float32
   assert np.all(np.isfinite(np.asarray(y)))
@@ -89,7 +111,7 @@ def test_solve_width_picks_closest(name, size):
   assert width % spec.width_step == 0 and width > 0
   # The size's config is the one at the solved width.
   assert spec.config(size) == spec.config_for_width(width)
-  count = lambda w: registry.count_params(spec, spec.config_for_width(w))
+  count = lambda w: _count(name, w)
   best = abs(count(width) - budget)
   for neighbour in (width - spec.width_step, width + spec.width_step):
     if neighbour > 0:
@@ -100,7 +122,8 @@ def test_param_count_counts_every_leaf():
   """param_count (shape-only) equals the number of scalars in a real initialisation."""
   spec = archs.get('gru')
   cfg = spec.config('tiny')
-  params = spec.build(cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, 3, cfg.width)))
+  _, init, _ = _compiled('gru', cfg)
+  params = init(jax.random.PRNGKey(0), jnp.zeros((B, T, cfg.width)))
   real = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(params))
   # Independent count: GRU layer = 3 input kernels + 3 input biases + 3 hidden kernels
   # + 1 hidden bias (hn).
@@ -149,10 +172,10 @@ def test_recurrent_matches_numpy_loop(name):
   spec = archs.get(name)
   cfg = spec.config('tiny')
   assert cfg.num_layers >= 2  # the reference stacks layers; make sure that is exercised
-  module = spec.build(cfg)
+  _, init, apply = _compiled(name, cfg)
   x = _rng(2).standard_normal((B, T, cfg.width)).astype(np.float32)
-  params = _perturb(_init(module, jnp.asarray(x)), seed=3)
-  y = np.asarray(module.apply(params, jnp.asarray(x)))
+  params = _perturb(init(jax.random.PRNGKey(0), jnp.asarray(x)), seed=3)
+  y = np.asarray(apply(params, jnp.asarray(x)))
   ref = x.astype(np.float64)
   for i in range(cfg.num_layers):
     ref = _np_layer(name, params['params'][f'layer_{i}']['cell'], ref)
@@ -163,17 +186,16 @@ def _assert_scan_equals_step(spec, cfg, seed):
   """Stepping through the sequence, through the module's own cache path (the cache made
   for T positions), gives the whole-sequence outputs; the step is jitted, as generation
   runs it."""
-  module = spec.build(cfg)
+  _, init, apply = _compiled(spec.name, cfg)
   x = jnp.asarray(_rng(seed).standard_normal((B, T, cfg.width)), jnp.float32)
-  params = _perturb(_init(module, x), seed=seed + 1)
-  scanned = np.asarray(module.apply(params, x))
-  stepwise = decoding.Stepwise(module, spec.decoding_for(cfg))
+  params = _perturb(init(jax.random.PRNGKey(0), x), seed=seed + 1)
+  scanned = np.asarray(apply(params, x))
+  init_cache, step = _decoder(spec.name, cfg)
   variables = {'params': {'backbone': params['params']}}  # where Stepwise holds it
-  step = jax.jit(functools.partial(decoding.step, stepwise, variables))
-  cache = decoding.init_cache(stepwise, x)
+  cache = init_cache(x)
   stepped = []
   for s in range(T):
-    cache, y_t = step(cache, x[:, s:s + 1])
+    cache, y_t = step(variables, cache, x[:, s:s + 1])
     stepped.append(np.asarray(y_t[:, 0]))
   np.testing.assert_allclose(np.stack(stepped, axis=1), scanned, rtol=1e-5, atol=1e-5)
 
@@ -265,13 +287,13 @@ def _causal_config(spec):
 def _check_causal(spec, cfg, seed):
   """Changing (target-side) inputs after t leaves outputs <= t alone and changes some
   output after t. Encoder-decoders are checked on the target; the source is all visible."""
-  module = spec.build(cfg)
+  _, init, apply = _compiled(spec.name, cfg)
   rng = _rng(seed)
-  length = 7
+  length = T  # the shapes the other tests compiled for; t = 0, 3, 4 below
   inputs, _ = _example(spec, cfg, rng, length)
   inputs = [np.asarray(a) for a in inputs]
-  params = _perturb(_init(module, *map(jnp.asarray, inputs)), seed=seed + 1, scale=0.1)
-  apply = jax.jit(module.apply)
+  params = _perturb(init(jax.random.PRNGKey(0), *map(jnp.asarray, inputs)), seed=seed + 1,
+                    scale=0.1)
   y = np.asarray(apply(params, *map(jnp.asarray, inputs)))
   for t in (0, 3, length - 2):
     changed = [a.copy() for a in inputs]
@@ -301,13 +323,14 @@ def test_bidirectional_transformer_sees_the_future():
   spec = archs.get('transformer')
   cfg = spec.config('tiny')
   assert cfg.causal is False
-  module = spec.build(cfg)
-  x = _rng(30).standard_normal((B, 5, cfg.width)).astype(np.float32)
-  params, y = _init_apply(module, jnp.asarray(x))
+  _, init, apply = _compiled('transformer', cfg)
+  x = _rng(30).standard_normal((B, T, cfg.width)).astype(np.float32)
+  params = init(jax.random.PRNGKey(0), jnp.asarray(x))
+  y = apply(params, jnp.asarray(x))
   x2 = x.copy()
   # A fresh random vector (a constant shift would be removed by the LayerNorm).
   x2[:, -1] = _rng(31).standard_normal(x2[:, -1].shape)
-  y2 = np.asarray(module.apply(params, jnp.asarray(x2)))
+  y2 = np.asarray(apply(params, jnp.asarray(x2)))
   assert np.max(np.abs(y2[:, 0] - np.asarray(y)[:, 0])) > 1e-4
 
 
