@@ -246,6 +246,7 @@ def test_a_suite_file_of_ones_own(tmp_path, capsys):
   assert [c.task_params['length'] for c in config_lib.cells(flags.config)] == [11]
 
 
+@pytest.mark.slow
 def test_the_readme_example_end_to_end_and_from_record(tmp_path):
   """The issue's example, as written: one cell, 30 steps, T=64, LSTM hidden 32 overriding
   the budget, and the record holds those values; then the cell again from its record."""

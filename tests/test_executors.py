@@ -31,7 +31,9 @@ CELLS = [Cell('rnn', 'adding', 'tiny', seed=s, task_params={'length': 6, 'eval_s
 # 127.0.0.1 (executors.RAY_SINGLE_MACHINE).
 requires_ray = pytest.mark.skipif(importlib.util.find_spec('ray') is None,
                                   reason="Ray is not installed: pip install -e '.[ray]'")
-EXECUTORS = ['processes', pytest.param('ray', marks=requires_ray)]
+# Both start processes (a pool, a Ray cluster): slow, as every subprocess run is.
+EXECUTORS = [pytest.param('processes', marks=pytest.mark.slow),
+             pytest.param('ray', marks=[requires_ray, pytest.mark.slow])]
 
 
 @pytest.fixture(scope='module')

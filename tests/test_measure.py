@@ -105,6 +105,7 @@ print(len(hits), float(compiled(jnp.ones((8, 4)))))
 '''
 
 
+@pytest.mark.slow
 def test_persistent_compile_cache_serves_a_second_process(tmp_path):
   """A program compiled in one process is loaded, not compiled, by the next one; with the
   cache off nothing is written."""

@@ -38,6 +38,7 @@ def _python(script: str, env: dict[str, str], timeout: int = 600) -> list[dict]:
   return [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{')]
 
 
+@pytest.mark.slow
 def test_four_devices_train_the_same_cell_as_one():
   """A transformer and an LSTM cell on 4 virtual CPU devices: the same losses and held-out
   metrics as on 1 (float summation order aside), the batch split 2 per device, and the

@@ -227,6 +227,7 @@ def get_config(size='full'):
 '''
 
 
+@pytest.mark.slow
 def test_reproduce_list_and_a_named_reproduction_end_to_end(tmp_path, monkeypatch, capsys):
   folder = tmp_path / 'reproductions'
   folder.mkdir()

@@ -168,6 +168,7 @@ def test_compare_a_run_with_itself_and_with_an_altered_copy(tmp_path, capsys):
       ('transformer', 'eval/accuracy')]
 
 
+@pytest.mark.slow
 def test_reproduce_a_run_from_its_records(tmp_path, capsys):
   cells = [Cell('rnn', 'adding', 'tiny', task_params=ADDING, train=TRAIN, fast_compile=True),
            Cell('gru', 'copy', 'tiny', task_params={'length': 4, 'eval_size': 16},

@@ -203,6 +203,7 @@ def test_sweep_probe_is_checked():
 # ---------------------------------------------------------------------------------------
 # One tiny cost sweep through the runner.
 
+@pytest.mark.slow
 def test_tiny_cost_sweep_end_to_end_with_an_out_of_memory_cell(tmp_path, monkeypatch):
   """Two lengths run for real (rnn, size tiny, 2 steps); a third, between them, raises
   XLA's out-of-memory error, which the runner records as `oom` before going on. The

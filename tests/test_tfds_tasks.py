@@ -420,12 +420,14 @@ def _archbench(*args, timeout=120):
                         env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_cli_prepare_reports_a_prepared_dataset():
   proc = _archbench('data', 'prepare', 'imdb', '--data_dir', PREPARED)
   assert proc.returncode == 0, proc.stderr
   assert 'imdb: already prepared' in proc.stdout and 'train 8, test 6' in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(tfds_tasks.importlib.util.find_spec('tensorflow') is not None,
                     reason='TensorFlow is installed: preparing would try to download')
 def test_cli_prepare_without_tensorflow_names_the_extra(tmp_path):
@@ -436,6 +438,7 @@ def test_cli_prepare_without_tensorflow_names_the_extra(tmp_path):
   assert 'tensorflow' in lines[0] and ".[prepare]" in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_run_offline_records_the_missing_dataset(tmp_path):
   """The `real` suite's cell for a dataset that is not there: an error record, exit 1,
   within the subprocess timeout (TFDS's own download would retry for ~200 s)."""
