@@ -10,6 +10,7 @@ import pytest
 
 from archbench import archs
 from archbench.archs import decoding, registry, transformer
+from archbench.benchmarks.measure import timing
 
 B, T = 2, 6
 IMAGE = (8, 8, 1)  # the bundled digits' shape
@@ -30,8 +31,13 @@ def _perturb(params, seed, scale=0.3):
   return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(l, jnp.float32) for l in leaves])
 
 
+# Compiled for compile speed (each runs on a handful of tiny inputs): the timing module's
+# XLA options (no backend optimisation), as the harness compiles smoke cells.
+_jit = functools.partial(jax.jit, compiler_options=timing.FAST_COMPILE)
+
+
 def _init(module, *inputs, seed=0):
-  return jax.jit(module.init)(jax.random.PRNGKey(seed), *inputs)
+  return _jit(module.init)(jax.random.PRNGKey(seed), *inputs)
 
 
 @functools.cache
@@ -40,7 +46,7 @@ def _compiled(name, cfg):
   the module: the tests below share their compilations (same input shapes, same jitted
   functions) instead of each tracing and compiling its own copy of the model."""
   module = archs.get(name).build(cfg)
-  return module, jax.jit(module.init), jax.jit(module.apply)
+  return module, _jit(module.init), _jit(module.apply)
 
 
 @functools.cache
@@ -50,8 +56,8 @@ def _decoder(name, cfg):
   recompile it for every parameter tree)."""
   module, _, _ = _compiled(name, cfg)
   stepwise = decoding.Stepwise(module, archs.get(name).decoding_for(cfg))
-  return (jax.jit(functools.partial(decoding.init_cache, stepwise)),
-          jax.jit(functools.partial(decoding.step, stepwise)))
+  return (_jit(functools.partial(decoding.init_cache, stepwise)),
+          _jit(functools.partial(decoding.step, stepwise)))
 
 
 @functools.cache
@@ -360,7 +366,7 @@ def test_self_attention_matches_numpy(causal):
   module = transformer.Attention(num_heads=heads, causal=causal)
   x = _rng(40 + causal).standard_normal((B, t, d)).astype(np.float32)
   params = _perturb(_init(module, jnp.asarray(x)), seed=41)
-  y = np.asarray(module.apply(params, jnp.asarray(x)))
+  y = np.asarray(_jit(module.apply)(params, jnp.asarray(x)))
   ref = _np_attention(params['params'], x, heads, causal)
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
   # And the mask matters: the other variant's reference disagrees.
