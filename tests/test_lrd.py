@@ -156,6 +156,9 @@ def _probe_task(arch):
   return 'adding', ({'length': 8, 'eval_size': 16}, {'length': 16, 'eval_size': 16})
 
 
+# A length sweep of two cells per architecture through the whole harness (run_cell): a small
+# suite run, so slow; the probes' arithmetic is checked by the fast tests above.
+@pytest.mark.slow
 @pytest.mark.parametrize('arch_name', archs.names())
 def test_every_architecture_runs_through_both_probes(arch_name):
   task_name, sweep = _probe_task(archs.get(arch_name))
