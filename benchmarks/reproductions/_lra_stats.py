@@ -7,7 +7,7 @@ LRA's own. (The leading underscore: a module of the reproductions, not one of th
 generates `--num` expressions with archbench's generator (data/listops.py) at LRA's
 settings and prints a Markdown table of their length, label and depth distributions beside
 LRA_GENERATOR_STATS, the same statistics of LRA's generator (about 1 min for 20,000 on one
-core). The README's table (ListOps at Long Range Arena's settings) condenses its output.
+core). The table in docs/listops-lra.md condenses its output.
 
 LRA_GENERATOR_STATS was computed outside this repository (LRA's code is not part of
 archbench): LRA's `generate_tree`, `to_string` and `to_value` were imported unchanged from

@@ -24,7 +24,7 @@ never trained beyond 40 + out(40) positions; a learned table would have no entry
 (such a cell fails with that error at its first evaluation beyond training). Recurrences, the LRU and the TCN take any
 length; the TCN sees only its receptive field (253 steps at size tiny).
 
-Results: results/chomsky-cpu/reproduction.md (README, "Reproductions").
+Results: results/chomsky-cpu/reproduction.md (docs/reproductions.md).
 """
 from archbench.benchmarks.config import suite_config, task_plan
 from archbench.benchmarks.results.reproduction import claim, expect, spec

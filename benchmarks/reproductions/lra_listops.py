@@ -8,8 +8,7 @@ Runtime: `archbench reproduce --list` shows the cpu size's, measured by its refe
 estimated from that run's step rates. Reference run and table: results/lra-listops-cpu/.
 
 Settings at full size: LRA's generator (max depth 10, up to 10 arguments, 500 < length <
-2000; archbench's generator matches LRA's length, label and depth statistics: README,
-"ListOps at Long Range Arena's settings") and the Transformer of LRA's configs at commit
+2000; archbench's generator matches LRA's length, label and depth statistics: docs/listops-lra.md) and the Transformer of LRA's configs at commit
 benchmarks/reproductions/_lra_stats.LRA_COMMIT (listops/configs/base_listops_config.py and
 transformer_base.py; the maintainers call the configs authoritative): 4 layers, 8 heads,
 width 512, MLP 1024, dropout 0.1 and attention dropout 0.1, 5,000 steps at batch 32,
@@ -18,7 +17,7 @@ Adam (0.9, 0.98) with decoupled weight decay 0.1, and a rate of 0.05 x linear wa
 the task and models down (see the departures) and checks the qualitative claim: every
 family learns more than the majority class.
 
-Results: results/lra-listops-cpu/reproduction.md (README, "Reproductions").
+Results: results/lra-listops-cpu/reproduction.md (docs/reproductions.md).
 """
 from archbench.benchmarks.config import suite_config, task_plan
 from archbench.benchmarks.reproductions._lra_stats import (LRA_GENERATOR_STATS, LRA_LISTOPS,

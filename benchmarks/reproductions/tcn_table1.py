@@ -20,7 +20,7 @@ available here; batch 64, lr 2e-3, dropout 0.05 for MNIST) and their budgets (ad
 epochs of 50,000 sequences; copy: 50 epochs of 10,000; MNIST: 20 epochs of 60,000). The
 recurrent models are single-layer stacks sized to the TCN's parameter count.
 
-Results: results/tcn-table1-cpu/reproduction.md (README, "Reproductions").
+Results: results/tcn-table1-cpu/reproduction.md (docs/reproductions.md).
 """
 from archbench.benchmarks.config import suite_config, task_plan
 from archbench.benchmarks.results.reproduction import claim, expect, spec

@@ -8,7 +8,7 @@ Runtime: 8 min 21 s measured on a 2-core CPU (42 cells at size tiny, compilation
 included).
 Results: the reference run (seed 0, on the reference machine) is committed in
 results/lrd-cpu/ (summary.md: accuracy versus length, longest solved length, gradient
-versus distance; the plots beside it); the README's section "Long-range dependencies"
+versus distance; the plots beside it); the manual's page docs/studies/long-range.md
 shows its tables, generated from that summary, and what they show.
 """
 from archbench.benchmarks.config import suite_config, task_plan

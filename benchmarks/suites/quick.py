@@ -9,7 +9,7 @@ others too); `standard` runs the full matrix of these tasks. The five cells whos
 varies from seed to seed (and between machines) run three seeds.
 Results: the reference run (seed 0, or mean ± std of seeds 0-2, on the reference
 machine) is committed in results/quick-cpu/ (summary.md: accuracy, held-out loss and
-performance tables); the README's section "The `quick` suite on a 2-core CPU" shows its
+performance tables); the manual's page docs/studies/quick.md shows its
 tables, generated from that summary, and what they show.
 """
 from archbench.benchmarks.config import suite_config, task_plan

@@ -18,7 +18,7 @@ it was shared with two other users' jobs at a load average of 4-5; machines of t
 differ by up to 2x).
 Results: the reference run (seed 0, on the reference machine) is committed in
 results/scaling-cpu/ (summary.md: the fitted exponents and the cost at each length;
-scaling_adding.png); the README's section "Cost versus sequence length" shows its
+scaling_adding.png); the manual's page docs/studies/scaling.md shows its
 exponent table, generated from that summary, and what it shows.
 """
 from archbench.benchmarks.config import suite_config, task_plan
