@@ -13,9 +13,9 @@ import sys
 
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import UsageError, one_line
+from archbench.benchmarks.harness import provenance
 from archbench.benchmarks.perf.generation import (DEFAULT_LENGTHS, SIZE, decoding_archs,
                                                   markdown, measure, plot)
-from archbench.benchmarks.harness import provenance
 from archbench.benchmarks.results import records
 from archbench.common import files
 

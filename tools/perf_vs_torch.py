@@ -13,8 +13,8 @@ import os
 import pathlib
 import sys
 
-from archbench.benchmarks.perf.vs_torch import compare, harness_overhead, markdown, shapes
 from archbench.benchmarks.harness import provenance
+from archbench.benchmarks.perf.vs_torch import compare, harness_overhead, markdown, shapes
 from archbench.benchmarks.results import records
 from archbench.common import files
 

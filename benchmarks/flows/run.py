@@ -14,10 +14,10 @@ from absl import logging
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Execution, UsageError
 from archbench.benchmarks.harness import executors, runner, suite
+from archbench.benchmarks.harness.provenance import code_version, environment
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import tensorboard_events
-from archbench.benchmarks.harness.provenance import code_version, environment
 from archbench.benchmarks.results.records import env_text
 
 
@@ -109,8 +109,8 @@ def execute(plan: Plan, out: pathlib.Path) -> list[dict]:
   """Run the plan into `out` (records, summaries, plots); returns the records there."""
   logging.info('suite %s: %d cells -> %s', plan.name, len(plan.cells), out)
   suite.run_suite(plan.cells, out, suite=plan.name, workers=plan.workers,
-                   progress=Progress.for_terminal(len(plan.cells)), execution=plan.execution,
-                   run_id=plan.run_id, resume=plan.resume, **plan.dispatch)
+                  progress=Progress.for_terminal(len(plan.cells)), execution=plan.execution,
+                  run_id=plan.run_id, resume=plan.resume, **plan.dispatch)
   return records_lib.load_records(out / 'results.jsonl')
 
 
