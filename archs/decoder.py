@@ -54,10 +54,10 @@ class Decoder(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train: bool = False, decode: bool = False):
+  def __call__(self, x, *, train: bool = False, decode: bool = False, mask=None):
     return transformer.Transformer(self.config.stack(), dtype=self.dtype,
                                    param_dtype=self.param_dtype, name='stack')(
-        x, train=train, decode=decode)
+        x, train=train, decode=decode, mask=mask)
 
 
 def decoder_flops(cfg: DecoderConfig, shape: tuple[int, ...]) -> float:

@@ -52,18 +52,19 @@ class EncDecConfig:
 
 
 class EncDec(nn.Module):
-  """(src [B, S, D], tgt [B, T, D]) -> [B, T, D]; output t sees all of src and tgt 0..t."""
+  """(src [B, S, D], tgt [B, T, D]) -> [B, T, D]; output t sees all of src and tgt 0..t.
+  `mask` [B, S] bool (True: real) hides the source's padding from both stacks."""
   config: EncDecConfig
   dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, src, tgt, *, train: bool = False):
+  def __call__(self, src, tgt, *, train: bool = False, mask=None):
     cfg = self.config
     stack = lambda config, name: transformer.Transformer(
         config, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
-    memory = stack(cfg.encoder(), 'encoder')(src, train=train)
-    return stack(cfg.decoder(), 'decoder')(tgt, memory, train=train)
+    memory = stack(cfg.encoder(), 'encoder')(src, train=train, mask=mask)
+    return stack(cfg.decoder(), 'decoder')(tgt, memory, train=train, context_mask=mask)
 
 
 def encdec_flops(cfg: EncDecConfig, shape: tuple[int, ...]) -> float:

@@ -190,36 +190,41 @@ class BiLayer(nn.Module):
   """One bidirectional layer: [B, T, D] -> [B, T, 2 * hidden], forward | backward states.
 
   The backward RNN scans the reversed sequence and flips its outputs back, so position t
-  holds the forward state after x_0..x_t and the backward state after x_{T-1}..x_t.
+  holds the forward state after x_0..x_t and the backward state after x_{T-1}..x_t. With
+  `lengths` [B] (the real positions of end-padded examples) each example's backward scan
+  starts at its own last real position (Flax's `seq_lengths`), so it never reads padding.
   """
   config: BiRecurrentConfig
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, lengths=None):
     cfg = self.config
     unroll = x.shape[1] if cfg.unroll else 1
     cell = lambda: make_cell(cfg, self.dtype, self.param_dtype)
-    forward = nn.RNN(cell(), unroll=unroll, name='forward')(x)
+    forward = nn.RNN(cell(), unroll=unroll, name='forward')(x, seq_lengths=lengths)
     backward = nn.RNN(cell(), unroll=unroll, reverse=True, keep_order=True,
-                      name='backward')(x)
+                      name='backward')(x, seq_lengths=lengths)
     return jnp.concatenate([forward, backward], axis=-1)  # [B, T, h] x 2 -> [B, T, 2h]
 
 
 class BiRecurrent(nn.Module):
   """[B, T, D] -> [B, T, 2 * hidden]; bidirectional, so not causal. Parameters of layer i
-  and direction ('forward' or 'backward') sit at params['layer_i'][direction]['cell']."""
+  and direction ('forward' or 'backward') sit at params['layer_i'][direction]['cell'].
+  `mask` [B, T] bool (True: real; padding only at the end) starts each example's backward
+  scans at its last real position."""
   config: BiRecurrentConfig
   dtype: Any = jnp.float32  # computation (see archs/registry.py on precision)
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, *, train: bool = False):
+  def __call__(self, x, *, train: bool = False, mask=None):
+    lengths = None if mask is None else jnp.sum(mask, axis=1, dtype=jnp.int32)
     for i in range(self.config.num_layers):
       if i:
         x = _dropout(self.config, i)(x, deterministic=not train)
-      x = BiLayer(self.config, self.dtype, self.param_dtype, name=f'layer_{i}')(x)
+      x = BiLayer(self.config, self.dtype, self.param_dtype, name=f'layer_{i}')(x, lengths)
     return x
 
 

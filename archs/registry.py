@@ -9,7 +9,15 @@ A backbone is a Linen module built from a frozen config dataclass, called as
   image     `[B, H, W, C] -> [B, D]`
   encdec    `(src [B, S, D], tgt [B, T, D]) -> [B, T, D]`, called as `module(src, tgt, ...)`
 The harness adds the task's input adapter and head around it, so a backbone never sees a
-task. A causal sequence backbone may also run token by token through its own layers, as it
+task.
+
+Padding. Where a task's examples are end-padded, a sequence or encdec backbone whose
+`__call__` takes a `mask` keyword gets `mask=[B, T]` bool (the source's [B, S] for
+encdec): True at real positions, False on the padding, which only ever follows them. It
+must keep every output at a real position independent of the padding (attention masks the
+padded keys; a backward scan starts at each example's last real position). A causal
+backbone needs no mask (no real position follows the padding) and may leave it out; a
+bidirectional one without it cannot serve a padded task (`ArchSpec.takes_mask`). A causal sequence backbone may also run token by token through its own layers, as it
 declares in `ArchSpec.decoding` (archs/decoding.py).
 
 Precision follows the Flax convention: besides its config, a module declares `dtype` (the
@@ -111,6 +119,11 @@ class ArchSpec:
   details: Callable[[Any], dict[str, Any]] | None = None
   depth_fields: tuple[str, ...] = ()
   decoding: Decoding | None = None
+
+  @property
+  def takes_mask(self) -> bool:
+    """Whether the module's call takes `mask`, the padding mask (module docstring)."""
+    return 'mask' in inspect.signature(self.module.__call__).parameters
 
   @property
   def declares_dtype(self) -> bool:

@@ -74,10 +74,11 @@ def tokens_dense(features: int, name: str, x, dtype=jnp.float32, param_dtype=jnp
   return y.reshape(*lead, features)
 
 
-def attend(q, k, v, *, causal: bool = False, dropout=None):
+def attend(q, k, v, *, causal: bool = False, dropout=None, mask=None):
   """softmax(q k^T / sqrt(D/N)) v over heads: q [B, T, N, D/N], k and v [B, S, N, D/N] ->
   [B, T, N, D/N]. `dropout`, if given, is applied to the softmax weights [B*N, T, S] (e.g. a
-  non-deterministic `nn.Dropout`).
+  non-deterministic `nn.Dropout`). `mask` [B, S] bool, if given, hides the keys where it
+  is False (padding) from every query, on top of the causal mask.
 
   On GPU and TPU through `jax.nn.dot_product_attention`, which takes cuDNN's fused kernel
   where it can (not with `dropout`, which it has no place for). On CPU, and wherever
@@ -88,15 +89,20 @@ def attend(q, k, v, *, causal: bool = False, dropout=None):
   paths do the same); the output has the inputs' dtype.
   """
   if dropout is None and jax.default_backend() != 'cpu':
-    return jax.nn.dot_product_attention(q, k, v, is_causal=causal)
+    return jax.nn.dot_product_attention(
+        q, k, v, is_causal=causal, mask=None if mask is None else mask[:, None, None, :])
   b, t, n, h = q.shape
   s = k.shape[1]
   heads_first = lambda a: a.transpose(0, 2, 1, 3).reshape(b * n, a.shape[1], h)
   scores = jnp.einsum('xth,xsh->xts', heads_first(q) * (h ** -0.5), heads_first(k),
                       preferred_element_type=jnp.float32)  # [B*N, T, S], float32
+  visible = jnp.ones((1, t, s), bool)
   if causal:
-    mask = jnp.tril(jnp.ones((t, s), bool))
-    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+    visible = visible & jnp.tril(jnp.ones((t, s), bool))
+  if mask is not None:  # [B, S] -> [B*N, 1, S], heads first as the scores
+    visible = visible & jnp.repeat(mask, n, axis=0)[:, None, :]
+  if causal or mask is not None:
+    scores = jnp.where(visible, scores, jnp.finfo(scores.dtype).min)
   weights = jax.nn.softmax(scores, axis=-1)  # [B*N, T, S]
   if dropout is not None:
     weights = dropout(weights)
@@ -118,6 +124,9 @@ class Attention(nn.Module):
 
   With `decode=True`, causal self-attention decodes token by token through Flax's decode
   cache (see `_cached`).
+
+  `mask` [B, S] bool (True: a real position) hides padded keys: x's positions in
+  self-attention, the context's in cross-attention.
   """
   num_heads: int
   causal: bool = False
@@ -126,7 +135,8 @@ class Attention(nn.Module):
   attention_dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False,
+               mask=None):
     b, t, d = x.shape
     n = self.num_heads
     if d % n:
@@ -151,7 +161,7 @@ class Attention(nn.Module):
       dropout = (nn.Dropout(self.attention_dropout, deterministic=False,
                             name='weights_dropout')
                  if train and self.attention_dropout > 0 else None)
-      y = attend(q, k, v, causal=self.causal, dropout=dropout)  # [B, T, N, D/N]
+      y = attend(q, k, v, causal=self.causal, dropout=dropout, mask=mask)  # [B, T, N, D/N]
     return dense(d, 'out', y.reshape(b, t, d))
 
   def _cached(self, q, k, v):
@@ -194,7 +204,8 @@ class Block(nn.Module):
   output of an encoder-decoder), then x + cross_attn(LN(x), context); then x + MLP(LN(x)).
   With `train=True`, each sublayer's output is dropped at rate `dropout` before its
   residual add, and attention weights at `attention_dropout`. `decode` decodes the
-  self-attention token by token (`Attention`).
+  self-attention token by token (`Attention`). `mask` [B, T] and `context_mask` [B, S]
+  (True: real) hide the padding of x and of the context.
   """
   num_heads: int
   mlp_ratio: int
@@ -205,7 +216,8 @@ class Block(nn.Module):
   attention_dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False,
+               mask=None, context_mask=None):
     d = x.shape[-1]
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
     # No parameters, and the identity at rate 0 or in evaluation (no RNG drawn).
@@ -213,11 +225,11 @@ class Block(nn.Module):
     attention = lambda name, causal=False: Attention(
         self.num_heads, causal, **types, attention_dropout=self.attention_dropout, name=name)
     x = x + drop(attention('attn', self.causal)(nn.LayerNorm(**types, name='attn_norm')(x),
-                                                train=train, decode=decode))
+                                                train=train, decode=decode, mask=mask))
     if context is not None:
       # The context is not normalised here: it is a stack's output, already final-LN'd.
       x = x + drop(attention('cross')(nn.LayerNorm(**types, name='cross_norm')(x), context,
-                                      train=train))
+                                      train=train, mask=context_mask))
     h = tokens_dense(self.mlp_ratio * d, 'mlp_in', nn.LayerNorm(**types, name='mlp_norm')(x),
                      **types)
     return x + drop(tokens_dense(d, 'mlp_out', nn.gelu(h), **types))
@@ -230,13 +242,18 @@ class Transformer(nn.Module):
 
   With `decode=True` a causal stack decodes token by token in Flax's decode convention
   (archs/decoding.py): the call on a [B, L, D] sequence creates the cache (L positions),
-  each later call reads one position [B, 1, D]."""
+  each later call reads one position [B, 1, D].
+
+  `mask` [B, T] bool (True: a real position; padding only at the end) hides padded keys
+  from every query, so the outputs at real positions do not depend on the padding;
+  `context_mask` [B, S] does the same for the context's padding."""
   config: TransformerConfig
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False):
+  def __call__(self, x, context=None, *, train: bool = False, decode: bool = False,
+               mask=None, context_mask=None):
     cfg = self.config
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
     table = self._positions(x.shape[1], x.shape[2], decode)
@@ -246,7 +263,7 @@ class Transformer(nn.Module):
     for i in range(cfg.num_layers):
       x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, **types, dropout=cfg.dropout,
                 attention_dropout=cfg.attention_dropout, name=f'block_{i}')(
-          x, context, train=train, decode=decode)
+          x, context, train=train, decode=decode, mask=mask, context_mask=context_mask)
     return nn.LayerNorm(**types, name='final_norm')(x)
 
   def _positions(self, t: int, d: int, decode: bool):

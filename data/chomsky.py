@@ -25,8 +25,10 @@ is new, as the paper never pads. Targets are the paper's output classes.
 Lengths. The paper draws one length per batch (training: uniform in 1..40; test: every
 length in 41..500). The harness compiles one step for one shape, so here each example
 draws its own input length n uniformly in [min_length, length] and the sequence is padded
-to T = length + out(length); the padding counts in neither loss nor accuracy. The
-defaults (1..40) are the paper's training range. Accuracy at a single length L, the
+to T = length + out(length) (or further, to the parameter `pad_to`); batches carry each
+example's length n + out(n), so no model sees the padding (an attention model masks it),
+and it counts in neither loss nor accuracy. The defaults (1..40) are the paper's
+training range. Accuracy at a single length L, the
 paper's per-length test point, is the eval/accuracy of a task built with
 min_length = length = L (its held-out set then holds strings of length L only).
 
@@ -63,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec, eval_key
+from archbench.data.spec import Task, TaskSpec, eval_key, pad_further
 
 SOLVED = 0.9  # the paper marks a score of at least 90% as generalizing
 
@@ -104,7 +106,7 @@ class Language:
 def batch(language: Language, key: jax.Array, batch_size: int, length: int,
           min_length: int) -> dict[str, jax.Array]:
   """A batch of the layout in the module docstring: inputs, targets, loss_mask and
-  metric_mask [B, T], T = length + out(length)."""
+  metric_mask [B, T], T = length + out(length), and lengths [B], n + out(n)."""
   k_lengths, k_sample = jax.random.split(key)
   n = jax.random.randint(k_lengths, (batch_size,), min_length, length + 1)
   if language.odd_lengths:
@@ -121,7 +123,8 @@ def batch(language: Language, key: jax.Array, batch_size: int, length: int,
   return {'inputs': inputs.astype(jnp.int32),
           'targets': jnp.where(is_output, output, 0).astype(jnp.int32),
           'loss_mask': is_output.astype(jnp.float32),
-          'metric_mask': (is_output & (t - n < scored)).astype(jnp.float32)}
+          'metric_mask': (is_output & (t - n < scored)).astype(jnp.float32),
+          'lengths': (n + out_n)[:, 0].astype(jnp.int32)}
 
 
 def constant_baselines(eval_data: dict[str, np.ndarray], num_classes: int) -> dict[str, float]:
@@ -137,7 +140,8 @@ def constant_baselines(eval_data: dict[str, np.ndarray], num_classes: int) -> di
           'chance/accuracy': 1.0 / num_classes}
 
 
-def make(language: Language, seed: int, length: int, min_length: int, eval_size: int) -> Task:
+def make(language: Language, seed: int, length: int, min_length: int, eval_size: int,
+         pad_to: int | None = None) -> Task:
   if not 1 <= min_length <= length:
     raise ValueError(f'{language.name}: need 1 <= min_length <= length, got '
                      f'min_length={min_length}, length={length}')
@@ -147,9 +151,10 @@ def make(language: Language, seed: int, length: int, min_length: int, eval_size:
       name=language.name, kind='per_token', length=length + language.output_length(length),
       vocab_size=language.input_size + 2, num_classes=language.output_size, causal=False,
       metric='eval/accuracy', higher_is_better=True,
-      baselines=constant_baselines(eval_data, language.output_size), solved=SOLVED)
+      baselines=constant_baselines(eval_data, language.output_size), solved=SOLVED,
+      padded=True)
   params = {'length': length, 'min_length': min_length, 'eval_size': eval_size}
-  return Task(spec, params, generate, eval_data)
+  return pad_further(Task(spec, params, generate, eval_data), pad_to, language.pad)
 
 
 def language(name: str, level: str, description: str, *, input_size: int, output_size: int,
@@ -160,8 +165,8 @@ def language(name: str, level: str, description: str, *, input_size: int, output
     lang = Language(name, level, input_size, output_size, *output_length, sample, odd_lengths)
 
     def make_task(seed: int = 0, length: int = 40, min_length: int = 1,
-                  eval_size: int = 1000) -> Task:
-      return make(lang, seed, length, min_length, eval_size)
+                  eval_size: int = 1000, pad_to: int | None = None) -> Task:
+      return make(lang, seed, length, min_length, eval_size, pad_to)
     make_task.__doc__ = sample.__doc__
     register(name, f'Chomsky hierarchy, {level}: {description} (accuracy)')(make_task)
     return sample

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec
+from archbench.data.spec import Task, TaskSpec, real_lengths
 
 DIGITS_SHAPE = (8, 8, 1)
 
@@ -73,7 +73,8 @@ def image_spec(name: str, image_shape: tuple[int, int, int], num_classes: int,
 
 
 def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndarray],
-                  test: tuple[np.ndarray, np.ndarray], to_inputs=None) -> Task:
+                  test: tuple[np.ndarray, np.ndarray], to_inputs=None,
+                  pad_id: int | None = None) -> Task:
   """A classification task on fixed (inputs, labels) train and test arrays: the spec's
   baselines computed from the labels, training batches drawn on device from the train
   arrays, the test arrays as the held-out set.
@@ -81,14 +82,20 @@ def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndar
   `to_inputs` maps stored inputs to model inputs (e.g. uint8 pixels -> floats in [0, 1]).
   It must work on numpy and jax arrays alike: it runs on device on every training batch
   and once, in numpy, on the held-out set.
+
+  `pad_id`: the stored inputs are end-padded sequences with this padding token; the
+  batches then carry each example's `lengths` (a padded task, TaskSpec.padded).
   """
   spec = dataclasses.replace(spec, baselines=class_baselines(train[1], test[1], spec.num_classes))
   transform = None
   if to_inputs is not None:
     transform = lambda batch: {**batch, 'inputs': to_inputs(batch['inputs'])}
   test_inputs = test[0] if to_inputs is None else np.asarray(to_inputs(test[0]))
-  return Task(spec, params, array_sampler({'inputs': train[0], 'targets': train[1]}, transform),
-              {'inputs': test_inputs, 'targets': test[1]})
+  def arrays(inputs, labels, stored):
+    lengths = {} if pad_id is None else {'lengths': real_lengths(stored, pad_id)}
+    return {'inputs': inputs, 'targets': labels, **lengths}
+  return Task(spec, params, array_sampler(arrays(*train, train[0]), transform),
+              arrays(test_inputs, test[1], test[0]))
 
 
 def _image_task(name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,

@@ -47,7 +47,7 @@ import numpy as np
 from archbench.data.cache import cached_arrays
 from archbench.data.digits import array_sampler, class_baselines, split_indices
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec
+from archbench.data.spec import Task, TaskSpec, pad_further, real_lengths
 
 OPERATORS = ('[MIN', '[MAX', '[MED', '[SM')
 PAD, DIGIT_BASE, OPERATOR_BASE = 0, 1, 11
@@ -130,8 +130,11 @@ def decode(tokens) -> str:
 @register('listops', 'ListOps (LRA): value of nested MIN/MAX/MED/SM expressions (accuracy)')
 def make_listops(seed: int = 0, max_depth: int = 6, max_args: int = 10, min_length: int = 64,
                  max_length: int = 256, num_examples: int = 10_000, test_fraction: float = 0.1,
-                 data_seed: int = 0, split_seed: int = 0) -> Task:
-  """Defaults build in about 2 s (then load from the cache); LRA's task is max_depth=10,
+                 data_seed: int = 0, split_seed: int = 0, pad_to: int | None = None) -> Task:
+  """Expressions are padded at the end to max_length (or further, to `pad_to`); batches
+  carry each expression's length, so no model sees the padding.
+
+  Defaults build in about 2 s (then load from the cache); LRA's task is max_depth=10,
   max_args=10, min_length=501, max_length=1999, num_examples=100_000 (96,000 / 2,000 /
   2,000 train / validation / test there; here one held-out split), which takes a few
   minutes to generate (about 3 ms an expression)."""
@@ -150,7 +153,8 @@ def make_listops(seed: int = 0, max_depth: int = 6, max_args: int = 10, min_leng
   spec = TaskSpec(
       name='listops', kind='classify', length=max_length, vocab_size=VOCAB_SIZE,
       num_classes=10, metric='eval/accuracy', higher_is_better=True,
-      baselines=class_baselines(labels[train], labels[test], 10), solved=0.95)
+      baselines=class_baselines(labels[train], labels[test], 10), solved=0.95, padded=True)
   params = {**config, 'test_fraction': test_fraction, 'split_seed': split_seed}
-  return Task(spec, params, array_sampler({'inputs': tokens[train], 'targets': labels[train]}),
-              {'inputs': tokens[test], 'targets': labels[test]})
+  lengths = real_lengths(tokens, PAD)
+  split = lambda rows: {'inputs': tokens[rows], 'targets': labels[rows], 'lengths': lengths[rows]}
+  return pad_further(Task(spec, params, array_sampler(split(train)), split(test)), pad_to, PAD)

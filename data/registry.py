@@ -110,12 +110,14 @@ def at_length(params: dict[str, Any], length: int) -> dict[str, Any]:
   """A task's parameters with every sequence at `length` exactly: how length generalisation
   (Cell.eval_lengths) builds its held-out set per length. A task's length parameter is
   `length`; a task that draws lengths in a range [min_length, length] (the Chomsky
-  family) gets both set."""
+  family) gets both set, and `pad_to` is unset."""
   if 'length' not in params:
     raise KeyError(f'a task without a `length` parameter cannot be evaluated at other '
                    f'lengths; its parameters: {", ".join(params) or "none"}')
   return {**params, 'length': int(length),
-          **({'min_length': int(length)} if 'min_length' in params else {})}
+          **({'min_length': int(length)} if 'min_length' in params else {}),
+          # A held-out set at one length is padded no further (the paper never pads).
+          **({'pad_to': None} if 'pad_to' in params else {})}
 
 
 def spec_of(name: str, **params) -> TaskSpec:

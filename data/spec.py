@@ -11,6 +11,10 @@ Batches are dicts of arrays:
                | [B, T] int target tokens, ending with EOS, then PAD (seq2seq)
   loss_mask    [B, T] (per_token, seq2seq) positions that count in the loss
   metric_mask  [B, T] (per_token, seq2seq) positions that count in the accuracy
+  lengths      [B] int (padded tasks only, `TaskSpec.padded`) how many leading input
+               positions of each example are real; the rest (up to T, or S for seq2seq)
+               are padding, always at the end. The harness makes the padding invisible:
+               no output at a real position, no pooled output and no loss depends on it.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import enum
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 KINDS = ('classify', 'per_token', 'regress', 'seq2seq')
@@ -80,6 +85,9 @@ class TaskSpec:
     baselines: metric key -> value a trivial predictor reaches (chance, memoryless,
       mean); every table shows results against it.
     solved: threshold on `metric` at which the task counts as solved.
+    padded: examples are shorter than T and padded at the end; batches then carry
+      `lengths` (see the module docstring). Such a task takes a `pad_to` parameter
+      (`pad_further`), which pads every example further without changing it.
   """
   name: str
   kind: str
@@ -95,6 +103,8 @@ class TaskSpec:
   out_dim: int | None = None
   target_length: int | None = None
   causal: bool = False
+  padded: bool = False
+  unpadded_length: int | None = None  # `length` before `pad_to` padded further
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -106,6 +116,12 @@ class TaskSpec:
       raise ValueError(f'{self.name}: target_length is set for seq2seq tasks only')
 
   @property
+  def longest_example(self) -> int:
+    """Input positions of the longest real example: `length` less the padding `pad_to`
+    added (what a model must see whole, e.g. a TCN's receptive field)."""
+    return self.unpadded_length or self.length
+
+  @property
   def tokens_per_example(self) -> int:
     """Positions a model processes per example (source and target for seq2seq)."""
     return self.length + (self.target_length or 0)
@@ -115,6 +131,12 @@ class TaskSpec:
 
   def __hash__(self):  # baselines is a dict; identity of a spec is its name and shape
     return hash((self.name, self.kind, self.length))
+
+
+def real_lengths(inputs: np.ndarray, pad_id: int) -> np.ndarray:
+  """[N] int32: the real positions of each row of end-padded inputs [N, T] (`pad_id` never
+  occurs inside an example)."""
+  return np.sum(np.asarray(inputs) != pad_id, axis=1).astype(np.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,3 +167,45 @@ class Task:
   @property
   def eval_size(self) -> int:
     return len(self.eval_data['targets'])
+
+
+def padded_spec(spec: TaskSpec, pad_to: int | None) -> TaskSpec:
+  """The spec of `spec`'s task padded to `pad_to` (see `pad_further`), for tasks that give
+  their spec without building their data."""
+  if pad_to is None:
+    return spec
+  if not spec.padded:
+    raise ValueError(f'{spec.name}: pad_to is for tasks whose examples are padded')
+  if pad_to < spec.length:
+    raise ValueError(f'{spec.name}: pad_to must be at least {spec.length} (the input '
+                     f'length without it), got {pad_to}')
+  return dataclasses.replace(spec, length=pad_to, unpadded_length=spec.longest_example)
+
+
+def pad_further(task: Task, pad_to: int | None, pad_id: int) -> Task:
+  """`task` with every example padded at the end to `pad_to` input positions (None: as it
+  is): the same examples, labels and `lengths`, only more padding, so a model that cannot
+  see padding gives the same outputs at real positions. Per-token targets and masks are
+  padded with zeros (the new positions count nowhere); a seq2seq target is untouched."""
+  spec = task.spec
+  if pad_to is None:
+    return task
+  extra = padded_spec(spec, pad_to).length - spec.length
+  padded_keys = ('inputs',) if spec.kind == 'seq2seq' else (
+      'inputs', 'targets', 'loss_mask', 'metric_mask')
+
+  def pad(batch, xp):
+    def one(key, a):
+      if key not in padded_keys or a.ndim < 2:
+        return a
+      value = pad_id if key == 'inputs' else 0
+      widths = [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2)
+      return xp.pad(a, widths, constant_values=value)
+    return {k: one(k, v) for k, v in batch.items()}
+
+  sample = task.train_batch
+  return dataclasses.replace(
+      task, spec=padded_spec(spec, pad_to),
+      params={**task.params, 'pad_to': pad_to},
+      train_batch=lambda key, batch_size: pad(sample(key, batch_size), jnp),
+      eval_data=pad(task.eval_data, np))

@@ -42,7 +42,7 @@ import numpy as np
 
 from archbench.data.digits import image_spec, labelled_task, pixel_permutation
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec
+from archbench.data.spec import Task, TaskSpec, pad_further, padded_spec
 
 ENV_VAR = 'ARCHBENCH_DATA_DIR'
 RANDOM_ACCESS_FORMATS = ('array_record', 'parquet')  # what tfds.data_source can read
@@ -337,30 +337,36 @@ def _int32(x):
   return x.astype(np.int32)
 
 
-def imdb_spec(length: int = 1024, eval_size: int | None = None) -> TaskSpec:
+def imdb_spec(length: int = 1024, eval_size: int | None = None,
+              pad_to: int | None = None) -> TaskSpec:
   if length < 1:
     raise ValueError(f'imdb: length must be >= 1, got {length}')
   check_eval_size('imdb', eval_size)
-  return TaskSpec(name='imdb', kind='classify', length=length, vocab_size=BYTE_VOCAB,
-                  num_classes=2, metric='eval/accuracy', higher_is_better=True, baselines={},
-                  solved=0.85)
+  return padded_spec(TaskSpec(name='imdb', kind='classify', length=length,
+                              vocab_size=BYTE_VOCAB, num_classes=2, metric='eval/accuracy',
+                              higher_is_better=True, baselines={}, solved=0.85, padded=True),
+                     pad_to)
 
 
 @register('imdb', 'IMDB reviews as bytes, positive or negative (LRA Text; accuracy)',
           spec=imdb_spec)
-def make_imdb(seed: int = 0, length: int = 1024, eval_size: int | None = None) -> Task:
-  """Reviews as UTF-8 bytes truncated or padded to `length` (LRA uses 1000-4000); the
-  25,000 train reviews train and the 25,000 test reviews (or `eval_size` of them) evaluate.
-  The unlabelled 'unsupervised' split is not used."""
+def make_imdb(seed: int = 0, length: int = 1024, eval_size: int | None = None,
+              pad_to: int | None = None) -> Task:
+  """Reviews as UTF-8 bytes truncated or padded at the end to `length` (LRA uses
+  1000-4000; `pad_to` pads further); batches carry each review's length, so no model sees
+  the padding. The 25,000 train reviews train and the 25,000 test reviews (or `eval_size`
+  of them) evaluate. The unlabelled 'unsupervised' split is not used."""
   del seed
   spec = imdb_spec(length, eval_size)
   train, test = _split('imdb', 'train'), _split('imdb', 'test')
   keep = eval_subset(len(test['text']), eval_size)
   test_texts, test_labels = [test['text'][i] for i in keep], test['label'][keep].astype(np.int32)
-  return labelled_task(spec, {'tfds': DATASETS['imdb'].full_name, 'length': length,
+  task = labelled_task(spec, {'tfds': DATASETS['imdb'].full_name, 'length': length,
                               'eval_size': eval_size},
                        (encode_bytes(train['text'], length), train['label'].astype(np.int32)),
-                       (encode_bytes(test_texts, length), test_labels), _int32)
+                       (encode_bytes(test_texts, length), test_labels), _int32,
+                       pad_id=BYTE_PAD)
+  return pad_further(task, pad_to, BYTE_PAD)
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from archbench.data.digits import array_sampler
 from archbench.data.registry import register
-from archbench.data.spec import EOS, PAD, Task, TaskSpec
+from archbench.data.spec import EOS, PAD, Task, TaskSpec, pad_further, real_lengths
 
 ONES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine',
         'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen',
@@ -77,9 +77,11 @@ def positional_majority(train_targets: np.ndarray, test_targets: np.ndarray):
 
 @register('translate', 'numbers in digits -> English words (seq2seq, greedy exact match)')
 def make_translate(seed: int = 0, max_value: int = 100_000, test_size: int = 1000,
-                   split_seed: int = 0) -> Task:
+                   split_seed: int = 0, pad_to: int | None = None) -> Task:
   """Every n < max_value is an example; `test_size` of them, chosen by `split_seed`, are
-  held out. The run's seed does not change the split."""
+  held out. The run's seed does not change the split. Sources are padded at the end to
+  the longest number's digit count (or further, to `pad_to`); batches carry each
+  source's length, so no model sees the padding."""
   del seed
   if not 10 < max_value <= MAX_VALUE_LIMIT or not 0 < test_size < max_value // 2:
     raise ValueError(f'translate: need 10 < max_value <= {MAX_VALUE_LIMIT} and '
@@ -91,14 +93,16 @@ def make_translate(seed: int = 0, max_value: int = 100_000, test_size: int = 100
 
   def with_masks(src, tgt):
     mask = (tgt != PAD).astype(np.float32)
-    return {'inputs': src, 'targets': tgt, 'loss_mask': mask, 'metric_mask': mask}
+    return {'inputs': src, 'targets': tgt, 'loss_mask': mask, 'metric_mask': mask,
+            'lengths': real_lengths(src, PAD)}
   spec = TaskSpec(
       name='translate', kind='seq2seq', length=sources.shape[1],
       target_length=targets.shape[1], vocab_size=VOCAB_SIZE, num_classes=VOCAB_SIZE,
       causal=True, metric='eval/exact_match', higher_is_better=True,
       baselines={'eval/exact_match': exact, 'eval/token_accuracy': token_acc,
                  'eval/accuracy': token_acc},
-      solved=0.95)
-  return Task(spec, {'max_value': max_value, 'test_size': test_size, 'split_seed': split_seed},
+      solved=0.95, padded=True)
+  task = Task(spec, {'max_value': max_value, 'test_size': test_size, 'split_seed': split_seed},
               array_sampler(with_masks(sources[train], targets[train])),
               with_masks(sources[test], targets[test]))
+  return pad_further(task, pad_to, PAD)

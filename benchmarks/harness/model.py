@@ -17,7 +17,7 @@ import numpy as np
 from archbench.archs import decoding as decoding_lib
 from archbench.archs.registry import ArchSpec, PrecisionUnsupported, dense_flops
 from archbench.benchmarks.core import PRECISIONS, UsageError, usage_errors  # noqa: F401
-from archbench.data.spec import TaskSpec
+from archbench.data.spec import PAD, TaskSpec
 
 
 def precision_dtype(precision: str) -> jnp.dtype:
@@ -37,6 +37,9 @@ def incompatibility(arch: ArchSpec, spec: TaskSpec) -> str | None:
     return f'{arch.name} is an encoder-decoder and serves seq2seq tasks only'
   if spec.causal and arch.causal is False:
     return f'{arch.name} is bidirectional and {spec.name} needs a causal model'
+  if spec.padded and arch.causal is not True and not arch.takes_mask:
+    return (f'{arch.name} can read the padding of {spec.name}: a backbone that is not '
+            'always causal must take the padding `mask` (archs/registry.py)')
   return None
 
 
@@ -102,19 +105,56 @@ def resolve_config(arch: ArchSpec, size: str, spec: TaskSpec, overrides=None):
   return replace_config(config, overrides or {})
 
 
+def real_mask(lengths, length: int):
+  """[B, length] bool: True at each example's first `lengths` [B] positions."""
+  return jnp.arange(length)[None, :] < lengths[:, None]
+
+
+def pool(y, lengths, causal: bool):
+  """[B, T, D] -> [B, D]: a causal backbone's last real position (the only one that has
+  seen every real input), else the mean over the real positions (all T without
+  `lengths`)."""
+  if lengths is None:
+    return y[:, -1] if causal else jnp.mean(y, axis=1)
+  if causal:
+    return jnp.take_along_axis(y, (lengths - 1)[:, None, None], axis=1)[:, 0]
+  weights = real_mask(lengths, y.shape[1]).astype(y.dtype)[..., None]  # [B, T, 1]
+  return jnp.sum(y * weights, axis=1) / lengths[:, None].astype(y.dtype)
+
+
+def pack_prefix(inputs, decoder_inputs, lengths):
+  """The prefix-LM sequence of end-padded sources: `inputs[:length]` then
+  `decoder_inputs`, padding after both, [B, S + T]; and the positions [B, T] of the
+  decoder inputs in it (length + 0 .. length + T - 1)."""
+  s, t = inputs.shape[1], decoder_inputs.shape[1]
+  p = jnp.arange(s + t)[None, :]  # [1, S + T]
+  n = lengths[:, None]            # [B, 1]
+  source = jnp.take_along_axis(inputs, jnp.minimum(p, s - 1), axis=1)
+  target = jnp.take_along_axis(decoder_inputs, jnp.clip(p - n, 0, t - 1), axis=1)
+  # The padding goes after the target, where no target position sees it.
+  sequence = jnp.where(p < n, source, jnp.where(p < n + t, target, PAD))
+  return sequence, n + jnp.arange(t)[None, :]
+
+
 class TaskModel(nn.Module):
   """adapter(task) -> backbone(arch) -> head(task).
 
   Adapters: tokens -> embedding; features -> dense; image -> row-major pixel sequence and
   dense for sequence backbones, the raw grid for image backbones. Heads: a dense layer per
-  position (per_token, seq2seq) or on a pooled vector (classify, regress): the last
-  position for causal backbones (the only one that has seen everything), the mean
-  otherwise.
+  position (per_token, seq2seq) or on a pooled vector (classify, regress): the last real
+  position for causal backbones (the only one that has seen everything), the mean over
+  the real positions otherwise.
 
   seq2seq takes `decoder_inputs` (the target shifted right behind BOS): an encoder-decoder
   backbone reads source and target apart; a causal sequence backbone reads them as one
   prefix-LM sequence `source, BOS, target[:-1]`, and its outputs from the BOS position on
   predict the target.
+
+  `lengths` [B] (padded tasks, data/spec.py): the real input positions of each example
+  (of the source for seq2seq); the rest is padding, which no output may depend on. The
+  backbone gets the padding `mask` where it takes one (archs/registry.py), pooling reads
+  real positions only, and a prefix-LM sequence is packed as `source[:length], BOS,
+  target[:-1]`, padding after it, so the target never follows padding.
 
   `dtype` is the computation dtype of the adapter and head (the backbone is built with its
   own, see `build_model`); parameters are float32, and the outputs are cast to float32, so
@@ -134,6 +174,7 @@ class TaskModel(nn.Module):
   causal: bool
   dtype: Any = jnp.float32
   decoding: decoding_lib.Decoding | None = None
+  takes_mask: bool = False  # the backbone's call takes the padding `mask` (ArchSpec)
 
   @property
   def decodes(self) -> bool:
@@ -141,8 +182,15 @@ class TaskModel(nn.Module):
     return (self.decoding is not None and self.spec.kind == 'per_token'
             and self.spec.vocab_size is not None)
 
+  def _run_backbone(self, *args, train: bool, mask=None):
+    """The backbone on `args`, given the padding `mask` where there is padding and it takes
+    one (a causal backbone that takes none needs none)."""
+    if mask is None or not self.takes_mask:
+      return self.backbone(*args, train=train)
+    return self.backbone(*args, train=train, mask=mask)
+
   @nn.compact
-  def __call__(self, inputs, decoder_inputs=None, *, train: bool = False,
+  def __call__(self, inputs, decoder_inputs=None, lengths=None, *, train: bool = False,
                embedded_offset=None, decode: bool = False):
     """`embedded_offset` [B, L, F] (shape: `offset_shape`), if given, is added to the input
     representation, the adapter's output, at every position: the long-range probes
@@ -162,16 +210,28 @@ class TaskModel(nn.Module):
     def head(y, features):  # float32 logits or predictions, whatever the compute dtype
       return nn.Dense(features, dtype=self.dtype, name='head')(y).astype(jnp.float32)
 
+    if lengths is not None:
+      # At least one real position, so that an all-padding filler example (evaluation
+      # pads its last batch with them) still divides by a non-zero count.
+      lengths = jnp.maximum(lengths, 1)
+    mask = None if lengths is None else real_mask(lengths, inputs.shape[1])  # [B, T or S]
     if spec.kind == 'seq2seq':
       # Shared by both sides.
       embed = nn.Embed(spec.vocab_size, self.width, dtype=self.dtype, name='embed')
       if self.input_kind == 'encdec':
         source_length = inputs.shape[1]
-        y = self.backbone(shifted(embed(inputs)),
-                          shifted(embed(decoder_inputs), source_length), train=train)
-      else:
+        y = self._run_backbone(shifted(embed(inputs)),
+                               shifted(embed(decoder_inputs), source_length), train=train,
+                               mask=mask)
+      elif lengths is None:
         sequence = jnp.concatenate([inputs, decoder_inputs], axis=1)  # [B, S + T]
         y = self.backbone(shifted(embed(sequence)), train=train)[:, inputs.shape[1]:]
+      else:
+        sequence, target_positions = pack_prefix(inputs, decoder_inputs, lengths)
+        y = self._run_backbone(shifted(embed(sequence)), train=train,
+                               mask=real_mask(lengths + decoder_inputs.shape[1],
+                                              sequence.shape[1]))
+        y = jnp.take_along_axis(y, target_positions[..., None], axis=1)  # [B, T, D]
       return head(y, spec.num_classes)  # [B, T, V]
     if self.input_kind == 'image':
       y = self.backbone(shifted(x), train=train)  # [B, H, W, C] -> [B, D]
@@ -186,12 +246,12 @@ class TaskModel(nn.Module):
       if decode:
         y = decoding_lib.decode_backbone(self, self.backbone, self.decoding, shifted(x))
       else:
-        y = self.backbone(shifted(x), train=train)  # [B, T, D]
+        y = self._run_backbone(shifted(x), train=train, mask=mask)  # [B, T, D]
       if spec.kind != 'per_token':
-        y = y[:, -1] if self.causal else jnp.mean(y, axis=1)  # [B, D]
+        y = pool(y, lengths, self.causal)  # [B, D]
     return head(y, spec.num_classes if spec.kind != 'regress' else spec.out_dim)
 
-  def offset_shape(self, inputs, decoder_inputs=None) -> tuple[int, ...]:
+  def offset_shape(self, inputs, decoder_inputs=None, lengths=None) -> tuple[int, ...]:
     """[B, L, F] of `embedded_offset`: L positions in reading order (source then target
     for seq2seq; row-major pixels for images) of F features (the width; an image
     backbone has no adapter and reads the pixels' C channels)."""
@@ -214,7 +274,7 @@ def build_model(arch: ArchSpec, config, spec: TaskSpec, dtype='float32') -> Task
     raise UsageError(str(e)) from None
   return TaskModel(backbone=backbone, spec=spec, input_kind=arch.input_kind,
                    width=config.width, causal=causal, dtype=dtype,
-                   decoding=arch.decoding_for(config))
+                   decoding=arch.decoding_for(config), takes_mask=arch.takes_mask)
 
 
 def forward_flops(arch: ArchSpec, config, spec: TaskSpec) -> float:

@@ -38,27 +38,31 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 def model_args(spec: TaskSpec, batch) -> tuple:
   """Positional inputs of TaskModel: seq2seq adds the teacher-forced decoder input, the
-  target shifted right behind BOS."""
-  if spec.kind != 'seq2seq':
-    return (batch['inputs'],)
-  targets = batch['targets']
-  bos = jnp.full((targets.shape[0], 1), BOS, targets.dtype)
-  return batch['inputs'], jnp.concatenate([bos, targets[:, :-1]], axis=1)
+  target shifted right behind BOS; a padded task, the examples' `lengths`."""
+  decoder_inputs = None
+  if spec.kind == 'seq2seq':
+    targets = batch['targets']
+    bos = jnp.full((targets.shape[0], 1), BOS, targets.dtype)
+    decoder_inputs = jnp.concatenate([bos, targets[:, :-1]], axis=1)
+  if 'lengths' in batch:
+    return batch['inputs'], decoder_inputs, batch['lengths']
+  return (batch['inputs'],) if decoder_inputs is None else (batch['inputs'], decoder_inputs)
 
 
-def greedy_decode(params, inputs, *, model, spec: TaskSpec) -> jax.Array:
+def greedy_decode(params, inputs, *, model, spec: TaskSpec, lengths=None) -> jax.Array:
   """Greedy decoding for any model that serves seq2seq: [B, S] source -> [B, T] tokens.
 
   Each step reruns the model on the decoder input decoded so far (PAD beyond it) and
   reads position i; causality makes the PAD tail invisible to position i. O(T) forward
-  passes, which is fine for the short targets used here.
+  passes, which is fine for the short targets used here. `lengths` [B]: the real
+  positions of end-padded sources (a padded task).
   """
   b, t = inputs.shape[0], spec.target_length
   decoder_inputs = jnp.full((b, t), PAD, jnp.int32).at[:, 0].set(BOS)
 
   def body(i, carry):
     decoder_inputs, decoded = carry
-    logits = model.apply(params, inputs, decoder_inputs, train=False)  # [B, T, V]
+    logits = model.apply(params, inputs, decoder_inputs, lengths, train=False)  # [B, T, V]
     token = jnp.argmax(jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False), -1)
     decoded = decoded.at[:, i].set(token.astype(jnp.int32))
     decoder_inputs = decoder_inputs.at[:, i + 1].set(token.astype(jnp.int32))  # dropped at T
@@ -202,7 +206,8 @@ def evaluate(params, batches, weights, *, model, spec: TaskSpec) -> dict[str, ja
     out = batch_stats(spec, model.apply(params, *model_args(spec, batch), train=False),
                       batch, w)
     if spec.kind == 'seq2seq':
-      decoded = greedy_decode(params, batch['inputs'], model=model, spec=spec)
+      decoded = greedy_decode(params, batch['inputs'], model=model, spec=spec,
+                              lengths=batch.get('lengths'))
       out.update(decode_stats(decoded, batch, w))
     return out
 
