@@ -2,6 +2,8 @@
 comparison of runs and the reproductions all judge by it: a record's task_spec first, the
 metric table for the rest, so a higher-is-better metric not named accuracy is judged the
 right way up."""
+import math
+
 import pytest
 
 from archbench.benchmarks.core import Cell
@@ -72,7 +74,7 @@ def test_compare_judges_by_the_specs_direction(spec, base, new, expected):
                            timing=False)
   (row,) = [r for r in result.rows if r.metric == spec['metric']]
   assert row.verdict == expected and row.higher_is_better is spec['higher_is_better']
-  assert row.tolerance == pytest.approx(max(0.1 * base, compare.MIN_CHANGE_UNBOUNDED_ABS))
+  assert row.log_scale and row.tolerance == pytest.approx(math.log(metrics.RATIO_BAND))
   arrow = '↑' if spec['higher_is_better'] else '↓'
   assert f'## t: {spec["metric"]} {arrow}' in compare.to_markdown(result)
 
@@ -102,8 +104,53 @@ def test_a_claim_on_a_lower_is_better_metric_by_its_spec():
 
 
 def test_reproduction_tolerance_by_boundedness_not_direction():
-  assert rep.tolerance('eval/score', 10.0, [10.0])[0] == pytest.approx(1.0)  # 10%: unbounded
-  assert rep.tolerance('eval/exact_match', 0.5, [0.5])[0] == pytest.approx(0.02)
+  assert rep.tolerance('eval/score', [10.0])[:3:2] == (pytest.approx(math.log(1.25)), True)
+  assert rep.tolerance('eval/exact_match', [0.5])[:3:2] == (pytest.approx(0.02), False)
+  # A metric that can be negative has no log: 25% of archbench's value.
+  assert rep.tolerance('eval/score', [-4.0])[:3:2] == (pytest.approx(1.0), False)
+
+
+# ---------------------------------------------------------------------------------------
+# Levels: at chance, partial, solved.
+
+@pytest.mark.parametrize('value,expected', [
+    (0.21, 'at chance'), (0.22, 'at chance'), (0.23, 'partial'), (0.619, 'partial'),
+    (0.9, 'solved'), (0.1, 'at chance')])
+def test_levels_of_an_accuracy(value, expected):
+  """Cycle navigation: chance 0.2, solved at 0.9; at chance within 0.02 of the best baseline."""
+  assert metrics.level(value, {'chance': 0.2, 'constant': 0.18}, 0.9, 'ood/accuracy',
+                       True) == expected
+
+
+@pytest.mark.parametrize('value,expected', [
+    (0.204, 'at chance'), (0.173, 'at chance'), (0.14, 'at chance'), (0.13, 'partial'),
+    (0.0173, 'solved'), (1e-5, 'solved')])
+def test_levels_of_a_loss_use_a_ratio(value, expected):
+  """Copy memory: memoryless loss 0.173, solved at a tenth of it; at chance within a factor
+  1.25 of the baseline (0.173 / 1.25 = 0.138)."""
+  assert metrics.level(value, {'constant': 0.173}, 0.0173, 'eval/loss', False) == expected
+
+
+def test_the_strongest_baseline_sets_the_level():
+  """ListOps: 0.34 beats the majority class (0.18) but not the root-operator rule (0.338)."""
+  both = {'constant': 0.182, 'root_operator': 0.338}
+  assert metrics.strongest(both, True) == ('root_operator', 0.338)
+  assert metrics.level(0.3405, both, 0.95, 'eval/accuracy', True) == 'at chance'
+  assert metrics.level(0.3405, {'constant': 0.182}, 0.95, 'eval/accuracy', True) == 'partial'
+  assert metrics.level(0.5, {}, 0.95, 'eval/accuracy', True) is None  # nothing to place it
+  assert metrics.level(0.97, {}, 0.95, 'eval/accuracy', True) == 'solved'
+
+
+def test_trivial_baselines_of_a_records_metrics():
+  values = {'eval/accuracy': 0.34, 'baseline/eval/accuracy': 0.182,
+            'baseline/root_operator/accuracy': 0.338, 'baseline/chance/accuracy': 0.1,
+            'baseline/eval/loss': 2.25}
+  assert metrics.trivial_baselines(values, 'eval/accuracy') == {
+      'constant': 0.182, 'root_operator': 0.338, 'chance': 0.1}
+  assert metrics.trivial_baselines(values, 'eval/loss') == {'constant': 2.25}
+  assert metrics.trivial_baselines(values, 'ood/accuracy') == {}  # declared per row instead
+  assert metrics.named_baseline_key('root_operator', 'eval/accuracy') == \
+      'baseline/root_operator/accuracy'
 
 
 def test_report_headers_take_the_specs_direction():

@@ -48,6 +48,13 @@ TABLE = {
     'binary_addition': {'rnn': 0.503, 'lstm': 0.555, 'transformer': 0.543},
 }
 SOLVED = ('>=', 0.9)  # the paper's threshold for a model that generalises
+# The paper's "random accuracy" (Table 2's caption): a uniform guess over the output
+# classes, 20% for the five classes of modular arithmetic and cycle navigation, 50%
+# elsewhere. Records carry no baseline for accuracy beyond the training lengths (the
+# majority class changes with length), so each row declares it; a row whose value is within
+# 0.02 of it reads `at chance`.
+CHANCE = {task: 0.2 if task in ('modular_arithmetic', 'cycle_navigation') else 0.5
+          for task in TABLE}
 
 PAPER_MODELS = {'rnn': dict(hidden=256, num_layers=1), 'lstm': dict(hidden=256, num_layers=1),
                 'gru': dict(hidden=256, num_layers=1),
@@ -88,7 +95,7 @@ def get_config(size: str = 'full'):
                          TABLE2 if paper is not None else 'not in the paper: archbench only',
                          setting=(f'lengths {", ".join(map(str, eval_lengths))}'
                                   if cpu else 'lengths 41..500'),
-                         solved_if=SOLVED, label='generalises'))
+                         solved_if=SOLVED, chance=CHANCE[task]))
   claims = [
       claim('LSTM generalises on parity check far better than the Transformer (paper: 100 '
             'against 52): by at least 0.3', 'parity_check', 'ood/accuracy', 'lstm',

@@ -15,13 +15,17 @@ width 512, MLP 1024, dropout 0.1 and attention dropout 0.1, 5,000 steps at batch
 Adam (0.9, 0.98) with decoupled weight decay 0.1, and a rate of 0.05 x linear warm-up over
 1,000 steps x rsqrt decay, which peaks at 0.05/sqrt(1000) = 1.6e-3. The `-cpu` size scales
 the task and models down (see the departures) and checks the qualitative claim: every
-family learns more than the majority class.
+family beats the strongest trivial baseline, which for ListOps is not the majority class
+(about 0.18) but a lookup of the label by root operator (about 0.35: data/listops.py
+`root_operator_accuracy`), which scores as much as LRA's Transformer (0.3637 against
+0.368), so the paper's number itself reads `at chance`.
 
 Results: results/lra-listops-cpu/reproduction.md (docs/reproductions.md).
 """
 from archbench.benchmarks.config import suite_config, task_plan
 from archbench.benchmarks.reproductions._lra_stats import (LRA_GENERATOR_STATS, LRA_LISTOPS,
                                                            LRA_TASK_PARAMS)
+from archbench.benchmarks.results.metrics import CHANCE_MARGIN_ABS
 from archbench.benchmarks.results.reproduction import claim, expect, spec
 
 PAPER = ('Tay, Dehghani, Abnar, Shen, Bahri, Pham, Rao, Yang, Ruder & Metzler 2021, Long '
@@ -36,9 +40,16 @@ TRANSFORMER = dict(d_model=CONFIG['emb_dim'], num_layers=CONFIG['num_layers'],
 TRANSFORMER_PARAMS = CONFIG['num_layers'] * (4 * CONFIG['emb_dim'] ** 2
                                              + 2 * CONFIG['emb_dim'] * CONFIG['mlp_dim'])
 OTHERS = ('lstm', 'lru', 'tcn')
-# Beats the majority class clearly: a quarter above its share (LRA's generator: 0.1704),
-# the same rule for the rows and the claims.
-BEATS_MAJORITY = ('>=', 1.25, 'baseline')
+# The strongest trivial baseline is not the majority class (0.1704 at LRA's settings) but
+# the root-operator rule, data/listops.py root_operator_accuracy: the label most common
+# under each root operator, with no parsing, scores about what LRA's Transformer does.
+# Records carry it (baseline/root_operator/accuracy); these are its values for records
+# written before the task computed it: at the cpu size as make_listops computes it on that
+# split; at LRA's settings as measured by the reproduction audit (750 held-out
+# expressions, fitted on 750 others), which is also the paper's own setting.
+ROOT_OPERATOR = {'cpu': 0.338, 'full': 0.368}
+PAPER_BASELINES = {'constant': LRA_GENERATOR_STATS['majority_share'],
+                   'root_operator': ROOT_OPERATOR['full']}
 
 
 def get_config(size: str = 'full'):
@@ -64,15 +75,16 @@ def get_config(size: str = 'full'):
 
   setting = ('depth 6, lengths 64..256, 1,000 steps, size tiny' if cpu else
              'LRA\'s generator and Transformer')
+  declared = {'root_operator': ROOT_OPERATOR[size]}
   rows = [expect('transformer', 'listops', 'eval/accuracy', 0.3637, SOURCE, setting=setting,
-                 solved_if=BEATS_MAJORITY, paper_baseline=LRA_GENERATOR_STATS['majority_share'],
-                 label='beats the majority class')]
+                 baselines=declared, paper_baselines=PAPER_BASELINES)]
   rows += [expect(arch, 'listops', 'eval/accuracy', None, 'not in the paper: archbench only',
-                  setting=setting, solved_if=BEATS_MAJORITY, label='beats the majority class')
+                  setting=setting, baselines=declared)
            for arch in OTHERS]
-  claims = [claim(f'{arch} learns more than the majority class: accuracy at least '
-                  f'{BEATS_MAJORITY[1]:g}x its share', 'listops', 'eval/accuracy', arch,
-                  ('baseline',), factor=BEATS_MAJORITY[1])
+  claims = [claim(f'{arch} beats the strongest trivial baseline (the root-operator rule, '
+                  f'not the majority class) by at least {CHANCE_MARGIN_ABS:g}', 'listops',
+                  'eval/accuracy', arch, ('baseline',), margin=CHANCE_MARGIN_ABS,
+                  baselines=declared)
             for arch in ('transformer',) + OTHERS]
   peak = LRA_LISTOPS['training']['peak_learning_rate']
   departures = [

@@ -120,7 +120,8 @@ def get_config(size: str = 'full'):
                        TABLE1 + ', copy memory T=1000',
                        setting=(f'paper T=1000, here T={copy_length}, {copy_steps} steps'
                                 if cpu else 'T=1000'),
-                       solved_if=COPY_SOLVED, paper_baseline=COPY_BASELINE_1000))
+                       solved_if=COPY_SOLVED,
+                       paper_baselines={'memoryless': COPY_BASELINE_1000}))
   if not cpu:
     for task, numbers in (('smnist', SMNIST), ('pmnist', PMNIST)):
       for arch in ARCHS:

@@ -6,8 +6,16 @@ group on each side, and every difference is judged against a tolerance that says
 came from: the spread between seeds, the spread between timing windows, or (with one seed,
 where noise and change cannot be told apart) a stated default. Nothing is a guess.
 
-Verdicts: 'same' (equal up to rounding), 'within noise' (|diff| <= tolerance), 'better',
-'worse' (beyond the tolerance, in the good or bad direction), 'not comparable' (times from
+Metrics bounded in [0, 1] (accuracy) are compared in absolute points; unbounded ones
+(losses, MSE, bits/char), which span decades, on a log ratio: |ln(new / base)| against a
+band of ln(1.25) (metrics.RATIO_BAND), never an absolute floor that would swamp a small
+loss (0.00087 and 0.0019 differ by a factor 2.2, whatever their distance).
+
+Verdicts: 'same' (equal up to rounding), 'within noise' (within the tolerance), 'better',
+'worse' (beyond the tolerance, in the good or bad direction), 'not judged' (a secondary
+metric, the held-out loss beside a task's headline metric, beyond its band with one seed
+on a side: one seed cannot tell a changed loss from a different trajectory on another
+machine, and the headline metric carries the cell's verdict), 'not comparable' (times from
 different machines, or a metric that one side does not record). A cell that fails on the
 new side only is 'worse'; cells run on one side only are listed, not judged.
 """
@@ -30,25 +38,25 @@ SAME_REL = 1e-9
 # the two means, k * sqrt(sd_base^2/n_base + sd_new^2/n_new). Three sigma: with a dozen
 # metrics per cell and dozens of cells, a two-sigma band would flag noise every run.
 SIGMA_K = 3.0
-# The smallest change worth a verdict, and the whole tolerance with one seed on a side:
-# - metrics bounded in [0, 1] (accuracy, exact match: metrics.is_bounded): absolute 0.02
-#   (two points, 20 of the usual 1000 held-out examples);
-# - unbounded ones (MSE, losses, bits/char): 10% of |base|, since they span decades (0.167
-#   at a baseline, 1e-4 when solved) and an absolute step cannot fit them all; but never
-#   less than 0.001, so that two near-zero losses of solved cells (5e-6 against 3e-6 nats on
-#   copy) are not called a change: every solved threshold here is 0.01 or more.
-MIN_CHANGE_ABS = 0.02
-MIN_CHANGE_REL = 0.10
-MIN_CHANGE_UNBOUNDED_ABS = 1e-3
+# The smallest change worth a verdict, and the whole tolerance with one seed on a side
+# (metrics.py): absolute 0.02 for metrics bounded in [0, 1] (accuracy, exact match); for
+# unbounded ones (MSE, losses, bits/char) a factor 1.25 either way, |ln(new / base)| <=
+# ln(1.25), since they span decades (0.167 at a baseline, 1e-4 when solved) and no
+# absolute step fits them all. Values that are not all positive (a metric that can be
+# negative) fall back to 25% of |base|.
+MIN_CHANGE_ABS = metrics.CHANCE_MARGIN_ABS
+LOG_BAND = math.log(metrics.RATIO_BAND)
 # Step time: relative tolerance = the larger spread (max - min) / median of the timing
 # windows on either side (median over seeds), at least TIMING_FLOOR_REL. The same machine
 # kind can still differ by up to 2x between machines: compare times from one machine only.
 TIMING_METRIC = 'perf/step_ms'
 TIMING_FLOOR_REL = 0.10  # two runs on one machine differ by ~5% beyond their windows
 
-VERDICTS = ('worse', 'better', 'within noise', 'same', 'not comparable')
+VERDICTS = ('worse', 'better', 'within noise', 'same', 'not judged', 'not comparable')
 ONE_SEED_WARNING = ('{n} comparison(s) have one seed on a side: their tolerance is a stated '
                     'default, and one seed cannot separate noise from change (run more seeds).')
+NOT_JUDGED_NOTE = ('one seed: a secondary metric is not judged beyond its band (the headline '
+                   'metric carries the cell\'s verdict)')
 DIFFERENT_MACHINES = 'different machines: times not comparable'
 FILE_MD = 'comparison.md'  # what `archbench reproduce DIR` writes into the new run
 
@@ -74,6 +82,7 @@ class Row:
   note: str = ''
   higher_is_better: bool | None = None
   ratio: float | None = None  # new / base, for step time
+  log_scale: bool = False  # tolerance is a band on ln(new / base), not on diff
 
 
 @dataclasses.dataclass
@@ -160,21 +169,29 @@ def _pct(x: float) -> str:
   return f'{100 * x:.0f}%'
 
 
-def metric_tolerance(metric: str, base: list[float], new: list[float]) -> tuple[float, str]:
-  """(tolerance, where it came from) for a metric's difference of means."""
+def metric_tolerance(metric: str, base: list[float],
+                     new: list[float]) -> tuple[float, str, bool]:
+  """(tolerance, where it came from, whether it bounds ln(new / base) rather than the
+  difference) for a metric's means: the default band (MIN_CHANGE_ABS, LOG_BAND), widened
+  to SIGMA_K sigma of the seeds (of their logs, on the log scale) when both sides have
+  several."""
+  log_scale = not metrics.is_bounded(metric) and min(base + new) > 0
   if metrics.is_bounded(metric):
     floor, floor_text = MIN_CHANGE_ABS, f'±{MIN_CHANGE_ABS:g}'
+  elif log_scale:
+    floor, floor_text = LOG_BAND, f'×/÷{metrics.RATIO_BAND:g}'
   else:
-    floor = max(MIN_CHANGE_REL * abs(statistics.fmean(base)), MIN_CHANGE_UNBOUNDED_ABS)
-    floor_text = f'±{_pct(MIN_CHANGE_REL)}, at least {MIN_CHANGE_UNBOUNDED_ABS:g}'
+    floor = (metrics.RATIO_BAND - 1) * abs(statistics.fmean(base))
+    floor_text = f'±{_pct(metrics.RATIO_BAND - 1)} of base'
   if len(base) < 2 or len(new) < 2:
-    return floor, f'default {floor_text}, one seed'
-  band = SIGMA_K * math.sqrt(statistics.variance(base) / len(base)
-                             + statistics.variance(new) / len(new))
-  source = f'{SIGMA_K:g}σ of {len(base)}+{len(new)} seeds'
+    return floor, f'default {floor_text}, one seed', log_scale
+  scaled = (lambda v: [math.log(x) for x in v]) if log_scale else list
+  band = SIGMA_K * math.sqrt(statistics.variance(scaled(base)) / len(base)
+                             + statistics.variance(scaled(new)) / len(new))
+  source = f'{SIGMA_K:g}σ of {len(base)}+{len(new)} seeds' + (' (of ln)' if log_scale else '')
   if band >= floor:
-    return band, source
-  return floor, f'floor {floor_text} > {source} ({band:.2g})'
+    return band, source, log_scale
+  return floor, f'floor {floor_text} > {source}', log_scale
 
 
 def _window_spread(record) -> float | None:
@@ -200,11 +217,14 @@ def timing_tolerance(base_records, new_records, base_mean: float) -> tuple[float
   return TIMING_FLOOR_REL * base_mean, f'floor {floor} > window spread {_pct(spread)}'
 
 
-def verdict(base: float, new: float, tolerance: float, higher_is_better: bool) -> str:
+def verdict(base: float, new: float, tolerance: float, higher_is_better: bool,
+            log_scale: bool = False) -> str:
+  """`tolerance` bounds ln(new / base) when `log_scale`, else new - base."""
   diff = new - base
   if diff == 0 or abs(diff) <= SAME_REL * max(abs(base), abs(new)):
     return 'same'
-  if abs(diff) <= tolerance:
+  change = math.log(new / base) if log_scale else diff
+  if abs(change) <= tolerance:
     return 'within noise'
   return 'better' if (diff > 0) == higher_is_better else 'worse'
 
@@ -273,14 +293,16 @@ def _metric_row(name, first, metric, higher, base_ok, new_ok, one_seed: list) ->
     return Row(name, first['arch'], first['task'], metric, *_row_stats(base, new), None, None,
                '', 'not comparable', f'no {metric} in {missing}', higher)
   (bm, bs, nb, nm, ns, nn) = _row_stats(base, new)
+  log_scale = False
   if metric == TIMING_METRIC:
     tol, source = timing_tolerance(base_ok, new_ok, bm)
   else:
-    tol, source = metric_tolerance(metric, base, new)
+    tol, source, log_scale = metric_tolerance(metric, base, new)
     if nb < 2 or nn < 2:
       one_seed.append(name)
   row = Row(name, first['arch'], first['task'], metric, bm, bs, nb, nm, ns, nn, nm - bm, tol,
-            source, verdict(bm, nm, tol, higher), higher_is_better=higher)
+            source, verdict(bm, nm, tol, higher, log_scale), higher_is_better=higher,
+            log_scale=log_scale)
   if metric == TIMING_METRIC:
     row.ratio = nm / bm if bm else None
     if _machines(base_ok) != _machines(new_ok):
@@ -315,8 +337,12 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
     if not base_ok or not new_ok:
       continue
     judged = _metrics_of(base_ok) + ([(TIMING_METRIC, False)] if timing else [])
-    for metric, higher in judged:
+    for i, (metric, higher) in enumerate(judged):
       row = _metric_row(name, first, metric, higher, base_ok, new_ok, one_seed)
+      secondary = i > 0 and metric != TIMING_METRIC
+      if (row and secondary and row.verdict in ('better', 'worse')
+          and min(row.n_base, row.n_new) < 2):
+        row.verdict, row.note = 'not judged', NOT_JUDGED_NOTE
       if row:
         rows.append(row)
         if row.note == DIFFERENT_MACHINES:
@@ -366,11 +392,18 @@ def _table(rows: list[Row], timing: bool) -> str:
     if timing:
       cells.append('—' if r.ratio is None else f'{r.ratio:.2f}×')
     cells += ['—' if r.diff is None else fmt.replace('{:', '{:+').format(r.diff),
-              '—' if r.tolerance is None else f'±{r.tolerance:.2g} ({r.tolerance_source})',
+              _tolerance_text(r),
               f'**{r.verdict}**' if r.verdict == 'worse' else r.verdict]
     cells += [r.note] if notes else []
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
+
+
+def _tolerance_text(r: Row) -> str:
+  if r.tolerance is None:
+    return '—'
+  band = f'×/÷{math.exp(r.tolerance):.3g}' if r.log_scale else f'±{r.tolerance:.2g}'
+  return f'{band} ({r.tolerance_source})'
 
 
 def _title(metric: str, higher: bool | None) -> str:

@@ -3,7 +3,9 @@ whether a metric is bounded in [0, 1], and how it is labelled and printed. The r
 comparison of runs and the reproductions all derive from it.
 
 Keys are namespaced: train/… and eval/… measured, baseline/<key> the task's constant
-predictor's value of <key>, lrd/… the long-range probes, length/<L>/<name> the metric
+predictor's value of <key>, baseline/<name>/<metric> another trivial baseline of
+eval/<metric> (baseline/chance/accuracy, a uniform guess; baseline/root_operator/accuracy,
+ListOps' lookup by root operator), lrd/… the long-range probes, length/<L>/<name> the metric
 <name> (eval/<name>) on a held-out set of length L, ood/<name> its mean over the lengths
 beyond training. Perf keys live in the record's own `perf` section.
 
@@ -11,10 +13,17 @@ Direction: a record's `task_spec` names its task's headline metric and says whet
 is better; that comes first. Every other metric is looked up in METRICS by the end of its
 name (eval/token_accuracy is an accuracy); a name METRICS does not know counts as higher is
 better and unbounded.
+
+Levels: a value is placed `at chance`, `partial` or `solved` against its task's trivial
+baselines and solved threshold (`level`), the one rule the reproductions and the reports
+use. `at chance` means no better than the strongest trivial baseline by more than the
+smallest change worth a verdict: CHANCE_MARGIN_ABS (0.02) for bounded metrics, a factor
+RATIO_BAND (1.25) for unbounded ones (losses, MSE, bits/char), which span decades.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 
@@ -37,6 +46,14 @@ METRICS = {
 }
 
 
+# The smallest change worth a verdict: absolute for bounded metrics (two points, 20 of the
+# usual 1000 held-out examples), a ratio for unbounded ones, compared as |ln(a / b)| <=
+# ln(RATIO_BAND): 0.00087 against 0.0010 is a change of 15%, not of 0.00013.
+CHANCE_MARGIN_ABS = 0.02
+RATIO_BAND = 1.25
+AT_CHANCE, PARTIAL, SOLVED = 'at chance', 'partial', 'solved'
+
+
 # ---------------------------------------------------------------------------------------
 # Building and reading keys.
 
@@ -47,6 +64,28 @@ def eval_key(name: str) -> str:
 def baseline_key(key: str) -> str:
   """The task's constant predictor's value of `key` (e.g. baseline/eval/mse)."""
   return f'baseline/{key}'
+
+
+def named_baseline_key(name: str, key: str) -> str:
+  """The trivial baseline `name` of the eval/ metric `key` (root_operator, eval/accuracy:
+  baseline/root_operator/accuracy); a task declares it as '<name>/<metric>'."""
+  return f'baseline/{name}/{key.split("/", 1)[1]}'
+
+
+def trivial_baselines(values: dict[str, Any], key: str) -> dict[str, float]:
+  """name -> value of every trivial baseline of `key` in a record's metrics: 'constant'
+  (baseline/<key>, the constant predictor) and each named one of an eval/ metric."""
+  out = {}
+  if values.get(baseline_key(key)) is not None:
+    out['constant'] = float(values[baseline_key(key)])
+  if key.startswith('eval/'):
+    suffix = '/' + key.split('/', 1)[1]
+    for k, v in values.items():
+      parts = k.split('/')
+      if (len(parts) == 3 and parts[0] == 'baseline' and parts[1] != 'eval'
+          and k.endswith(suffix) and v is not None):
+        out[parts[1]] = float(v)
+  return out
 
 
 def length_key(length: int, name: str) -> str:
@@ -127,6 +166,43 @@ def value_format(key: str | None) -> str:
   """Bounded metrics to three decimals; the others to three significant digits, since they
   span decades (0.167 at the baseline, 1e-5 solved)."""
   return '{:.3f}' if key and is_bounded(key) else '{:.3g}'
+
+
+def log_ratio(a: float, b: float) -> float | None:
+  """ln(a / b), the distance between two values of an unbounded metric; None unless both
+  are positive (a metric that can be zero or negative is compared in absolute terms)."""
+  return math.log(a / b) if a > 0 and b > 0 else None
+
+
+def beyond_margin(value: float, reference: float, key: str, higher: bool) -> bool:
+  """Whether `value` beats `reference` by more than the smallest change worth a verdict."""
+  if not is_bounded(key) and (ratio := log_ratio(value, reference)) is not None:
+    gain = ratio if higher else -ratio
+    return gain > math.log(RATIO_BAND)
+  gain = (value - reference) if higher else (reference - value)
+  return gain > (CHANCE_MARGIN_ABS if is_bounded(key) else
+                 (RATIO_BAND - 1) * abs(reference))
+
+
+def strongest(baselines: dict[str, float], higher: bool) -> tuple[str, float] | None:
+  """(name, value) of the best trivial baseline, the one a result must beat."""
+  if not baselines:
+    return None
+  pick = max if higher else min
+  return pick(baselines.items(), key=lambda item: item[1])
+
+
+def level(value: float, baselines: dict[str, float], solved: float | None, key: str,
+          higher: bool) -> str | None:
+  """`solved` at or beyond the solved threshold; else `at chance` unless it beats the
+  strongest trivial baseline beyond the margin (module docstring); else `partial`. None
+  when no baseline is known (a level needs one)."""
+  if solved is not None and (value >= solved if higher else value <= solved):
+    return SOLVED
+  best = strongest(baselines, higher)
+  if best is None:
+    return None
+  return PARTIAL if beyond_margin(value, best[1], key, higher) else AT_CHANCE
 
 
 def task_spec(record) -> dict[str, Any]:

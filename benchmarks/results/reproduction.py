@@ -13,20 +13,28 @@ field, `reproduction`, built by `spec(...)` from `expect(...)` rows and `claim(.
   departure, listed as one);
 - every departure from the paper's protocol is listed.
 
-Verdicts. At full size (the paper's budget) a row is `reproduced` when the paper's number
-lies within the range of archbench's seeds (for a max or min rule, or one seed: within
-rounding of archbench's value),
-`within tolerance` when |archbench - paper| <= the tolerance, and `differs` beyond it.
-The tolerance is compare.py's smallest change worth a verdict (±0.02 for accuracies;
-±10%, at least 0.001, for losses), widened to 3 standard deviations of archbench's seeds
-when the rule is a mean or median over several: a paper's single number carries at least
-one run's noise.
-At the reduced `-cpu` size the numbers cannot match (shorter sequences, fewer steps), so
-rows are judged on the paper's qualitative outcome: each row's `solved_if` rule applied to
-the paper's number and to archbench's gives `qualitative: reproduced` when they agree and
-`qualitative: differs` when they do not (`archbench only` where the paper has no number);
-claims give `qualitative: holds` or `fails`. A rule relative to the baseline needs the
-records' `baseline/<metric>`, which length-generalisation metrics (ood/...) have not.
+Verdicts, one rule at both sizes. Each row's value (archbench's, by the seed rule) and the
+paper's are placed at a level, `at chance`, `partial` or `solved` (metrics.level), against
+the row's trivial baselines (the records' baseline/... keys, the row's declared `chance`,
+and declared `baselines` where older records lack one; the paper's own setting may have
+its own, `paper_baselines`) and its solved threshold. Then:
+
+- `reproduced`: archbench's value is within the row's tolerance of the paper's, and not
+  one of them at chance while the other is above it;
+- `same outcome`: beyond the tolerance, both at the same level ("both at chance");
+- `differs`: anything else (the paper above chance against archbench at chance always);
+- `archbench only`: no paper number (archbench's level is still shown).
+
+The tolerance is a band around archbench's aggregated value: ±0.02 for metrics bounded in
+[0, 1]; for unbounded ones (losses, MSE, bits/char) a factor 1.25, |ln(archbench /
+paper)| <= ln(1.25) (metrics.RATIO_BAND), never an absolute floor, which would accept 17x
+a loss of 5.8e-5. With a mean or median over several seeds it widens to a prediction band
+for one more run, PREDICTION_K x the seeds' standard deviation (of their logs, for
+unbounded metrics) x sqrt(1 + 1/n): the paper's number is one run, not a mean. A maximum or
+minimum over seeds is an extreme and is not widened. At the reduced `-cpu` size the
+numbers rarely match (shorter sequences, fewer steps), so its rows mostly read `same
+outcome` or `differs`; claims (who wins, by how much at least; `baseline` meaning the
+strongest trivial baseline) give `qualitative: holds` or `fails`.
 """
 from __future__ import annotations
 
@@ -43,8 +51,11 @@ from archbench.common import files
 SEED_RULES = ('mean', 'median', 'max', 'min')
 SIZES = ('full', 'cpu')
 FILE_MD, FILE_JSON, FILE_TEX = 'reproduction.md', 'reproduction.json', 'reproduction.tex'
-REPRODUCED, WITHIN, DIFFERS, NOT_RUN = 'reproduced', 'within tolerance', 'differs', 'not run'
+REPRODUCED, SAME_OUTCOME, DIFFERS, NOT_RUN = 'reproduced', 'same outcome', 'differs', 'not run'
 ARCHBENCH_ONLY = 'archbench only'  # a row the paper has no number for
+# A mean or median's band: k standard deviations of one more run about archbench's mean
+# (two: about 95% of single runs, where three would accept most unstable seeds).
+PREDICTION_K = 2.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -52,31 +63,37 @@ ARCHBENCH_ONLY = 'archbench only'  # a row the paper has no number for
 
 def expect(arch: str, task: str, metric: str, paper: float | None, source: str, *,
            where: dict | None = None, setting: str = '', solved_if: tuple | None = None,
-           paper_baseline: float | None = None, label: str = 'solved') -> dict[str, Any]:
+           chance: float | None = None, baselines: dict | None = None,
+           paper_baselines: dict | None = None) -> dict[str, Any]:
   """One row: the paper's `paper` value of `metric` for `arch` on `task` (cells whose task
   parameters include `where`), printed at `source`. `setting` says what differs between
   the paper's cell and this one (e.g. 'paper T=600, here T=200').
 
-  solved_if: (op, threshold) or (op, threshold, 'baseline'), op '<=' or '>=': the
-  qualitative outcome (`label`, e.g. 'solved') applied alike to the paper's number and to
-  archbench's; with 'baseline' the threshold is a fraction of the task's constant-
-  predictor baseline (the paper's is `paper_baseline`)."""
+  solved_if: (op, threshold) or (op, threshold, 'baseline'), op '<=' or '>=' (the metric's
+  direction): the solved threshold, as a multiple of the strongest trivial baseline with
+  'baseline'; default: the task's own (records' task_spec) for its headline metric.
+  chance: a uniform guess's value, on both sides (for metrics whose records carry no
+  baseline, e.g. accuracy beyond the training lengths). baselines: name -> value,
+  archbench's trivial baselines where its records lack them (the records' own win).
+  paper_baselines: name -> value in the paper's setting, where it differs from archbench's."""
   if solved_if is not None and (solved_if[0] not in ('<=', '>=') or len(solved_if) not in (2, 3)):
     raise ValueError(f'solved_if {solved_if!r}: (op, threshold[, "baseline"]), op <= or >=')
   return {'arch': arch, 'task': task, 'metric': metric, 'paper': paper, 'source': source,
           'where': dict(where or {}), 'setting': setting,
-          'solved_if': list(solved_if) if solved_if else None,
-          'paper_baseline': paper_baseline, 'label': label}
+          'solved_if': list(solved_if) if solved_if else None, 'chance': chance,
+          'baselines': dict(baselines or {}),
+          'paper_baselines': dict(paper_baselines) if paper_baselines is not None else None}
 
 
 def claim(text: str, task: str, metric: str, better: str, than: tuple[str, ...], *,
           where: dict | None = None, factor: float | None = None,
-          margin: float | None = None) -> dict[str, Any]:
+          margin: float | None = None, baselines: dict | None = None) -> dict[str, Any]:
   """A qualitative claim: `better` beats every model in `than` ('baseline': the task's
-  constant predictor) on `metric` by at least `margin` (absolute) or `factor` (a ratio, for
-  losses)."""
+  strongest trivial baseline, from the records or, where they lack one, `baselines`) on
+  `metric` by at least `margin` (absolute) or `factor` (a ratio, for losses)."""
   return {'text': text, 'task': task, 'metric': metric, 'better': better,
-          'than': list(than), 'where': dict(where or {}), 'factor': factor, 'margin': margin}
+          'than': list(than), 'where': dict(where or {}), 'factor': factor, 'margin': margin,
+          'baselines': dict(baselines or {})}
 
 
 def spec(*, title: str, paper: str, size: str, seeds_rule: str, seeds_rule_source: str,
@@ -116,108 +133,116 @@ def _aggregate(values: list[float], rule: str) -> float:
 
 
 def _group(records, arch, task, where, metric):
-  """(values per seed, seeds, baselines, statuses) of the records of one row."""
+  """(values per seed, seeds, trivial baselines, statuses, task spec) of a row's records."""
   found = [r for r in records if _matches(r, arch, task, where)]
   ok = [r for r in found if r['status'] == 'ok' and r['metrics'].get(metric) is not None]
-  return ([float(r['metrics'][metric]) for r in ok], [r['seed'] for r in ok],
-          [r['metrics'].get(f'baseline/{metric}') for r in ok],
-          sorted({r['status'] for r in found if r['status'] != 'ok'}))
+  baselines: dict[str, float] = {}
+  for r in ok:
+    baselines = {**metrics.trivial_baselines(r['metrics'], metric), **baselines}
+  spec = next((metrics.task_spec(r) for r in found if metrics.task_spec(r)), {})
+  return ([float(r['metrics'][metric]) for r in ok], [r['seed'] for r in ok], baselines,
+          sorted({r['status'] for r in found if r['status'] != 'ok'}), spec)
 
 
-def tolerance(metric: str, paper: float, values: list[float],
-              rule: str = 'mean') -> tuple[float, str]:
-  """(tolerance, how it was set) for |archbench - paper| at full size. The seeds' spread
-  widens it for a mean or median only: a maximum (or minimum) over seeds is an extreme,
-  and a spread of failed and solved seeds would make it meaningless."""
+def tolerance(metric: str, values: list[float], rule: str = 'mean') -> tuple[float, str, bool]:
+  """(band, how it was set, whether it bounds |ln(archbench / paper)| rather than the
+  difference) about archbench's aggregated `values` (module docstring)."""
+  log_scale = not metrics.is_bounded(metric) and min(values) > 0
   if metrics.is_bounded(metric):
-    floor, text = compare.MIN_CHANGE_ABS, f'±{compare.MIN_CHANGE_ABS:g}'
+    band, text = compare.MIN_CHANGE_ABS, f'±{compare.MIN_CHANGE_ABS:g}'
+  elif log_scale:
+    band, text = compare.LOG_BAND, f'×/÷{metrics.RATIO_BAND:g}'
   else:
-    floor = max(compare.MIN_CHANGE_REL * abs(paper), compare.MIN_CHANGE_UNBOUNDED_ABS)
-    text = (f'±{compare.MIN_CHANGE_REL:.0%} of the paper\'s value, at least '
-            f'{compare.MIN_CHANGE_UNBOUNDED_ABS:g}')
+    band = (metrics.RATIO_BAND - 1) * abs(_aggregate(values, rule))
+    text = f'±{metrics.RATIO_BAND - 1:.0%}'
   if len(values) >= 2 and rule in ('mean', 'median'):
-    band = compare.SIGMA_K * statistics.stdev(values)
-    if band > floor:
-      return band, f'{compare.SIGMA_K:g}σ of {len(values)} seeds'
-  return floor, text
+    scaled = [math.log(v) for v in values] if log_scale else values
+    spread = PREDICTION_K * statistics.stdev(scaled) * math.sqrt(1 + 1 / len(values))
+    if spread > band:
+      return spread, (f'{PREDICTION_K:g}σ{" of ln" if log_scale else ""} of one run, from '
+                      f'{len(values)} seeds'), log_scale
+  return band, text, log_scale
 
 
-def _outcome(rule, value, baseline) -> bool | None:
-  if rule is None or value is None:
-    return None
-  op, threshold = rule[0], float(rule[1])
+def _distance(value: float, paper: float, log_scale: bool) -> float:
+  """|archbench - paper| on the tolerance's scale (inf where a log cannot be taken)."""
+  if not log_scale:
+    return abs(value - paper)
+  ratio = metrics.log_ratio(value, paper)
+  return math.inf if ratio is None else abs(ratio)
+
+
+def _solved_threshold(rule, spec: dict, metric: str, baselines: dict, higher: bool):
+  if rule is None:
+    return spec.get('solved') if spec.get('metric') == metric else None
+  threshold = float(rule[1])
   if len(rule) == 3:
-    if baseline is None:
-      return None
-    threshold *= baseline
-  return value <= threshold if op == '<=' else value >= threshold
+    best = metrics.strongest(baselines, higher)
+    return None if best is None else threshold * best[1]
+  return threshold
 
 
-def judge_row(row: dict, records: list[dict], rule: str, qualitative: bool) -> dict[str, Any]:
-  values, seeds, baselines, failed = _group(records, row['arch'], row['task'], row['where'],
-                                            row['metric'])
+def _with_chance(baselines: dict, chance: float | None) -> dict[str, float]:
+  return baselines if chance is None else {'chance': chance, **baselines}
+
+
+def judge_row(row: dict, records: list[dict], rule: str) -> dict[str, Any]:
+  values, seeds, measured, failed, spec = _group(records, row['arch'], row['task'],
+                                                 row['where'], row['metric'])
+  ours_base = _with_chance({**(row.get('baselines') or {}), **measured}, row.get('chance'))
+  paper_base = row.get('paper_baselines')
+  if paper_base is None and row.get('paper_baseline') is not None:  # a spec before levels
+    paper_base = {'constant': row['paper_baseline']}
+  paper_base = ours_base if paper_base is None else _with_chance(paper_base, row.get('chance'))
   out = {**row, 'values': values, 'seeds': seeds, 'failed': failed, 'value': None,
          'mean': None, 'std': None, 'difference': None, 'tolerance': None,
-         'tolerance_source': '', 'verdict': NOT_RUN}
+         'tolerance_source': '', 'log_scale': False, 'level': None, 'paper_level': None,
+         'trivial_baselines': ours_base, 'paper_trivial_baselines': paper_base,
+         'verdict': NOT_RUN}
   if not values:
     return out
-  value = _aggregate(values, rule)
-  out.update(value=value, mean=statistics.fmean(values),
+  value, paper, metric = _aggregate(values, rule), row['paper'], row['metric']
+  higher = metrics.higher_is_better(metric, spec)
+  out.update(value=value, mean=statistics.fmean(values), higher_is_better=higher,
              std=statistics.stdev(values) if len(values) > 1 else None)
-  paper = row['paper']
-  if paper is not None:
-    out['difference'] = value - paper
-  if qualitative:
-    base = next((b for b in baselines if b is not None), None)
-    ours = _outcome(row['solved_if'], value, base)
-    theirs = _outcome(row['solved_if'], paper, row['paper_baseline'])
-    out['outcome'], out['paper_outcome'] = ours, theirs
-    if theirs is None:
-      out['verdict'] = ARCHBENCH_ONLY
-    elif ours is None:
-      out['verdict'] = 'qualitative: no claim'
-    else:
-      out['verdict'] = 'qualitative: ' + (REPRODUCED if ours == theirs else DIFFERS)
-    return out
+  out['level'] = metrics.level(value, ours_base, _solved_threshold(
+      row['solved_if'], spec, metric, ours_base, higher), metric, higher)
   if paper is None:
-    out['verdict'] = 'no paper number'
+    out['verdict'] = ARCHBENCH_ONLY
     return out
-  tol, source = tolerance(row['metric'], paper, values, rule)
-  out.update(tolerance=tol, tolerance_source=source)
-  # A mean or median over seeds is reproduced by a paper's number inside the seeds' range;
-  # a maximum or minimum is itself one seed's extreme, compared within rounding.
-  within_range = (min(values) <= paper <= max(values)
-                  if len(values) > 1 and rule in ('mean', 'median')
-                  else abs(value - paper) <= _rounding(paper))
-  out['verdict'] = REPRODUCED if within_range else (
-      WITHIN if abs(value - paper) <= tol else DIFFERS)
+  out['paper_level'] = metrics.level(paper, paper_base, _solved_threshold(
+      row['solved_if'], spec, metric, paper_base, higher), metric, higher)
+  band, source, log_scale = tolerance(metric, values, rule)
+  out.update(difference=value - paper, tolerance=band, tolerance_source=source,
+             log_scale=log_scale)
+  ours, theirs = out['level'], out['paper_level']
+  chance_split = None not in (ours, theirs) and (ours == metrics.AT_CHANCE) != (
+      theirs == metrics.AT_CHANCE)
+  if _distance(value, paper, log_scale) <= band and not chance_split:
+    out['verdict'] = REPRODUCED
+  elif ours is not None and ours == theirs:
+    out['verdict'] = SAME_OUTCOME
+  else:
+    out['verdict'] = DIFFERS
   return out
-
-
-def _rounding(paper: float) -> float:
-  """Half a unit of the paper's printed precision, for values given as fractions of the
-  printed percentage or with 3 significant digits."""
-  if paper == 0:
-    return 0.0
-  return 0.5 * 10 ** (math.floor(math.log10(abs(paper))) - 2)
 
 
 def judge_claim(c: dict, records: list[dict], rule: str) -> dict[str, Any]:
   def value_of(arch):
     if arch == 'baseline':
-      _, _, baselines, _ = _group(records, c['better'], c['task'], c['where'], c['metric'])
-      return next((b for b in baselines if b is not None), None)
+      measured = _group(records, c['better'], c['task'], c['where'], c['metric'])[2]
+      best = metrics.strongest({**(c.get('baselines') or {}), **measured}, higher)
+      return None if best is None else best[1]
     values = _group(records, arch, c['task'], c['where'], c['metric'])[0]
     return _aggregate(values, rule) if values else None
 
+  spec = _group(records, c['better'], c['task'], c['where'], c['metric'])[4]
+  higher = metrics.higher_is_better(c['metric'], spec)
   mine = value_of(c['better'])
   others = {a: value_of(a) for a in c['than']}
   out = {**c, 'value': mine, 'others': others}
   if mine is None or any(v is None for v in others.values()):
     return {**out, 'verdict': NOT_RUN}
-  spec = next((metrics.task_spec(r) for r in records
-               if _matches(r, c['better'], c['task'], c['where']) and metrics.task_spec(r)), {})
-  higher = metrics.higher_is_better(c['metric'], spec)
   holds = True
   for other in others.values():
     if c['factor'] is not None:
@@ -230,8 +255,8 @@ def judge_claim(c: dict, records: list[dict], rule: str) -> dict[str, Any]:
 
 
 def judge(reproduction: dict, records: list[dict]) -> dict[str, Any]:
-  rule, qualitative = reproduction['seeds_rule'], reproduction['qualitative']
-  rows = [judge_row(r, records, rule, qualitative) for r in reproduction['rows']]
+  rule = reproduction['seeds_rule']
+  rows = [judge_row(r, records, rule) for r in reproduction['rows']]
   claims = [judge_claim(c, records, rule) for c in reproduction['claims']]
   first = records[0] if records else {}
   return {'reproduction': reproduction, 'rows': rows, 'claims': claims,
@@ -268,15 +293,32 @@ def duration(seconds: float) -> str:
   return f'{minutes} min {secs} s' if minutes else f'{secs} s'
 
 
-def _yes(outcome: bool) -> str:
-  return 'yes' if outcome else 'no'
+def _levels(row) -> str:
+  """The levels behind a verdict, in words: 'both at chance', 'paper partial, archbench at
+  chance'."""
+  ours, theirs = row.get('level'), row.get('paper_level')
+  if row['paper'] is None:
+    return ours or ''
+  if ours is None or theirs is None:
+    return 'no baseline to place it'
+  return f'both {ours}' if ours == theirs else f'paper {theirs}, archbench {ours}'
+
+
+def _baseline_text(row) -> str:
+  """archbench's strongest trivial baseline, and the paper's where its setting has another."""
+  def best(baselines):
+    found = metrics.strongest(baselines or {}, row.get('higher_is_better', True))
+    return None if found is None else f'{_num(found[1])} ({found[0].replace("_", " ")})'
+  ours, theirs = best(row.get('trivial_baselines')), best(row.get('paper_trivial_baselines'))
+  text = ours or '–'
+  return text if theirs in (None, ours) or row['paper'] is None else f'{text}; paper {theirs}'
 
 
 def to_markdown(judged: dict) -> str:
   rep = judged['reproduction']
   rule = rep['seeds_rule']
-  size = ('reduced CPU budget: verdicts are qualitative' if rep['qualitative']
-          else "the paper's budget")
+  size = ('reduced CPU budget: the numbers differ by design, the levels are what compares'
+          if rep['qualitative'] else "the paper's budget")
   took = ''
   if judged.get('wall_s'):
     took = f' in {duration(judged["wall_s"])} wall time on {judged.get("machine") or "?"}'
@@ -287,17 +329,17 @@ def to_markdown(judged: dict) -> str:
            f'Seeds aggregated by **{rule}** ({rep["seeds_rule_source"]}); checkpoint: '
            f'{rep["checkpoint"]}.', '', '## Table', '',
            f'| model | task | metric | setting | paper | archbench ({rule}) | mean ± std '
-           '| difference | verdict |', '|---|---|---|---|---|---|---|---|---|']
+           '| difference | strongest trivial baseline | verdict |',
+           '|---|---|---|---|---|---|---|---|---|---|']
   for r in judged['rows']:
     verdict = r['verdict']
+    if r['verdict'] != NOT_RUN and _levels(r):
+      verdict += f' ({_levels(r)})'
     if r.get('failed'):
       verdict += f' ({", ".join(r["failed"])} on some seed)'
-    if rep['qualitative'] and r.get('outcome') is not None:
-      paper = '' if r.get('paper_outcome') is None else f'paper {_yes(r["paper_outcome"])}, '
-      verdict += f' ({r["label"]}: {paper}archbench {_yes(r["outcome"])})'
     lines.append(f'| {r["arch"]} | {r["task"]} | {r["metric"]} | {r["setting"] or "as paper"} '
                  f'| {_num(r["paper"])} | {_num(r["value"])} | {_spread(r)} '
-                 f'| {_signed(r["difference"])} | {verdict} |')
+                 f'| {_signed(r["difference"])} | {_baseline_text(r)} | {verdict} |')
   if judged['claims']:
     lines += ['', '## Claims', '', '| claim | archbench values | verdict |', '|---|---|---|']
     for c in judged['claims']:
@@ -308,21 +350,27 @@ def to_markdown(judged: dict) -> str:
   for item in judged['rows'] + judged['claims']:
     counts[item['verdict']] = counts.get(item['verdict'], 0) + 1
   lines += ['', '## Verdicts', '', ', '.join(f'{n} {v}' for v, n in counts.items()) + '.']
-  lines += ['', '## Tolerance', '']
-  if rep['qualitative']:
-    rules = sorted({f'{r["label"]}: {r["metric"]} {r["solved_if"][0]} '
-                    f'{r["solved_if"][1]:g}{" x the baseline" if len(r["solved_if"]) == 3 else ""}'
-                    for r in judged['rows'] if r['solved_if']})
-    lines.append('Qualitative: each outcome rule is applied alike to the paper\'s number and '
-                 'to archbench\'s; the numbers differ by design (smaller budget). Rules: '
-                 + '; '.join(rules) + '.')
-  else:
-    lines.append('`reproduced`: the paper\'s number lies within the range of archbench\'s '
-                 'seeds (one seed: within rounding); `within tolerance`: |difference| <= '
-                 'tolerance, which is ±0.02 for accuracies and ±10% (at least 0.001) for '
-                 'losses, widened to 3σ of archbench\'s seeds when they spread more.')
-    lines += [f'- {r["arch"]} / {r["task"]}: ±{_num(r["tolerance"])} ({r["tolerance_source"]})'
-              for r in judged['rows'] if r['tolerance'] is not None]
+  lines += ['', '## Tolerance', '',
+            '`reproduced`: archbench\'s value within the tolerance of the paper\'s, and not one '
+            'at chance while the other is above it; `same outcome`: beyond the tolerance, both '
+            'at the same level; `differs`: otherwise. Tolerance: ±0.02 for accuracies, a '
+            f'factor {metrics.RATIO_BAND:g} either way (|ln(archbench / paper)| <= '
+            f'ln {metrics.RATIO_BAND:g}) for losses, MSE and bits/char; for a mean or median '
+            f'of several seeds, {PREDICTION_K:g}σ of one run about archbench\'s value when '
+            'wider. Levels: `solved` at the solved threshold, `at chance` within '
+            f'{metrics.CHANCE_MARGIN_ABS:g} (accuracies) or a factor {metrics.RATIO_BAND:g} '
+            '(losses) of the strongest trivial baseline, `partial` between.']
+  rules = sorted({f'{r["metric"]} {r["solved_if"][0]} {r["solved_if"][1]:g}'
+                  f'{" x the strongest baseline" if len(r["solved_if"]) == 3 else ""}'
+                  for r in judged['rows'] if r['solved_if']})
+  if rules:
+    lines += ['', 'Solved thresholds: ' + '; '.join(rules) + '.']
+  widened = [r for r in judged['rows']
+             if r['tolerance'] is not None and 'seeds' in r['tolerance_source']]
+  lines += [''] if widened else []
+  lines += [f'- {r["arch"]} / {r["task"]}: {"×/÷" if r["log_scale"] else "±"}'
+            f'{_num(math.exp(r["tolerance"]) if r["log_scale"] else r["tolerance"])} '
+            f'({r["tolerance_source"]})' for r in widened]
   lines += ['', '## Departures from the paper', '']
   lines += [f'- {d}' for d in rep['departures']]
   if rep['notes']:
