@@ -146,6 +146,10 @@ class Cell:
                        f'{", ".join(PRECISIONS)}')
     object.__setattr__(self, 'eval_lengths', tuple(sorted({int(n) for n in self.eval_lengths})))
     object.__setattr__(self, 'evaluators', tuple(dict.fromkeys(self.evaluators)))
+    if 'pad_to' in self.task_params and self.task_params['pad_to'] is None:
+      # No further padding is the cell of records from before padded tasks had `pad_to`.
+      object.__setattr__(self, 'task_params',
+                         {k: v for k, v in self.task_params.items() if k != 'pad_to'})
     if self.eval_lengths and ('length' not in self.task_params
                               or min(self.eval_lengths) < 1):
       raise UsageError(f'eval_lengths {self.eval_lengths} for {self.task}: needs the task\'s '
