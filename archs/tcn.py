@@ -215,5 +215,5 @@ registry.register(registry.ArchSpec(
     module=TCN, config_for_width=lambda w: TCNConfig(channels=w),
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
     backward_factor=2.25,
-    details=lambda cfg: {'receptive field': receptive_field(cfg)},
-    depth_fields=('num_blocks',), decoding=registry.Decoding.CACHE))
+    receptive_field=receptive_field, depth_fields=('num_blocks',),
+    decoding=registry.Decoding.CACHE))
