@@ -2,6 +2,8 @@
 the 1x1 residual path where widths change, the analytic FLOP count against XLA's, and the
 depth a cell gets so that its receptive field covers the task's input."""
 import dataclasses
+import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +15,11 @@ from archbench.archs import registry, tcn
 from archbench.benchmarks.core import Cell, TrainConfig
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import runner
+from archbench.benchmarks.results import compare
 from archbench.benchmarks.results import records as records_lib
+from archbench.benchmarks.results import report
 from archbench.benchmarks.results import tables
+from archbench.common import files
 
 B = 2
 
@@ -244,6 +249,17 @@ def test_a_cell_is_deepened_to_see_the_whole_listops_expression(length, size):
   assert arch.coverage(config, length)['sees_whole_input']
 
 
+def test_widths_solved_at_a_depth_are_cached_apart_from_the_default(monkeypatch, tmp_path):
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path))
+  monkeypatch.setattr(registry, '_solved', functools.cache(registry._solved.__wrapped__))
+  budget = registry.budget('small')
+  default, deep = registry.solve_width('tcn', budget), registry.solve_width('tcn', budget, 9)
+  cached = json.loads((tmp_path / 'widths.json').read_text())
+  assert sorted(cached.values()) == sorted([[default, registry._count_at_width('tcn', default)],
+                                            [deep, registry._count_at_width('tcn', deep, 9)]])
+  assert sum(key.endswith(':depth=9') for key in cached) == 1 and deep < default
+
+
 def test_a_task_within_the_receptive_field_keeps_the_default_depth():
   arch = archs.get('tcn')
   spec = data.spec_of('adding', length=200)
@@ -268,6 +284,8 @@ def _tcn_cell(**arch_overrides):
 
 
 def test_a_suites_depth_wins_and_its_record_and_tables_say_what_it_cannot_see():
+  """An explicit num_blocks is kept, and where its receptive field (13) misses part of the
+  input (300 steps), the record and every table built from it say so."""
   shallow = runner.run_cell(_tcn_cell(num_blocks=2), suite='t', run_id='t', env={})
   covering = runner.run_cell(_tcn_cell(), suite='t', run_id='t', env={})
   assert shallow['status'] == covering['status'] == 'ok'
@@ -279,3 +297,8 @@ def test_a_suites_depth_wins_and_its_record_and_tables_say_what_it_cannot_see():
   for table in (tables.metric_table, tables.loss_table, tables.perf_table):
     assert records_lib.PARTIAL_VIEW_MARK in table([shallow]).splitlines()[-1]
     assert records_lib.PARTIAL_VIEW_MARK not in table([covering])
+  assert records_lib.PARTIAL_VIEW_NOTE in report.summary_markdown([shallow])
+  assert records_lib.PARTIAL_VIEW_NOTE not in report.summary_markdown([covering])
+  compared = compare.compare([shallow], [shallow], timing=False)
+  assert compared.rows and all(records_lib.PARTIAL_VIEW_MARK in r.cell for r in compared.rows)
+  assert records_lib.PARTIAL_VIEW_NOTE + '.' in compared.warnings
