@@ -410,7 +410,7 @@ def test_dataset_suite_is_apart_from_the_offline_suites():
   for c in tcn_cells:
     spec = data.spec_of(c.task, **c.task_params)
     config = model_lib.resolve_config(tcn, c.size, spec, c.arch_overrides)
-    assert tcn.coverage(config, spec.tokens_per_example)['sees_whole_input'], c.task
+    assert tcn.coverage(config, spec.longest_sequence)['sees_whole_input'], c.task
 
 
 # ---------------------------------------------------------------------------------------

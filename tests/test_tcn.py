@@ -236,7 +236,7 @@ _LISTOPS = {256: {}, 1999: dict(max_depth=10, min_length=501, max_length=1999,
 def test_a_cell_is_deepened_to_see_the_whole_listops_expression(length, size):
   arch = archs.get('tcn')
   spec = data.spec_of('listops', **_LISTOPS[length])
-  assert spec.tokens_per_example == length
+  assert spec.longest_sequence == length
   default = arch.config(size)
   assert tcn.receptive_field(default) < length  # 253: the default depth would not do
   config = model_lib.resolve_config(arch, size, spec)
@@ -263,8 +263,17 @@ def test_widths_solved_at_a_depth_are_cached_apart_from_the_default(monkeypatch,
 def test_a_task_within_the_receptive_field_keeps_the_default_depth():
   arch = archs.get('tcn')
   spec = data.spec_of('adding', length=200)
-  assert spec.tokens_per_example < tcn.receptive_field(arch.config('small'))
+  assert spec.longest_sequence < tcn.receptive_field(arch.config('small'))
   assert model_lib.resolve_config(arch, 'small', spec) == arch.config('small')
+
+
+def test_padding_does_not_deepen_a_cell():
+  """A cell sees its real positions only, so `pad_to` leaves its depth as it is."""
+  arch = archs.get('tcn')
+  plain, padded = (data.spec_of('listops', **params) for params in ({}, {'pad_to': 600}))
+  assert padded.length == 600 and padded.longest_sequence == plain.longest_sequence == 256
+  assert (model_lib.resolve_config(arch, 'tiny', padded)
+          == model_lib.resolve_config(arch, 'tiny', plain))
 
 
 def test_a_seq2seq_cell_covers_source_and_target():

@@ -101,10 +101,10 @@ def resolve_config(arch: ArchSpec, size: str, spec: TaskSpec, overrides=None):
   needs it and the architecture allows it, then the suite's overrides.
 
   A backbone with a finite receptive field is deepened at the same budget until it sees
-  every position it reads (`ArchSpec.covering`), unless the overrides set its depth: then
+  every real position it reads (`ArchSpec.covering`), unless the overrides set its depth: then
   the record says whether it sees the whole input (`ArchSpec.coverage`)."""
   sets_depth = set(arch.depth_fields) & set(overrides or {})
-  config = arch.config(size) if sets_depth else arch.covering(size, spec.tokens_per_example)
+  config = arch.config(size) if sets_depth else arch.covering(size, spec.longest_sequence)
   if arch.causal is None and hasattr(config, 'causal'):
     config = dataclasses.replace(config, causal=spec.causal)
   return replace_config(config, overrides or {})
