@@ -61,6 +61,9 @@ BUDGET_TOLERANCE = 0.10
 _COUNT_LENGTH = 8
 _COUNT_IMAGE = (8, 8, 1)
 INPUT_KINDS = ('sequence', 'image', 'encdec')
+# `ArchSpec.covering` gives up beyond this depth: a receptive field that has not covered
+# the input by then does not grow with depth.
+_MAX_COVERING_DEPTH = 64
 
 
 class PrecisionUnsupported(ValueError):
@@ -91,9 +94,13 @@ class ArchSpec:
     width_step: widths are searched in multiples of this (e.g. the number of heads).
     uses_scan: True where the forward pass contains a lax.scan/while loop, so that
       cost_analysis() undercounts and only the analytic count is valid.
-    details: config -> extra facts for `archbench list` (e.g. a TCN's receptive field).
+    details: config -> extra facts for `archbench list` (a receptive field is listed by itself).
     depth_fields: the config fields that set the depth (layers, blocks, stages); a suite's
       `depth` setting sets these. Empty: the architecture has no depth knob.
+    receptive_field: config -> how many input steps one output step sees, for a backbone
+      whose view is finite (a TCN's dilated convolutions); None where an output can see the
+      whole input (recurrences, attention). Such a backbone is deepened to cover a task's
+      input (`covering`), and it needs `depth_fields`.
     decoding: the module's token-by-token capability, for causal sequence backbones that
       have one: `Decoding.CACHE` (its call takes `decode=True` and keeps its state in
       Flax's 'cache' collection) or `Decoding.STEP` (its `initial_carry` and `step`
@@ -119,6 +126,7 @@ class ArchSpec:
   details: Callable[[Any], dict[str, Any]] | None = None
   depth_fields: tuple[str, ...] = ()
   decoding: Decoding | None = None
+  receptive_field: Callable[[Any], int] | None = None
 
   @property
   def takes_mask(self) -> bool:
@@ -155,9 +163,42 @@ class ArchSpec:
     """Backbone overrides that set the depth to `depth` (none for None)."""
     return {} if depth is None else {name: depth for name in self.depth_fields}
 
-  def config(self, size: str):
-    """The config whose backbone parameter count is closest to the size's budget."""
-    return self.config_for_width(solve_width(self.name, budget(size)))
+  def config_at(self, width: int, depth: int | None = None):
+    """The config of `width` at the default depth, or at `depth`."""
+    return dataclasses.replace(self.config_for_width(width), **self.depth_overrides(depth))
+
+  def config(self, size: str, depth: int | None = None):
+    """The config whose backbone parameter count is closest to the size's budget, at the
+    default depth or at `depth` (the width re-solved for it)."""
+    return self.config_at(solve_width(self.name, budget(size), depth), depth)
+
+  def sees(self, config, length: int) -> bool:
+    """Whether one output step of `config` can see `length` input steps (always, for a
+    backbone without a finite receptive field)."""
+    return self.receptive_field is None or self.receptive_field(config) >= length
+
+  def covering(self, size: str, length: int):
+    """The size's config, deepened where its receptive field is shorter than `length`: the
+    fewest levels that see `length` steps, at the width that keeps the size's budget (Bai
+    et al. choose the depth so). Never shallower than the default depth."""
+    config = self.config(size)
+    if self.sees(config, length):
+      return config
+    depth = getattr(config, self.depth_fields[0])
+    while not self.sees(dataclasses.replace(config, **self.depth_overrides(depth)), length):
+      depth += 1
+      if depth > _MAX_COVERING_DEPTH:
+        raise ValueError(f'{self.name}: no depth up to {_MAX_COVERING_DEPTH} sees {length} '
+                         'steps')
+    return self.config(size, depth)
+
+  def coverage(self, config, length: int) -> dict[str, Any] | None:
+    """The record's fact about what one output step sees of a `length`-step input, for a
+    backbone with a finite receptive field (None otherwise)."""
+    if self.receptive_field is None:
+      return None
+    return {'receptive_field': self.receptive_field(config), 'input_length': length,
+            'sees_whole_input': self.sees(config, length)}
 
   def param_count(self, config) -> int:
     return count_params(self, config)
@@ -184,6 +225,9 @@ def register(spec: ArchSpec) -> ArchSpec:
                      f'its config ({", ".join(sorted(fields))})')
   if not hasattr(spec.config_for_width(8 * spec.width_step), 'width'):
     raise ValueError(f'{spec.name}: its config needs a `width` (the D it maps to)')
+  if spec.receptive_field is not None and not spec.depth_fields:
+    raise ValueError(f'{spec.name}: a receptive field needs depth_fields, the depth that '
+                     'widens it')
   if spec.decoding is not None:
     try:
       spec = dataclasses.replace(spec, decoding=Decoding(spec.decoding))
@@ -230,9 +274,9 @@ def count_params(spec: ArchSpec, config) -> int:
 
 
 @functools.cache
-def _count_at_width(name: str, width: int) -> int:
+def _count_at_width(name: str, width: int, depth: int | None = None) -> int:
   spec = get(name)
-  return count_params(spec, spec.config_for_width(width))
+  return count_params(spec, spec.config_at(width, depth))
 
 
 # Solved widths are cached on disk: solving traces the model ~6 times (0.1-0.2 s each), and
@@ -286,31 +330,33 @@ def _write_cache(key: str, value: list[int]) -> None:
 
 
 @functools.cache
-def _solved(name: str, budget: int) -> tuple[int, int]:
-  """(width, backbone parameters) for a budget, from the disk cache when it has them."""
-  key = f'{name}:{budget}:{_code_digest(name)}'
+def _solved(name: str, budget: int, depth: int | None = None) -> tuple[int, int]:
+  """(width, backbone parameters) for a budget at the default depth or at `depth`, from the
+  disk cache when it has them."""
+  key = f'{name}:{budget}:{_code_digest(name)}' + ('' if depth is None else f':depth={depth}')
   cached = _read_cache().get(key)
   if isinstance(cached, list) and len(cached) == 2:
     return cached[0], cached[1]
-  width = _solve_width(name, budget)
-  solved = (width, _count_at_width(name, width))
+  width = _solve_width(name, budget, depth)
+  solved = (width, _count_at_width(name, width, depth))
   _write_cache(key, list(solved))
   return solved
 
 
-def solve_width(name: str, budget: int) -> int:
-  """The width (a multiple of `width_step`) whose parameter count is closest to `budget`."""
-  return _solved(name, budget)[0]
+def solve_width(name: str, budget: int, depth: int | None = None) -> int:
+  """The width (a multiple of `width_step`) whose parameter count is closest to `budget`,
+  at the default depth or at `depth`."""
+  return _solved(name, budget, depth)[0]
 
 
-def _solve_width(name: str, budget: int) -> int:
+def _solve_width(name: str, budget: int, depth: int | None = None) -> int:
   """Solve for the width (a multiple of `width_step`) closest to `budget`.
 
   Parameters grow monotonically, about quadratically, with width: a quadratic through two
   probes gives the starting point, then a walk finds the bracketing pair of widths.
   """
   step = get(name).width_step
-  count = lambda k: _count_at_width(name, k * step)
+  count = lambda k: _count_at_width(name, k * step, depth)
   k1, k2 = 4, 16
   p1, p2 = count(k1), count(k2)
   # p(k) ~ a k^2 + b k through both probes; take the positive root of p(k) = budget.

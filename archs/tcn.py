@@ -10,6 +10,12 @@ before the next convolution or the residual add, as in the reference code's Temp
 (locuslab/TCN, TCN/tcn.py: conv, chomp, ReLU, dropout, twice). The paper speaks of spatial
 dropout, but the code drops single elements (`nn.Dropout`), and so does this module.
 
+Depth: an output sees only the last `receptive_field` steps of its input, so Bai et al.
+choose the number of levels for each task so that it covers the sequence. The registry
+entry declares that field; the harness gives a cell the fewest blocks that see its whole
+input, narrower so that the parameter budget holds (`registry.ArchSpec.covering`), and a
+suite that sets `num_blocks` itself is recorded as seeing part of its input where it does.
+
 Precision: `dtype` is the computation dtype of the convolutions and activations,
 `param_dtype` the parameters'; weight normalisation rescales the float32 parameters before
 they are cast.
@@ -32,7 +38,7 @@ class TCNConfig:
   [B, T, D] -> [B, T, D] with D = channels.
 
   The receptive field is 1 + 2(k-1)(2^L - 1) for L blocks: the default 6 blocks of kernel 3
-  see 253 steps.
+  see 253 steps, and a cell on a longer input gets more blocks (see the module docstring).
   """
   channels: int = 64
   num_blocks: int = 6
@@ -215,5 +221,5 @@ registry.register(registry.ArchSpec(
     module=TCN, config_for_width=lambda w: TCNConfig(channels=w),
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
     backward_factor=2.25,
-    details=lambda cfg: {'receptive field': receptive_field(cfg)},
-    depth_fields=('num_blocks',), decoding=registry.Decoding.CACHE))
+    receptive_field=receptive_field, depth_fields=('num_blocks',),
+    decoding=registry.Decoding.CACHE))

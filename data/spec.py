@@ -122,6 +122,13 @@ class TaskSpec:
     return self.unpadded_length or self.length
 
   @property
+  def longest_sequence(self) -> int:
+    """Positions a model reads for the longest real example, padding left out: the input,
+    then the target for seq2seq (a causal backbone reads them as one sequence). What a
+    finite receptive field must cover."""
+    return self.longest_example + (self.target_length or 0)
+
+  @property
   def tokens_per_example(self) -> int:
     """Positions a model processes per example (source and target for seq2seq)."""
     return self.length + (self.target_length or 0)

@@ -1,12 +1,25 @@
 """TCN: causality, the exact receptive field, residual blocks against explicit numpy sums,
-the 1x1 residual path where widths change, and the analytic FLOP count against XLA's."""
+the 1x1 residual path where widths change, the analytic FLOP count against XLA's, and the
+depth a cell gets so that its receptive field covers the task's input."""
+import dataclasses
+import functools
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from archbench import archs
-from archbench.archs import tcn
+from archbench import archs, data
+from archbench.archs import registry, tcn
+from archbench.benchmarks.core import Cell, TrainConfig
+from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import runner
+from archbench.benchmarks.results import compare
+from archbench.benchmarks.results import records as records_lib
+from archbench.benchmarks.results import report
+from archbench.benchmarks.results import tables
+from archbench.common import files
 
 B = 2
 
@@ -103,10 +116,10 @@ def test_receptive_field_formula():
   assert tcn.receptive_field(tcn.TCNConfig(num_blocks=2, kernel_size=3)) == 13
   assert tcn.receptive_field(tcn.TCNConfig()) == 253  # the default: 6 blocks, k = 3
   assert tcn.receptive_field(tcn.TCNConfig(num_blocks=1, kernel_size=1)) == 1
-  # `archbench list` reports it through the registry's details hook.
+  # The registry knows it (`archbench list` and the harness read it there).
   spec = archs.get('tcn')
   cfg = tcn.TCNConfig(num_blocks=3, kernel_size=5)
-  assert spec.details(cfg) == {'receptive field': 1 + 2 * 4 * 7}
+  assert spec.receptive_field(cfg) == 1 + 2 * 4 * 7
 
 
 @pytest.mark.parametrize('num_blocks,kernel_size', [(2, 3), (3, 2)])
@@ -207,3 +220,94 @@ def test_analytic_flops_match_xla(cfg):
   params = _random_params(module, x, seed=70)
   ratio = B * tcn.tcn_flops(cfg, (t, cfg.width)) / _xla_flops(module, params, x)
   assert abs(ratio - 1) <= 0.10, ratio
+
+
+# ---------------------------------------------------------------------------------------
+# The depth a cell gets: enough blocks to see the task's whole input, at the same budget.
+
+# ListOps at its default (lengths up to 256) and at LRA's lengths (up to 1999; few examples,
+# since only the spec is read).
+_LISTOPS = {256: {}, 1999: dict(max_depth=10, min_length=501, max_length=1999,
+                                num_examples=200)}
+
+
+@pytest.mark.parametrize('size', ['tiny', 'small'])
+@pytest.mark.parametrize('length', sorted(_LISTOPS))
+def test_a_cell_is_deepened_to_see_the_whole_listops_expression(length, size):
+  arch = archs.get('tcn')
+  spec = data.spec_of('listops', **_LISTOPS[length])
+  assert spec.longest_sequence == length
+  default = arch.config(size)
+  assert tcn.receptive_field(default) < length  # 253: the default depth would not do
+  config = model_lib.resolve_config(arch, size, spec)
+  assert tcn.receptive_field(config) >= length
+  # The fewest blocks that do, narrower so that the budget holds.
+  assert tcn.receptive_field(dataclasses.replace(config, num_blocks=config.num_blocks - 1)) < length
+  assert config.num_blocks > default.num_blocks and config.channels < default.channels
+  params = arch.param_count(config)
+  assert abs(params / registry.budget(size) - 1) <= registry.BUDGET_TOLERANCE, params
+  assert arch.coverage(config, length)['sees_whole_input']
+
+
+def test_widths_solved_at_a_depth_are_cached_apart_from_the_default(monkeypatch, tmp_path):
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path))
+  monkeypatch.setattr(registry, '_solved', functools.cache(registry._solved.__wrapped__))
+  budget = registry.budget('small')
+  default, deep = registry.solve_width('tcn', budget), registry.solve_width('tcn', budget, 9)
+  cached = json.loads((tmp_path / 'widths.json').read_text())
+  assert sorted(cached.values()) == sorted([[default, registry._count_at_width('tcn', default)],
+                                            [deep, registry._count_at_width('tcn', deep, 9)]])
+  assert sum(key.endswith(':depth=9') for key in cached) == 1 and deep < default
+
+
+def test_a_task_within_the_receptive_field_keeps_the_default_depth():
+  arch = archs.get('tcn')
+  spec = data.spec_of('adding', length=200)
+  assert spec.longest_sequence < tcn.receptive_field(arch.config('small'))
+  assert model_lib.resolve_config(arch, 'small', spec) == arch.config('small')
+
+
+def test_padding_does_not_deepen_a_cell():
+  """A cell sees its real positions only, so `pad_to` leaves its depth as it is."""
+  arch = archs.get('tcn')
+  plain, padded = (data.spec_of('listops', **params) for params in ({}, {'pad_to': 600}))
+  assert padded.length == 600 and padded.longest_sequence == plain.longest_sequence == 256
+  assert (model_lib.resolve_config(arch, 'tiny', padded)
+          == model_lib.resolve_config(arch, 'tiny', plain))
+
+
+def test_a_seq2seq_cell_covers_source_and_target():
+  """A causal backbone reads a seq2seq example as one sequence, source then target."""
+  arch = archs.get('tcn')
+  # Each side alone fits the default 253 steps; together they do not.
+  spec = dataclasses.replace(data.spec_of('translate'), length=200, target_length=100)
+  config = model_lib.resolve_config(arch, 'tiny', spec)
+  assert tcn.receptive_field(config) >= 300 > tcn.receptive_field(arch.config('tiny'))
+
+
+def _tcn_cell(**arch_overrides):
+  train = TrainConfig(steps=2, batch_size=4, warmup_steps=1, steps_per_dispatch=2,
+                      eval_batch_size=16)
+  return Cell('tcn', 'adding', 'tiny', task_params={'length': 300, 'eval_size': 16},
+              arch_overrides=arch_overrides, train=train, fast_compile=True)
+
+
+def test_a_suites_depth_wins_and_its_record_and_tables_say_what_it_cannot_see():
+  """An explicit num_blocks is kept, and where its receptive field (13) misses part of the
+  input (300 steps), the record and every table built from it say so."""
+  shallow = runner.run_cell(_tcn_cell(num_blocks=2), suite='t', run_id='t', env={})
+  covering = runner.run_cell(_tcn_cell(), suite='t', run_id='t', env={})
+  assert shallow['status'] == covering['status'] == 'ok'
+  assert shallow['config']['arch'].num_blocks == 2  # the explicit choice stands
+  assert shallow['config']['coverage'] == {'receptive_field': 13, 'input_length': 300,
+                                           'sees_whole_input': False}
+  assert covering['config']['arch'].num_blocks == 7  # 509 >= 300 > 253
+  assert covering['config']['coverage']['sees_whole_input']
+  for table in (tables.metric_table, tables.loss_table, tables.perf_table):
+    assert records_lib.PARTIAL_VIEW_MARK in table([shallow]).splitlines()[-1]
+    assert records_lib.PARTIAL_VIEW_MARK not in table([covering])
+  assert records_lib.PARTIAL_VIEW_NOTE in report.summary_markdown([shallow])
+  assert records_lib.PARTIAL_VIEW_NOTE not in report.summary_markdown([covering])
+  compared = compare.compare([shallow], [shallow], timing=False)
+  assert compared.rows and all(records_lib.PARTIAL_VIEW_MARK in r.cell for r in compared.rows)
+  assert records_lib.PARTIAL_VIEW_NOTE + '.' in compared.warnings

@@ -16,6 +16,11 @@ def describe() -> dict:
   arch_info = {}
   for name in archs.names():
     spec = archs.get(name)
+    small = spec.config('small')
+    notes = spec.details(small) if spec.details else {}
+    if spec.receptive_field is not None:
+      notes = {**notes, 'receptive field': spec.receptive_field(small),
+               'deepened': 'per task, at the same budget, to see the whole input'}
     arch_info[name] = {
         'family': spec.family, 'description': spec.description,
         'input': spec.input_kind,
@@ -27,7 +32,7 @@ def describe() -> dict:
         'width': {size: spec.config(size).width for size in archs.SIZES},
         'depth_fields': list(spec.depth_fields),
         'token_by_token': spec.decoding is not None,
-        'notes': spec.details(spec.config('small')) if spec.details else {},
+        'notes': notes,
     }
   task_info = {}
   for name, spec in task_specs.items():

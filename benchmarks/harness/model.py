@@ -98,8 +98,13 @@ def replace_config(config, overrides: dict[str, Any]):
 
 def resolve_config(arch: ArchSpec, size: str, spec: TaskSpec, overrides=None):
   """The backbone config for a cell: the size's budget config, made causal where the task
-  needs it and the architecture allows it, then the suite's overrides."""
-  config = arch.config(size)
+  needs it and the architecture allows it, then the suite's overrides.
+
+  A backbone with a finite receptive field is deepened at the same budget until it sees
+  every real position it reads (`ArchSpec.covering`), unless the overrides set its depth: then
+  the record says whether it sees the whole input (`ArchSpec.coverage`)."""
+  sets_depth = set(arch.depth_fields) & set(overrides or {})
+  config = arch.config(size) if sets_depth else arch.covering(size, spec.longest_sequence)
   if arch.causal is None and hasattr(config, 'causal'):
     config = dataclasses.replace(config, causal=spec.causal)
   return replace_config(config, overrides or {})

@@ -155,7 +155,10 @@ def _build(cell: Cell, out: dict[str, Any], execution: Execution):
   task_spec = {'kind': spec.kind, 'length': spec.length, 'metric': spec.metric,
                'higher_is_better': spec.higher_is_better, 'solved': spec.solved}
   budget = archs.registry.budget(cell.size)
+  # What the backbone's output can see of its input (a finite receptive field only).
+  coverage = arch.coverage(config, spec.longest_sequence)
   out.update({'config': {'arch': config, 'task': task.params, 'task_spec': task_spec,
+                         **({'coverage': coverage} if coverage else {}),
                          'train': tc, 'precision': cell.precision,
                          # Overrides of the backbone config move it off the size's budget.
                          'budget': {'size': cell.size, 'params': budget,

@@ -22,7 +22,8 @@ Positions at lengths never seen in training: the Transformer encoder and the dec
 sinusoidal positions (the paper's default), which are defined at every length but were
 never trained beyond 40 + out(40) positions; a learned table would have no entry there
 (such a cell fails with that error at its first evaluation beyond training). Recurrences, the LRU and the TCN take any
-length; the TCN sees only its receptive field (253 steps at size tiny).
+length; the TCN sees only its receptive field there (253 steps at size tiny: it is deepened
+to see its training sequences whole, which the default 6 blocks already do).
 
 Results: results/chomsky-cpu/reproduction.md (docs/reproductions.md).
 """

@@ -329,7 +329,8 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
     new_group = new_groups.get(key)
     if new_group is None:
       continue
-    name, first = names[key], base_group[0]
+    first = base_group[0]
+    name = names[key] + records_lib.partial_view_mark(base_group + new_group)
     status = _status_row(name, first, base_group, new_group)
     if status:
       rows.append(status)
@@ -348,6 +349,8 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
         if row.note == DIFFERENT_MACHINES:
           machines_differ.append((_machines(base_ok), _machines(new_ok)))
   warnings = []
+  if any(records_lib.PARTIAL_VIEW_MARK in r.cell for r in rows):
+    warnings.append(records_lib.PARTIAL_VIEW_NOTE + '.')
   if one_seed:
     warnings.append(ONE_SEED_WARNING.format(n=len(one_seed)))
   if machines_differ:

@@ -24,6 +24,24 @@ RECORD_KEYS = ('schema', 'run_id', 'cell_id', 'suite', 'arch', 'task', 'size', '
                'status', 'error', 'metrics', 'perf', 'curves', 'env', 'ran_on')
 
 
+# The mark, in every table, of a cell whose backbone cannot see its whole input (its
+# receptive field is shorter than the sequence: the record's config.coverage).
+PARTIAL_VIEW_MARK = '†'
+PARTIAL_VIEW_NOTE = (f'{PARTIAL_VIEW_MARK} the model cannot see its whole input: its '
+                     'receptive field is shorter than the sequence (config.coverage)')
+
+
+def sees_whole_input(record) -> bool:
+  """False where the record says its backbone's receptive field misses part of the input."""
+  coverage = (record.get('config') or {}).get('coverage') or {}
+  return coverage.get('sees_whole_input', True)
+
+
+def partial_view_mark(records) -> str:
+  """' †' where any of the records cannot see its whole input, else ''."""
+  return '' if all(map(sees_whole_input, records)) else f' {PARTIAL_VIEW_MARK}'
+
+
 def utc_now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 

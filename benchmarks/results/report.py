@@ -44,7 +44,9 @@ def core_tables(records: list[dict[str, Any]]) -> list[str]:
   return [
       '## Accuracy (headline metric on held-out data)',
       '↑ higher is better, ↓ lower is better; ✓ meets the task\'s solved threshold; '
-      'mean ± std over seeds.',
+      'mean ± std over seeds.'
+      + ('' if all(map(records_lib.sees_whole_input, records))
+         else f' {records_lib.PARTIAL_VIEW_NOTE}.'),
       tables.metric_table(records),
       '## Held-out loss',
       tables.loss_table(records),

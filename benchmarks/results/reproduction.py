@@ -46,6 +46,7 @@ from typing import Any
 
 from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.results import compare, markup, metrics
+from archbench.benchmarks.results import records as records_lib
 from archbench.common import files
 
 SEED_RULES = ('mean', 'median', 'max', 'min')
@@ -132,9 +133,13 @@ def _aggregate(values: list[float], rule: str) -> float:
           'min': min}[rule](values)
 
 
+def _found(records, arch, task, where) -> list[dict]:
+  return [r for r in records if _matches(r, arch, task, where)]
+
+
 def _group(records, arch, task, where, metric):
   """(values per seed, seeds, trivial baselines, statuses, task spec) of a row's records."""
-  found = [r for r in records if _matches(r, arch, task, where)]
+  found = _found(records, arch, task, where)
   ok = [r for r in found if r['status'] == 'ok' and r['metrics'].get(metric) is not None]
   baselines: dict[str, float] = {}
   for r in ok:
@@ -198,7 +203,9 @@ def judge_row(row: dict, records: list[dict], rule: str) -> dict[str, Any]:
          'mean': None, 'std': None, 'difference': None, 'tolerance': None,
          'tolerance_source': '', 'log_scale': False, 'level': None, 'paper_level': None,
          'trivial_baselines': ours_base, 'paper_trivial_baselines': paper_base,
-         'verdict': NOT_RUN}
+         'verdict': NOT_RUN,
+         'partial_view': records_lib.partial_view_mark(
+             _found(records, row['arch'], row['task'], row['where']))}
   if not values:
     return out
   value, paper, metric = _aggregate(values, rule), row['paper'], row['metric']
@@ -338,8 +345,11 @@ def to_markdown(judged: dict) -> str:
     if r.get('failed'):
       verdict += f' ({", ".join(r["failed"])} on some seed)'
     lines.append(f'| {r["arch"]} | {r["task"]} | {r["metric"]} | {r["setting"] or "as paper"} '
-                 f'| {_num(r["paper"])} | {_num(r["value"])} | {_spread(r)} '
-                 f'| {_signed(r["difference"])} | {_baseline_text(r)} | {verdict} |')
+                 f'| {_num(r["paper"])} | {_num(r["value"])}{r.get("partial_view", "")} '
+                 f'| {_spread(r)} | {_signed(r["difference"])} | {_baseline_text(r)} '
+                 f'| {verdict} |')
+  if any(r.get('partial_view') for r in judged['rows']):
+    lines += ['', records_lib.PARTIAL_VIEW_NOTE + '.']
   if judged['claims']:
     lines += ['', '## Claims', '', '| claim | archbench values | verdict |', '|---|---|---|']
     for c in judged['claims']:

@@ -142,7 +142,8 @@ def cost_table(records, task: str, key: str, scale: float) -> str:
     for t in lengths:
       value = cost_at(points[t], key) if t in points else None
       failed = t in points and all(r['status'] == 'oom' for r in points[t])
-      row.append('oom' if failed else '—' if value is None else _cost_text(value * scale))
+      text = 'oom' if failed else '—' if value is None else _cost_text(value * scale)
+      row.append(text + (records_lib.partial_view_mark(points[t]) if t in points else ''))
     rows.append(row)
   return records_lib.markdown_table(['arch', 'batch'] + [f'T={t}' for t in lengths], rows)
 

@@ -69,8 +69,9 @@ def spread_text(values: list[float], fmt: str = '{:.3g}') -> str:
 
 
 def cell_text(group: list[dict], key: str, mark_solved: bool) -> str:
-  """One table cell: `key` over a group's ok seeds, the statuses of failed ones, and ✓
-  (with `mark_solved`) where every ok seed solved the task."""
+  """One table cell: `key` over a group's ok seeds, the statuses of failed ones, ✓ (with
+  `mark_solved`) where every ok seed solved the task, and † where the model cannot see its
+  whole input."""
   ok = [r['metrics'][key] for r in group
         if r['status'] == 'ok' and r['metrics'].get(key) is not None]
   text = spread_text(ok, metrics.value_format(key))
@@ -80,7 +81,7 @@ def cell_text(group: list[dict], key: str, mark_solved: bool) -> str:
   if mark_solved and ok and all(r['metrics'].get('solved') for r in group
                                 if r['status'] == 'ok'):
     text += ' ✓'
-  return text or '—'
+  return (text or '—') + records_lib.partial_view_mark(group)
 
 
 def grouped(records):
@@ -133,7 +134,7 @@ def perf_table(records) -> str:
   header = ['arch', 'task', 'status'] + [h for _, h, _, _ in columns]
   body = []
   for (a, c), group in groups.items():
-    status = '/'.join(ordered(r['status'] for r in group))
+    status = '/'.join(ordered(r['status'] for r in group)) + records_lib.partial_view_mark(group)
     cells = []
     for key, _, scale, fmt in columns:
       values = [r['perf'][key] * scale for r in group if r.get('perf', {}).get(key) is not None]
