@@ -25,6 +25,8 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   tasks.<task>.archs               which architectures run it (None: every one that can)
   tasks.<task>.arch_train.<a>.<f>  training settings for one architecture on that task
   tasks.<task>.arch_config.<a>.<f> backbone settings for one architecture on that task
+  tasks.<task>.arch_variants.<a>.<f>  one cell per value of these backbone settings for
+                                   one architecture (e.g. its positional encodings)
   tasks.<task>.sweep.{param, points, gradient_probe_at, probe}   one cell per value: an
                                    accuracy-versus-length sweep (probe 'length', lrd) or a
                                    cost-versus-length one (probe 'cost', scaling)
@@ -53,6 +55,7 @@ import dataclasses
 import enum
 import importlib.util
 import inspect
+import itertools
 import pathlib
 import types
 import typing
@@ -75,8 +78,8 @@ REPRODUCTIONS_DIR = pathlib.Path(__file__).resolve().parent / 'reproductions'
 # paper's budget), NAME-cpu the reduced one (results/reproduction.py).
 REPRODUCTION_SIZES = {'': 'full', '-cpu': 'cpu'}
 GLOBAL_SECTIONS = ('train', 'task', 'arch')
-PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'sweep', 'seeds',
-               'arch_seeds', 'batch_sizes', 'eval_lengths', 'evaluators')
+PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'arch_variants',
+               'sweep', 'seeds', 'arch_seeds', 'batch_sizes', 'eval_lengths', 'evaluators')
 # What each point of a sweep records: 'length' marks an accuracy-versus-length point
 # (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
 # forward-only inference (the scaling fit, results/scaling.py).
@@ -88,7 +91,9 @@ SWEEP_PROBES = ('length', 'cost')
 
 def task_plan(params: dict | None = None, train: dict | None = None, *,
               archs: tuple[str, ...] | None = None, arch_train: dict | None = None,
-              arch_config: dict | None = None, sweep: tuple[str, tuple] | None = None,
+              arch_config: dict | None = None,
+              arch_variants: dict[str, dict[str, tuple]] | None = None,
+              sweep: tuple[str, tuple] | None = None,
               gradient_probe_at: tuple = (), sweep_probe: str = 'length',
               seeds: tuple[int, ...] | None = None,
               arch_seeds: dict[str, tuple[int, ...]] | None = None,
@@ -110,9 +115,16 @@ def task_plan(params: dict | None = None, train: dict | None = None, *,
   eval_lengths: length generalisation: train at the task's `length` (and `min_length`),
   then also evaluate at each of these lengths (evaluator 'lengths').
   evaluators: evaluators to run on this task's cells, by name, on top of the suite's.
+  arch_variants: {arch: {field: values}}: one cell per value (per combination, for several
+  fields) of these backbone settings for that architecture, each on top of its
+  arch_config; e.g. the Chomsky paper's Transformer over its positional encodings, whose
+  best the paper reports (a reproduction's seed rule then aggregates over the variants
+  and the seeds together). A global `arch.<f>` override of such a field pins it.
   """
   return {'params': dict(params or {}), 'train': dict(train or {}), 'archs': archs,
           'arch_train': dict(arch_train or {}), 'arch_config': dict(arch_config or {}),
+          'arch_variants': {a: {f: tuple(v) for f, v in fields.items()}
+                            for a, fields in (arch_variants or {}).items()},
           'sweep': sweep, 'gradient_probe_at': tuple(gradient_probe_at),
           'sweep_probe': sweep_probe, 'seeds': seeds,
           'arch_seeds': {a: tuple(v) for a, v in (arch_seeds or {}).items()},
@@ -184,6 +196,7 @@ def _complete_plan(task_name: str, plan: dict, suite_train: dict) -> ml_collecti
       'archs': _maybe(plan['archs'], tuple),
       'arch_train': plan['arch_train'],
       'arch_config': plan['arch_config'],
+      'arch_variants': plan.get('arch_variants', {}),
       'sweep': {'param': _maybe(sweep and sweep[0], str),
                 'points': _maybe(sweep and sweep[1], tuple),
                 'gradient_probe_at': tuple(plan['gradient_probe_at']),
@@ -386,21 +399,21 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
           8 * arch.width_step))}
       arch_overrides = {k: v for k, v in overrides['arch'].items() if k in arch_fields}
       used['arch'] |= set(arch_overrides)
-      backbone = {**(plan.arch_config.get(arch_name, {}) if plan else {}),
-                  **arch.depth_overrides(config.depth), **arch_overrides}
+      backbones = [{**(plan.arch_config.get(arch_name, {}) if plan else {}), **variant,
+                    **arch.depth_overrides(config.depth), **arch_overrides}
+                   for variant in _variants(plan, arch_name)]
       pair_seeds = seeds
       if forced_seeds is None and plan is not None:
         pair_seeds = plan.arch_seeds.get(arch_name) or plan.seeds or seeds
       for params, probes in _points(plan, base_params, task_overrides):
         params = {**params, **task_overrides}
-        for train in trains:
-          for seed in pair_seeds:
-            with _invalid(f'{arch_name} on {task_name}'):
-              cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
-                          bool(config.fast_compile), probes, precision,
-                          tuple(plan.get('eval_lengths', ()) if plan else ()),
-                          cell_evaluators)
-            out.setdefault(cell.digest, cell)
+        for backbone, train, seed in itertools.product(backbones, trains, pair_seeds):
+          with _invalid(f'{arch_name} on {task_name}'):
+            cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
+                        bool(config.fast_compile), probes, precision,
+                        tuple(plan.get('eval_lengths', ()) if plan else ()),
+                        cell_evaluators)
+          out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]
     if unused:
@@ -422,6 +435,13 @@ def _evaluator_names(names) -> tuple[str, ...]:
     for name in out:
       evaluators_lib.get(name)
   return out
+
+
+def _variants(plan, arch_name: str) -> list[dict[str, Any]]:
+  """The backbone settings of each variant cell a plan makes for `arch_name` (see
+  task_plan's arch_variants): [{}] where it declares none."""
+  fields = dict((plan.get('arch_variants') or {}).get(arch_name, {})) if plan else {}
+  return [dict(zip(fields, values)) for values in itertools.product(*fields.values())]
 
 
 def _points(plan, params, overrides) -> list[tuple[dict[str, Any], tuple[str, ...]]]:

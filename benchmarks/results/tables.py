@@ -30,25 +30,37 @@ def ordered(values) -> list:
   return list(dict.fromkeys(values))
 
 
-def _varying_params(records) -> dict[str, list[str]]:
-  """task -> parameter names whose value differs between that task's records."""
+def _varying(records, name_of, settings_of) -> dict[str, list[str]]:
+  """name -> the settings whose value differs between the records of that name."""
   seen: dict[str, dict[str, set]] = {}
   for r in records:
-    for k, v in (r.get('config', {}).get('task') or {}).items():
-      seen.setdefault(r['task'], {}).setdefault(k, set()).add(repr(v))
+    for k, v in (settings_of(r) or {}).items():
+      seen.setdefault(name_of(r), {}).setdefault(k, set()).add(repr(v))
   return {t: sorted(k for k, vals in ps.items() if len(vals) > 1) for t, ps in seen.items()}
+
+
+def _varying_params(records) -> dict[str, list[str]]:
+  """task -> parameter names whose value differs between that task's records."""
+  return _varying(records, lambda r: r['task'], lambda r: r.get('config', {}).get('task'))
+
+
+def _arch_overrides(record) -> dict:
+  return (record.get('config') or {}).get('arch_overrides') or {}
 
 
 def row_column_labels(records):
   """Row: the architecture, with its size and batch size where the run has several of
-  them (a cost sweep over batch sizes); column: the task with its varying parameters."""
+  them (a cost sweep over batch sizes) and the backbone settings its variants differ in
+  (e.g. positional encodings); column: the task with its varying parameters."""
   sizes = {r['size'] for r in records}
   batch_sizes = {records_lib.batch_size_of(r) for r in records}
   varying = _varying_params(records)
+  variants = _varying(records, lambda r: r['arch'], _arch_overrides)
 
   def row(r):
     extra = ([r['size']] if len(sizes) > 1 else []) + \
-        ([f'batch {records_lib.batch_size_of(r)}'] if len(batch_sizes) > 1 else [])
+        ([f'batch {records_lib.batch_size_of(r)}'] if len(batch_sizes) > 1 else []) + \
+        [f'{k}={_arch_overrides(r).get(k)}' for k in variants.get(r['arch'], [])]
     return f'{r["arch"]} ({", ".join(extra)})' if extra else r['arch']
 
   def col(r):
