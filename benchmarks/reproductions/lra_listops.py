@@ -88,12 +88,13 @@ def get_config(size: str = 'full'):
             for arch in ('transformer',) + OTHERS]
   peak = LRA_LISTOPS['training']['peak_learning_rate']
   departures = [
-      'Pooling and padding: expressions are padded at the end to the maximum length and '
-      'archbench applies no padding mask; its classifier reads the mean over all positions '
-      '(padding included) for the Transformer, and the last position, after the padding, '
-      'for causal models (LSTM, LRU, TCN), which must carry the answer across up to '
-      'max_length - length pad tokens. LRA masks padding in attention and reads a learned '
-      'CLS token with Dense(1024) -> ReLU -> Dense(10).',
+      'Pooling: expressions are padded at the end and, as in LRA, no model sees the '
+      'padding (attention masks it; the batches carry each expression\'s length); the '
+      'classifier reads the mean over real positions for the Transformer and the last real '
+      'position for causal models (LSTM, LRU, TCN), where LRA reads a learned CLS token '
+      'with Dense(1024) -> ReLU -> Dense(10).',
+      'TCN depth: deepened at the same parameter budget until its receptive field covers '
+      'the longest expression (Bai et al. choose the depth so), with fewer channels.',
       'Schedule: linear warm-up then cosine decay to 1% of the peak, where LRA decays as '
       '1/sqrt(step) after its warm-up ' + (
           '(at the cpu size: peak 3e-3 after 100 steps, weight decay 0.01; LRA: peak '
