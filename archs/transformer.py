@@ -16,6 +16,30 @@ added to the residual stream and on the sum of the embeddings and positions;
 `attention_dropout` drops attention weights after the softmax, as tensor2tensor, BERT and
 Long Range Arena (`attention_dropout_rate`) add. The fused attention kernels have no
 dropout, so with `attention_dropout` > 0 training takes the explicit path on every backend.
+
+Positions (`TransformerConfig.positions`, typed as `--config.arch.positions=<value>`):
+
+* `sinusoidal` (the default): Vaswani et al.'s fixed sin/cos table, counted from the start
+  (position 0 is the first token); added to the input, no parameters.
+* `learned`: one trained vector per position, sized by the input length at init (T x D
+  parameters, so it is off the equal-budget default and has no row past that length).
+* `none`: no positional information; a bidirectional stack is then permutation-equivariant.
+* `sinusoidal_from_end`: the same sin/cos frequencies, indexed by the distance from each
+  example's last *real* position (the last is 1, the one before it 2, ...), as the Chomsky
+  hierarchy authors' code does (`sinusoid_position_encoding(..., causal=True)`, their
+  SIN_COS default). Per-example lengths come from `mask`, so padding never moves them.
+* `rope`: rotary embeddings (Su et al. 2021) on the queries and keys of self-attention,
+  base 10000, positions 0..T-1; no table is added to the input.
+* `alibi`: linear biases (Press et al. 2022) added to the self-attention scores,
+  -m_h |i - j|, with the official slopes (2^(-8h/N), h = 1..N, for N a power of two).
+  Bidirectional attention adds +m_h/2 to keys left of the query (j < i), as the Chomsky
+  authors' code does to tell left from right; causal attention needs no such term.
+
+Delétang et al. 2023 ("Neural Networks and the Chomsky Hierarchy") train the Transformer
+with each of five encodings (none, sin/cos, relative, RoPE, ALiBi) and report the best per
+task; their sin/cos counts from the end, so the last token always sits at the same
+position whatever the length. Transformer-XL's relative encoding is the one left out here.
+Only `learned` has parameters, so the others keep the parameter count (and budgets) equal.
 """
 from __future__ import annotations
 
@@ -32,8 +56,13 @@ from archbench.archs import registry
 
 
 class Positions(str, enum.Enum):
-  SINUSOIDAL = 'sinusoidal'  # fixed (Vaswani et al. 2017); no parameters
+  """Where a Transformer's positional information comes from (module docstring)."""
+  SINUSOIDAL = 'sinusoidal'  # fixed (Vaswani et al. 2017), counted from the start
   LEARNED = 'learned'        # one vector per position, sized by the input length
+  NONE = 'none'              # no positions at all
+  SINUSOIDAL_FROM_END = 'sinusoidal_from_end'  # sin/cos by distance from the real end
+  ROPE = 'rope'              # rotary queries and keys in self-attention (Su et al.)
+  ALIBI = 'alibi'            # linear distance biases on self-attention scores (Press et al.)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +93,65 @@ def sinusoidal_positions(length: int, d: int) -> np.ndarray:
   return table
 
 
+def sinusoid(pos, d: int):
+  """The sin/cos rows [..., D] of `sinusoidal_positions` at positions `pos` [...] (any
+  real values, traced or not), in float32."""
+  freq = jnp.exp(-np.log(10_000.0) * (jnp.arange(0, d, 2) / d))  # [ceil(D/2)]
+  angle = jnp.asarray(pos, jnp.float32)[..., None] * freq
+  # Interleaved sin, cos as in `sinusoidal_positions`; an odd D drops the last cos.
+  return jnp.stack([jnp.sin(angle), jnp.cos(angle)], -1).reshape(*angle.shape[:-1], -1)[
+      ..., :d]
+
+
+def positions_from_end(lengths, t: int):
+  """[B, T] positions counted back from each example's last real position, which is 1
+  (the Chomsky authors' `arange(T, 0, -1)`, per example): lengths [B] - 0..T-1. Padding
+  positions (after the end) get values <= 0, which masked attention never lets matter."""
+  return jnp.asarray(lengths)[:, None] - jnp.arange(t)[None, :]
+
+
+def rope(x, pos, base: float = 10_000.0):
+  """Rotary embedding (Su et al. 2021) of x [B, T, N, H] at positions `pos` [T]: each pair
+  of features (2i, 2i+1) is rotated by the angle pos * base^(-2i/H). Computed in float32,
+  returned in x's dtype. A rotation by a's transpose times one by b is one by b - a, so
+  q·k after rope depends on the positions only through their difference."""
+  h = x.shape[-1]
+  if h % 2:
+    raise ValueError(f'rope needs an even head width, got {h}')
+  freq = base ** (-jnp.arange(0, h, 2, dtype=jnp.float32) / h)  # [H/2]
+  angle = jnp.asarray(pos, jnp.float32)[:, None] * freq  # [T, H/2]
+  cos, sin = jnp.cos(angle)[:, None, :], jnp.sin(angle)[:, None, :]  # [T, 1, H/2]
+  pairs = x.astype(jnp.float32).reshape(*x.shape[:-1], h // 2, 2)
+  even, odd = pairs[..., 0], pairs[..., 1]
+  rotated = jnp.stack([even * cos - odd * sin, even * sin + odd * cos], -1)
+  return rotated.reshape(x.shape).astype(x.dtype)
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+  """ALiBi's per-head slopes m_h [N]: 2^(-8h/N) for h = 1..N when N is a power of two;
+  otherwise those of the power of two below N, then every other slope of the one above,
+  as Press et al.'s official code (which the Chomsky authors' code follows)."""
+  def power_of_2(n):
+    return [2.0 ** (-8.0 * h / n) for h in range(1, n + 1)]
+  if num_heads & (num_heads - 1) == 0:
+    return np.array(power_of_2(num_heads), np.float32)
+  below = 2 ** int(np.floor(np.log2(num_heads)))
+  return np.array(power_of_2(below) + power_of_2(2 * below)[0::2][:num_heads - below],
+                  np.float32)
+
+
+def alibi_bias(num_heads: int, q_pos, k_pos, causal: bool):
+  """[N, T, S] float32 ALiBi biases for queries at `q_pos` [T] and keys at `k_pos` [S]:
+  -m_h |i - j|. Bidirectional (not `causal`) adds m_h / 2 where the key is left of the
+  query (j < i), as the Chomsky authors' code (which breaks the left/right symmetry)."""
+  q_pos = jnp.asarray(q_pos, jnp.float32)[:, None]
+  k_pos = jnp.asarray(k_pos, jnp.float32)[None, :]
+  distance = -jnp.abs(q_pos - k_pos)  # [T, S]
+  if not causal:
+    distance = distance + 0.5 * (k_pos < q_pos)
+  return jnp.asarray(alibi_slopes(num_heads))[:, None, None] * distance
+
+
 def tokens_dense(features: int, name: str, x, dtype=jnp.float32, param_dtype=jnp.float32):
   """`nn.Dense(features, name=name)` over the last axis of x [..., D], as one 2-D
   [tokens, D] x [D, F] matmul. The same parameters and maths; XLA:CPU runs a 3-D dot whose
@@ -74,11 +162,12 @@ def tokens_dense(features: int, name: str, x, dtype=jnp.float32, param_dtype=jnp
   return y.reshape(*lead, features)
 
 
-def attend(q, k, v, *, causal: bool = False, dropout=None, mask=None):
-  """softmax(q k^T / sqrt(D/N)) v over heads: q [B, T, N, D/N], k and v [B, S, N, D/N] ->
+def attend(q, k, v, *, causal: bool = False, dropout=None, mask=None, bias=None):
+  """softmax(q k^T / sqrt(D/N) + bias) v over heads: q [B, T, N, D/N], k and v [B, S, N, D/N] ->
   [B, T, N, D/N]. `dropout`, if given, is applied to the softmax weights [B*N, T, S] (e.g. a
   non-deterministic `nn.Dropout`). `mask` [B, S] bool, if given, hides the keys where it
-  is False (padding) from every query, on top of the causal mask.
+  is False (padding) from every query, on top of the causal mask. `bias` [N, T, S], if
+  given, is added to the scaled scores (ALiBi), in float32.
 
   On GPU and TPU through `jax.nn.dot_product_attention`, which takes cuDNN's fused kernel
   where it can (not with `dropout`, which it has no place for). On CPU, and wherever
@@ -90,12 +179,15 @@ def attend(q, k, v, *, causal: bool = False, dropout=None, mask=None):
   """
   if dropout is None and jax.default_backend() != 'cpu':
     return jax.nn.dot_product_attention(
-        q, k, v, is_causal=causal, mask=None if mask is None else mask[:, None, None, :])
+        q, k, v, bias=None if bias is None else bias[None], is_causal=causal,
+        mask=None if mask is None else mask[:, None, None, :])
   b, t, n, h = q.shape
   s = k.shape[1]
   heads_first = lambda a: a.transpose(0, 2, 1, 3).reshape(b * n, a.shape[1], h)
   scores = jnp.einsum('xth,xsh->xts', heads_first(q) * (h ** -0.5), heads_first(k),
                       preferred_element_type=jnp.float32)  # [B*N, T, S], float32
+  if bias is not None:  # [N, T, S] -> [B*N, T, S], heads first as the scores
+    scores = (scores.reshape(b, n, t, s) + bias.astype(jnp.float32)).reshape(b * n, t, s)
   visible = jnp.ones((1, t, s), bool)
   if causal:
     visible = visible & jnp.tril(jnp.ones((t, s), bool))
@@ -127,12 +219,18 @@ class Attention(nn.Module):
 
   `mask` [B, S] bool (True: a real position) hides padded keys: x's positions in
   self-attention, the context's in cross-attention.
+
+  `positions` ROPE rotates the queries and keys, ALIBI biases the scores, both in
+  self-attention only (between two sequences relative positions have no meaning); the
+  other choices act on the input (`Transformer`), not here. In a decoding step the
+  query's position is the cache index.
   """
   num_heads: int
   causal: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   attention_dropout: float = 0.0
+  positions: Positions = Positions.SINUSOIDAL
 
   @nn.compact
   def __call__(self, x, context=None, *, train: bool = False, decode: bool = False,
@@ -155,16 +253,28 @@ class Attention(nn.Module):
       q = dense(d, 'q', x).reshape(b, t, n, d // n)  # [B, T, N, D/N]
       kv = dense(2 * d, 'kv', context).reshape(b, s, 2, n, d // n)  # [B, S, 2, N, D/N]
       k, v = kv[:, :, 0], kv[:, :, 1]
-    y = self._cached(q, k, v) if decode else None
+    relative = context is None and self.positions in (Positions.ROPE, Positions.ALIBI)
+    pos = None
+    if relative:
+      stepping = decode and self.has_variable('cache', 'cache_index')
+      start = self.get_variable('cache', 'cache_index') if stepping else 0
+      pos = start + jnp.arange(t)  # [T]
+    if relative and self.positions == Positions.ROPE:
+      q, k = rope(q, pos), rope(k, pos)  # the cache then holds rotated keys
+    y = self._cached(q, k, v, alibi=relative and self.positions == Positions.ALIBI) \
+        if decode else None
     if y is None:
       # Only a dropout that acts is passed: at rate 0 or in evaluation the fused path stays.
       dropout = (nn.Dropout(self.attention_dropout, deterministic=False,
                             name='weights_dropout')
                  if train and self.attention_dropout > 0 else None)
-      y = attend(q, k, v, causal=self.causal, dropout=dropout, mask=mask)  # [B, T, N, D/N]
+      bias = (alibi_bias(n, pos, pos, self.causal)
+              if relative and self.positions == Positions.ALIBI else None)
+      y = attend(q, k, v, causal=self.causal, dropout=dropout, mask=mask,
+                 bias=bias)  # [B, T, N, D/N]
     return dense(d, 'out', y.reshape(b, t, d))
 
-  def _cached(self, q, k, v):
+  def _cached(self, q, k, v, alibi: bool = False):
     """Flax's decode cache ('cache' collection: cached_key, cached_value [B, L, N, D/N],
     cache_index), as in nn.MultiHeadDotProductAttention. The call that finds no cache
     creates it for the L positions of its input and returns None: it attends as usual.
@@ -194,7 +304,10 @@ class Attention(nn.Module):
     index.value = i + 1
     slots = keys.value.shape[1]
     visible = jnp.arange(slots) <= i  # [L]: the filled prefix and this position
+    bias = (alibi_bias(self.num_heads, i[None], jnp.arange(slots), causal=True)[None]
+            if alibi else None)  # [1, N, 1, L]
     y = jax.nn.dot_product_attention(q, keys.value.astype(q.dtype), values.value.astype(q.dtype),
+                                     bias=bias,
                                      mask=visible[None, None, None, :])  # [B, 1, N, D/N]
     return jnp.where(i < slots, y, jnp.nan)
 
@@ -205,7 +318,8 @@ class Block(nn.Module):
   With `train=True`, each sublayer's output is dropped at rate `dropout` before its
   residual add, and attention weights at `attention_dropout`. `decode` decodes the
   self-attention token by token (`Attention`). `mask` [B, T] and `context_mask` [B, S]
-  (True: real) hide the padding of x and of the context.
+  (True: real) hide the padding of x and of the context. `positions` reaches the
+  self-attention (ROPE, ALIBI act there).
   """
   num_heads: int
   mlp_ratio: int
@@ -214,6 +328,7 @@ class Block(nn.Module):
   param_dtype: Any = jnp.float32
   dropout: float = 0.0
   attention_dropout: float = 0.0
+  positions: Positions = Positions.SINUSOIDAL
 
   @nn.compact
   def __call__(self, x, context=None, *, train: bool = False, decode: bool = False,
@@ -222,9 +337,10 @@ class Block(nn.Module):
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
     # No parameters, and the identity at rate 0 or in evaluation (no RNG drawn).
     drop = nn.Dropout(self.dropout, deterministic=not train, name='residual_dropout')
-    attention = lambda name, causal=False: Attention(
-        self.num_heads, causal, **types, attention_dropout=self.attention_dropout, name=name)
-    x = x + drop(attention('attn', self.causal)(nn.LayerNorm(**types, name='attn_norm')(x),
+    attention = lambda name, causal=False, positions=Positions.NONE: Attention(
+        self.num_heads, causal, **types, attention_dropout=self.attention_dropout,
+        positions=positions, name=name)
+    x = x + drop(attention('attn', self.causal, self.positions)(nn.LayerNorm(**types, name='attn_norm')(x),
                                                 train=train, decode=decode, mask=mask))
     if context is not None:
       # The context is not normalised here: it is a stack's output, already final-LN'd.
@@ -256,22 +372,39 @@ class Transformer(nn.Module):
                mask=None, context_mask=None):
     cfg = self.config
     types = {'dtype': self.dtype, 'param_dtype': self.param_dtype}
-    table = self._positions(x.shape[1], x.shape[2], decode)
-    x = x.astype(self.dtype) + jnp.asarray(table, self.dtype)  # the residual stream's dtype
+    table = self._positions(x.shape[1], x.shape[2], decode, mask)
+    x = x.astype(self.dtype)  # the residual stream's dtype
+    if table is not None:
+      x = x + jnp.asarray(table, self.dtype)
     # Dropout on the sum of embeddings and positions (Vaswani et al. 2017, section 5.4).
     x = nn.Dropout(cfg.dropout, deterministic=not train, name='input_dropout')(x)
     for i in range(cfg.num_layers):
       x = Block(cfg.num_heads, cfg.mlp_ratio, cfg.causal, **types, dropout=cfg.dropout,
-                attention_dropout=cfg.attention_dropout, name=f'block_{i}')(
+                attention_dropout=cfg.attention_dropout, positions=Positions(cfg.positions),
+                name=f'block_{i}')(
           x, context, train=train, decode=decode, mask=mask, context_mask=context_mask)
     return nn.LayerNorm(**types, name='final_norm')(x)
 
-  def _positions(self, t: int, d: int, decode: bool):
-    """The position rows [T, D] added to the input: the table's first T. In a decoding
-    step, row `cache_index` of it, the next position (NaN past the table); the call that
-    creates the cache (T = its L slots) keeps a sinusoidal table's L rows there, as the
-    step cannot know L otherwise."""
-    learned = self.config.positions == Positions.LEARNED
+  def _positions(self, t: int, d: int, decode: bool, mask=None):
+    """The position rows [T, D] (or [B, T, D]) added to the input, None where nothing is
+    added (NONE, and ROPE and ALIBI, which act in attention): the table's first T. In a
+    decoding step, row `cache_index` of it, the next position (NaN past the table); the
+    call that creates the cache (T = its L slots) keeps a sinusoidal table's L rows there,
+    as the step cannot know L otherwise. SINUSOIDAL_FROM_END: per-example rows counted
+    from each example's real end (`mask`); it cannot decode, as each new token would move
+    every earlier position (and the cached keys computed from them)."""
+    kind = Positions(self.config.positions)
+    if kind in (Positions.NONE, Positions.ROPE, Positions.ALIBI):
+      return None
+    if kind == Positions.SINUSOIDAL_FROM_END:
+      if decode:
+        raise ValueError(
+            "positions='sinusoidal_from_end' cannot decode token by token: each new token "
+            'moves every earlier position; use the whole-sequence call, or positions '
+            "'sinusoidal', 'rope', 'alibi' or 'none'")
+      lengths = jnp.full((1,), t) if mask is None else mask.sum(-1)  # [B] (or [1])
+      return sinusoid(positions_from_end(lengths, t), d)  # [B, T, D]
+    learned = kind == Positions.LEARNED
     if decode and self.has_variable('cache', 'cache_index'):
       index = self.variable('cache', 'cache_index')
       i = index.value
@@ -323,9 +456,28 @@ def transformer_flops(cfg: TransformerConfig, shape: tuple[int, ...],
   """Forward FLOPs of `Transformer` for one [T, D] example (cross-attending to a context of
   `context_length` positions if given)."""
   t, d = shape
-  return (t * d  # position add
+  return (position_flops(cfg, t, d)
           + cfg.num_layers * block_flops(t, d, cfg.num_heads, cfg.mlp_ratio, context_length)
           + t * layer_norm_flops(d))
+
+
+def position_flops(cfg: TransformerConfig, t: int, d: int) -> float:
+  """Forward FLOPs of the positions over T positions, all layers: the add of a table
+  (a fixed one is a constant; SINUSOIDAL_FROM_END also computes its angles per example,
+  one multiply per row and frequency, its sin/cos being transcendentals, which XLA counts
+  apart from FLOPs); ROPE's rotation of q and k in each layer (2 multiplies and an add per
+  feature); ALIBI's add to each of the T x T x N scores in each layer (the bias itself is a
+  constant of T). Elementwise, so second order next to the matmuls, but counted."""
+  kind = Positions(cfg.positions)
+  if kind in (Positions.SINUSOIDAL, Positions.LEARNED):
+    return t * d
+  if kind == Positions.SINUSOIDAL_FROM_END:
+    return 1.5 * t * d
+  if kind == Positions.ROPE:
+    return cfg.num_layers * 2 * 3 * t * d
+  if kind == Positions.ALIBI:
+    return cfg.num_layers * t * t * cfg.num_heads
+  return 0.0  # NONE
 
 
 registry.register(registry.ArchSpec(
