@@ -114,17 +114,20 @@ def rope(x, pos, base: float = 10_000.0):
   """Rotary embedding (Su et al. 2021) of x [B, T, N, H] at positions `pos` [T]: each pair
   of features (2i, 2i+1) is rotated by the angle pos * base^(-2i/H). Computed in float32,
   returned in x's dtype. A rotation by a's transpose times one by b is one by b - a, so
-  q·k after rope depends on the positions only through their difference."""
+  q·k after rope depends on the positions only through their difference. An odd head
+  width leaves its last feature unrotated (as partial rotary embeddings do), so the
+  budget's widths need no change."""
   h = x.shape[-1]
-  if h % 2:
-    raise ValueError(f'rope needs an even head width, got {h}')
-  freq = base ** (-jnp.arange(0, h, 2, dtype=jnp.float32) / h)  # [H/2]
+  pairs_width = h - h % 2
+  freq = base ** (-jnp.arange(0, pairs_width, 2, dtype=jnp.float32) / pairs_width)  # [H/2]
   angle = jnp.asarray(pos, jnp.float32)[:, None] * freq  # [T, H/2]
   cos, sin = jnp.cos(angle)[:, None, :], jnp.sin(angle)[:, None, :]  # [T, 1, H/2]
-  pairs = x.astype(jnp.float32).reshape(*x.shape[:-1], h // 2, 2)
+  x32 = x.astype(jnp.float32)
+  pairs = x32[..., :pairs_width].reshape(*x.shape[:-1], pairs_width // 2, 2)
   even, odd = pairs[..., 0], pairs[..., 1]
   rotated = jnp.stack([even * cos - odd * sin, even * sin + odd * cos], -1)
-  return rotated.reshape(x.shape).astype(x.dtype)
+  rotated = rotated.reshape(*x.shape[:-1], pairs_width)
+  return jnp.concatenate([rotated, x32[..., pairs_width:]], -1).astype(x.dtype)
 
 
 def alibi_slopes(num_heads: int) -> np.ndarray:
