@@ -174,14 +174,19 @@ def log_ratio(a: float, b: float) -> float | None:
   return math.log(a / b) if a > 0 and b > 0 else None
 
 
+# Decimal numbers (a paper's 0.52 against chance 0.5) are not exact in binary: a gain
+# equal to the margin on paper must not count as beyond it by a rounding error.
+_ROUNDING = 1e-9
+
+
 def beyond_margin(value: float, reference: float, key: str, higher: bool) -> bool:
   """Whether `value` beats `reference` by more than the smallest change worth a verdict."""
   if not is_bounded(key) and (ratio := log_ratio(value, reference)) is not None:
     gain = ratio if higher else -ratio
-    return gain > math.log(RATIO_BAND)
+    return gain > math.log(RATIO_BAND) + _ROUNDING
   gain = (value - reference) if higher else (reference - value)
   return gain > (CHANCE_MARGIN_ABS if is_bounded(key) else
-                 (RATIO_BAND - 1) * abs(reference))
+                 (RATIO_BAND - 1) * abs(reference)) + _ROUNDING
 
 
 def strongest(baselines: dict[str, float], higher: bool) -> tuple[str, float] | None:
