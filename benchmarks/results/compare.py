@@ -12,10 +12,12 @@ band of ln(1.25) (metrics.RATIO_BAND), never an absolute floor that would swamp 
 loss (0.00087 and 0.0019 differ by a factor 2.2, whatever their distance).
 
 Verdicts: 'same' (equal up to rounding), 'within noise' (within the tolerance), 'better',
-'worse' (beyond the tolerance, in the good or bad direction), 'not judged' (a secondary
-metric, the held-out loss beside a task's headline metric, beyond its band with one seed
-on a side: one seed cannot tell a changed loss from a different trajectory on another
-machine, and the headline metric carries the cell's verdict), 'not comparable' (times from
+'worse' (beyond the tolerance, in the good or bad direction), 'not judged' (beyond its
+band with one seed on a side, where one seed cannot tell a changed value from a different
+trajectory on another machine: a secondary metric, the held-out loss beside a task's
+headline metric, which carries the cell's verdict; or an unbounded headline metric whose
+two values sit at the same level, `metrics.level`, e.g. both solved: a change of level is
+still judged), 'not comparable' (times from
 different machines, or a metric that one side does not record). A cell that fails on the
 new side only is 'worse'; cells run on one side only are listed, not judged.
 """
@@ -58,6 +60,9 @@ ONE_SEED_WARNING = ('{n} comparison(s) have one seed on a side: their tolerance 
 NOT_JUDGED_NOTE = ('one seed: a secondary metric is not judged beyond its band (the headline '
                    'metric carries the cell\'s verdict)')
 DIFFERENT_MACHINES = 'different machines: times not comparable'
+SAME_LEVEL_NOTE = ('one seed, both {level}: a loss or MSE that moves by a factor within one '
+                   'level (a solved adding MSE of 1e-4 or 2e-4) is what another machine\'s '
+                   'float rounding can do to one training run; seeds judge it')
 FILE_MD = 'comparison.md'  # what `archbench reproduce DIR` writes into the new run
 
 
@@ -310,6 +315,19 @@ def _metric_row(name, first, metric, higher, base_ok, new_ok, one_seed: list) ->
   return row
 
 
+def _shared_level(row: Row, record) -> str | None:
+  """The level (metrics.level) both means of an unbounded metric sit at, or None: where
+  they differ, or for a bounded metric, or where the task declares no baseline."""
+  if metrics.is_bounded(row.metric):
+    return None
+  spec = metrics.task_spec(record)
+  solved = spec.get('solved') if spec.get('metric') == row.metric else None
+  baselines = metrics.trivial_baselines(record.get('metrics') or {}, row.metric)
+  levels = {metrics.level(v, baselines, solved, row.metric, row.higher_is_better)
+            for v in (row.base, row.new)}
+  return levels.pop() if len(levels) == 1 and None not in levels else None
+
+
 def _row_stats(base, new):
   bm, bs = _stats(base) if base else (None, None)
   nm, ns = _stats(new) if new else (None, None)
@@ -341,9 +359,12 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
     for i, (metric, higher) in enumerate(judged):
       row = _metric_row(name, first, metric, higher, base_ok, new_ok, one_seed)
       secondary = i > 0 and metric != TIMING_METRIC
-      if (row and secondary and row.verdict in ('better', 'worse')
-          and min(row.n_base, row.n_new) < 2):
-        row.verdict, row.note = 'not judged', NOT_JUDGED_NOTE
+      if (row and row.verdict in ('better', 'worse') and min(row.n_base, row.n_new) < 2
+          and metric != TIMING_METRIC):
+        if secondary:
+          row.verdict, row.note = 'not judged', NOT_JUDGED_NOTE
+        elif (shared := _shared_level(row, first)) is not None:
+          row.verdict, row.note = 'not judged', SAME_LEVEL_NOTE.format(level=shared)
       if row:
         rows.append(row)
         if row.note == DIFFERENT_MACHINES:
