@@ -311,3 +311,16 @@ def test_a_suites_depth_wins_and_its_record_and_tables_say_what_it_cannot_see():
   compared = compare.compare([shallow], [shallow], timing=False)
   assert compared.rows and all(records_lib.PARTIAL_VIEW_MARK in r.cell for r in compared.rows)
   assert records_lib.PARTIAL_VIEW_NOTE + '.' in compared.warnings
+
+
+def test_a_cell_evaluated_at_longer_lengths_is_deepened_for_the_longest():
+  """Length generalisation reads longer sequences than training: the TCN is deepened to
+  see the longest evaluated one whole (reverse_string at n=200: the output at 2n-1 needs
+  input 0, 400 positions in all), and the record's coverage says so."""
+  cell = Cell('tcn', 'reverse_string', 'tiny', 0, {'length': 8, 'min_length': 1,
+                                                   'eval_size': 8}, eval_lengths=(200,))
+  arch, config, _, _ = runner.prepare(cell, build_task=False)
+  assert runner.longest_input(cell, data.spec_of('reverse_string', **cell.task_params)) == 400
+  assert tcn.receptive_field(config) >= 400 > tcn.receptive_field(arch.config('tiny'))
+  trained_only = runner.prepare(dataclasses.replace(cell, eval_lengths=()), build_task=False)
+  assert trained_only[1] == arch.config('tiny')

@@ -23,6 +23,7 @@ from archbench import archs, data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.harness import runner
 from archbench.benchmarks.measure import timing
 from archbench.benchmarks.results import records
 
@@ -61,7 +62,8 @@ def estimate(config, rates: dict, gpu: GPU = GPU()) -> dict:
   for cell in config_lib.cells(config):
     arch = archs.get(cell.arch)
     spec = data.get(cell.task).spec(**cell.task_params)
-    backbone = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides)
+    backbone = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides,
+                                        runner.longest_input(cell, spec))
     tc = cell.train
     step_flops = model_lib.train_flops(arch, backbone, spec) * tc.batch_size
     tokens = tc.batch_size * spec.tokens_per_example

@@ -96,15 +96,19 @@ def replace_config(config, overrides: dict[str, Any]):
   return dataclasses.replace(config, **values)
 
 
-def resolve_config(arch: ArchSpec, size: str, spec: TaskSpec, overrides=None):
+def resolve_config(arch: ArchSpec, size: str, spec: TaskSpec, overrides=None,
+                   longest: int | None = None):
   """The backbone config for a cell: the size's budget config, made causal where the task
   needs it and the architecture allows it, then the suite's overrides.
 
   A backbone with a finite receptive field is deepened at the same budget until it sees
-  every real position it reads (`ArchSpec.covering`), unless the overrides set its depth: then
-  the record says whether it sees the whole input (`ArchSpec.coverage`)."""
+  every real position it reads, `longest` of them (default: the task's longest sequence;
+  a cell evaluated at longer lengths passes the longest of those), unless the overrides
+  set its depth: then the record says whether it sees the whole input
+  (`ArchSpec.coverage`)."""
   sets_depth = set(arch.depth_fields) & set(overrides or {})
-  config = arch.config(size) if sets_depth else arch.covering(size, spec.longest_sequence)
+  longest = longest or spec.longest_sequence
+  config = arch.config(size) if sets_depth else arch.covering(size, longest)
   if arch.causal is None and hasattr(config, 'causal'):
     config = dataclasses.replace(config, causal=spec.causal)
   return replace_config(config, overrides or {})

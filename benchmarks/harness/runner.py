@@ -99,7 +99,8 @@ def prepare(cell: Cell, build_task: bool = True):
   except (KeyError, ValueError) as e:
     raise UsageError(str(e.args[0])) from None
   model_lib.check_compatible(arch, spec)
-  config = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides)
+  config = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides,
+                                    longest_input(cell, spec))
   if cell.arch_overrides and not build_task:  # a bad override fails here, not mid-run
     try:
       arch.param_count(config)
@@ -107,6 +108,16 @@ def prepare(cell: Cell, build_task: bool = True):
       raise UsageError(f'{cell.arch} cannot be built with {cell.arch_overrides}: '
                        f'{one_line(e, 200)}') from None
   return arch, config, task, model_lib.build_model(arch, config, spec, dtype=cell.precision)
+
+
+def longest_input(cell: Cell, spec) -> int:
+  """The longest sequence the cell's model reads: its task's, or, where it is also
+  evaluated at other lengths (`eval_lengths`), the longest of those; a backbone with a
+  finite receptive field is deepened to see all of it (model.resolve_config)."""
+  if not cell.eval_lengths:
+    return spec.longest_sequence
+  at_longest = data.registry.at_length(cell.task_params, max(cell.eval_lengths))
+  return max(spec.longest_sequence, data.spec_of(cell.task, **at_longest).longest_sequence)
 
 
 def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
@@ -156,7 +167,7 @@ def _build(cell: Cell, out: dict[str, Any], execution: Execution):
                'higher_is_better': spec.higher_is_better, 'solved': spec.solved}
   budget = archs.registry.budget(cell.size)
   # What the backbone's output can see of its input (a finite receptive field only).
-  coverage = arch.coverage(config, spec.longest_sequence)
+  coverage = arch.coverage(config, longest_input(cell, spec))
   out.update({'config': {'arch': config, 'task': task.params, 'task_spec': task_spec,
                          **({'coverage': coverage} if coverage else {}),
                          'train': tc, 'precision': cell.precision,

@@ -26,9 +26,9 @@ every length. archbench runs its Transformer over the four it has (`arch_variant
 sinusoidal_from_end, rope, alibi; not Transformer-XL's), one cell each, and the paper's max
 rule takes the best over them and the seeds together. The decoder, which the paper does
 not have, keeps archbench's start-indexed sinusoidal positions. Recurrences, the LRU and
-the TCN take any length; the TCN sees only its receptive field there (253 steps at size
-tiny: it is deepened to see its training sequences whole, which the default 6 blocks
-already do).
+the TCN take any length; the TCN is deepened at the same budget until its receptive field
+covers the longest evaluated sequence (at the cpu size: 6 blocks for parity and cycle
+navigation, 7 for reverse, 8 for duplicate at length 200).
 
 Results: results/chomsky-cpu/reproduction.md (docs/reproductions.md).
 """
