@@ -274,6 +274,18 @@ def test_imdb_reads_the_reviews_as_bytes(prepared):
   assert t.spec.baselines == digits.class_baselines(np.array([0, 1] * 4), t.eval_data['targets'], 2)
   subset = data.build('imdb', length=length, eval_size=4)
   assert subset.eval_size == 4 and _rows(subset.eval_data['inputs']) <= _rows(t.eval_data['inputs'])
+  # A padded task: each review's length in bytes rides along, and pad_to only pads.
+  real = {bytes(text): len(text) for text in expected}
+  assert [real[bytes((row[row > 0] - 1).astype(np.uint8))] for row in t.eval_data['inputs']] \
+      == t.eval_data['lengths'].tolist() and t.spec.padded
+  assert drawn['lengths'].tolist() == (drawn['inputs'] > 0).sum(1).tolist()
+  longer = data.build('imdb', length=length, pad_to=64)
+  # The spec without the data (no data-derived baselines) is the built one's.
+  assert dataclasses.replace(longer.spec, baselines={}) == data.spec_of('imdb', length=length,
+                                                                        pad_to=64)
+  assert longer.spec.length == 64 and longer.spec.longest_example == length
+  np.testing.assert_array_equal(longer.eval_data['inputs'][:, :length], t.eval_data['inputs'])
+  np.testing.assert_array_equal(longer.eval_data['lengths'], t.eval_data['lengths'])
 
 
 # ---------------------------------------------------------------------------------------
