@@ -17,7 +17,9 @@ encdec): True at real positions, False on the padding, which only ever follows t
 must keep every output at a real position independent of the padding (attention masks the
 padded keys; a backward scan starts at each example's last real position). A causal
 backbone needs no mask (no real position follows the padding) and may leave it out; a
-bidirectional one without it cannot serve a padded task (`ArchSpec.takes_mask`). A causal sequence backbone may also run token by token through its own layers, as it
+bidirectional one without it cannot serve a padded task (`ArchSpec.takes_mask`).
+
+A causal sequence backbone may also run token by token through its own layers, as it
 declares in `ArchSpec.decoding` (archs/decoding.py).
 
 Precision follows the Flax convention: besides its config, a module declares `dtype` (the

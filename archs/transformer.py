@@ -343,8 +343,9 @@ class Block(nn.Module):
     attention = lambda name, causal=False, positions=Positions.NONE: Attention(
         self.num_heads, causal, **types, attention_dropout=self.attention_dropout,
         positions=positions, name=name)
-    x = x + drop(attention('attn', self.causal, self.positions)(nn.LayerNorm(**types, name='attn_norm')(x),
-                                                train=train, decode=decode, mask=mask))
+    self_attention = attention('attn', self.causal, self.positions)
+    x = x + drop(self_attention(nn.LayerNorm(**types, name='attn_norm')(x), train=train,
+                                decode=decode, mask=mask))
     if context is not None:
       # The context is not normalised here: it is a stack's output, already final-LN'd.
       x = x + drop(attention('cross')(nn.LayerNorm(**types, name='cross_norm')(x), context,

@@ -117,11 +117,13 @@ def get_config(size: str = 'full'):
             ('transformer',), margin=0.2),
   ]
   departures = [
-      'Lengths: each training batch mixes lengths 1..40 (each example draws its own); the '
-      'paper draws one length per batch. Accuracy at a length is measured on a held-out '
+      'Lengths: each training batch mixes lengths 1..40 (each example draws its own, '
+      'padded at the end where no model sees it: attention masks it, and the loss and '
+      'accuracy skip it); the paper draws one length per batch. Accuracy at a length is measured on a held-out '
       f'set of {eval_size} strings of that length (the paper: 512 per length).',
       'Optimiser: AdamW (weight decay 0), warm-up then cosine decay; the paper: Adam at a '
-      'constant rate (gradients clipped at global norm 1 in both), with a grid over learning rates whose '
+      'constant rate (gradients clipped at global norm 1 in both), with a grid over '
+      'learning rates whose '
       'maximum it reports (archbench runs one rate: %g).' % lr,
       'Transformer positions: the best of four encodings (none, sin/cos counted from the '
       'end as the authors\' code does, RoPE, ALiBi), one cell each; the paper\'s best of '

@@ -8,7 +8,8 @@ Runtime: `archbench reproduce --list` shows the cpu size's, measured by its refe
 estimated from that run's step rates. Reference run and table: results/lra-listops-cpu/.
 
 Settings at full size: LRA's generator (max depth 10, up to 10 arguments, 500 < length <
-2000; archbench's generator matches LRA's length, label and depth statistics: docs/listops-lra.md) and the Transformer of LRA's configs at commit
+2000; archbench's generator matches LRA's length, label and depth statistics:
+docs/listops-lra.md) and the Transformer of LRA's configs at commit
 benchmarks/reproductions/_lra_stats.LRA_COMMIT (listops/configs/base_listops_config.py and
 transformer_base.py; the maintainers call the configs authoritative): 4 layers, 8 heads,
 width 512, MLP 1024, dropout 0.1 and attention dropout 0.1, 5,000 steps at batch 32,
