@@ -38,6 +38,10 @@ class DecoderConfig:
   def width(self) -> int:
     return self.d_model
 
+  @property
+  def decodes(self) -> bool:
+    return self.stack().decodes
+
   def stack(self) -> transformer.TransformerConfig:
     """The equivalent causal `transformer.Transformer` config."""
     return transformer.TransformerConfig(

@@ -207,8 +207,10 @@ class ArchSpec:
 
   def decoding_for(self, config) -> Decoding | None:
     """`decoding` where this config is causal (always, or by its `causal` field), else
-    None: a bidirectional output needs the whole sequence, so it cannot decode."""
-    if self.decoding is None or self.causal is False:
+    None: a bidirectional output needs the whole sequence, so it cannot decode. A config
+    may also say it cannot (a `decodes` property that is False); generation then reruns
+    the whole model per token."""
+    if self.decoding is None or self.causal is False or not getattr(config, 'decodes', True):
       return None
     return self.decoding if self.causal or getattr(config, 'causal', False) else None
 

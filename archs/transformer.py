@@ -82,6 +82,12 @@ class TransformerConfig:
   def width(self) -> int:
     return self.d_model
 
+  @property
+  def decodes(self) -> bool:
+    """Whether a causal stack can decode token by token: not with positions counted from
+    the end, which move every earlier position with each new token."""
+    return Positions(self.positions) != Positions.SINUSOIDAL_FROM_END
+
 
 def sinusoidal_positions(length: int, d: int) -> np.ndarray:
   """[T, D] table of sin/cos at geometric frequencies."""

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from archbench import archs
 from archbench.archs import transformer
 from archbench.archs.transformer import Positions
 
@@ -198,10 +199,18 @@ def test_token_by_token_decoding_equals_the_whole_sequence(positions):
   np.testing.assert_allclose(np.stack(stepped, 1), whole, rtol=1e-5, atol=1e-5)
 
 
-def test_from_end_refuses_to_decode():
+def test_from_end_refuses_to_decode_and_says_so_before_anyone_asks():
+  """The module refuses a decode call; the registry gives such a config no decoding, so
+  text generation reruns the whole model instead of failing."""
   module, params, _ = _model(Positions.SINUSOIDAL_FROM_END, True)
   with pytest.raises(ValueError, match='sinusoidal_from_end'):
     module.apply(params, _inputs(), decode=True, mutable=['cache'])
+  for name in ('transformer', 'decoder'):
+    arch = archs.get(name)
+    config = dataclasses.replace(arch.config('tiny'), positions=Positions.SINUSOIDAL_FROM_END,
+                                 **({'causal': True} if name == 'transformer' else {}))
+    assert arch.decoding_for(config) is None
+    assert arch.decoding_for(dataclasses.replace(config, positions=Positions.ROPE))
 
 
 @pytest.mark.parametrize('positions', ALL)
