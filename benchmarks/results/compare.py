@@ -179,7 +179,8 @@ def metric_tolerance(metric: str, base: list[float],
   """(tolerance, where it came from, whether it bounds ln(new / base) rather than the
   difference) for a metric's means: the default band (MIN_CHANGE_ABS, LOG_BAND), widened
   to SIGMA_K sigma of the seeds (of their logs, on the log scale) when both sides have
-  several."""
+  several; when only one side has several, their spread stands for one run's noise on
+  both sides (a reference run of one seed against a run of three)."""
   log_scale = not metrics.is_bounded(metric) and min(base + new) > 0
   if metrics.is_bounded(metric):
     floor, floor_text = MIN_CHANGE_ABS, f'±{MIN_CHANGE_ABS:g}'
@@ -188,12 +189,18 @@ def metric_tolerance(metric: str, base: list[float],
   else:
     floor = (metrics.RATIO_BAND - 1) * abs(statistics.fmean(base))
     floor_text = f'±{_pct(metrics.RATIO_BAND - 1)} of base'
-  if len(base) < 2 or len(new) < 2:
+  if len(base) < 2 and len(new) < 2:
     return floor, f'default {floor_text}, one seed', log_scale
   scaled = (lambda v: [math.log(x) for x in v]) if log_scale else list
-  band = SIGMA_K * math.sqrt(statistics.variance(scaled(base)) / len(base)
-                             + statistics.variance(scaled(new)) / len(new))
-  source = f'{SIGMA_K:g}σ of {len(base)}+{len(new)} seeds' + (' (of ln)' if log_scale else '')
+  if len(base) >= 2 and len(new) >= 2:
+    band = SIGMA_K * math.sqrt(statistics.variance(scaled(base)) / len(base)
+                               + statistics.variance(scaled(new)) / len(new))
+    source = f'{SIGMA_K:g}σ of {len(base)}+{len(new)} seeds'
+  else:  # one seed on one side: the other side's seeds measure one run's noise for both
+    seeded = base if len(base) >= 2 else new
+    band = SIGMA_K * statistics.stdev(scaled(seeded)) * math.sqrt(1 / len(base) + 1 / len(new))
+    source = f'{SIGMA_K:g}σ of the {len(seeded)} seeds of one side'
+  source += ' (of ln)' if log_scale else ''
   if band >= floor:
     return band, source, log_scale
   return floor, f'floor {floor_text} > {source}', log_scale
