@@ -270,14 +270,16 @@ def test_committed_verdicts_are_current_and_honest(name):
       assert (row['level'] == 'at chance') == (row['paper_level'] == 'at chance'), row
 
 
-def test_chomsky_cycle_navigation_transformer_differs():
-  """Paper 61.9%, archbench 21%, chance 20%: never `reproduced` (it used to be, as both
-  'fail' the 90% rule)."""
+def test_chomsky_cycle_navigation_transformer_is_not_a_reproduction():
+  """Paper 61.9% (chance 20%): it used to read `reproduced` at 21%, as both 'failed' the
+  90% rule. With the paper's encodings (best of four) archbench reaches 41%: both
+  partial, 0.2 apart, so `same outcome`, never `reproduced`; at chance it would differ."""
   saved = json.loads((REPO / 'results' / 'chomsky-cpu' / rep.FILE_JSON).read_text())
   (row,) = [r for r in saved['rows'] if (r['arch'], r['task']) == ('transformer',
                                                                    'cycle_navigation')]
-  assert row['verdict'] == rep.DIFFERS
-  assert (row['paper_level'], row['level']) == ('partial', 'at chance')
+  assert row['paper_level'] == 'partial' and row['verdict'] != rep.REPRODUCED
+  assert row['verdict'] == (rep.SAME_OUTCOME if row['level'] == 'partial' else rep.DIFFERS)
+  assert abs(row['value'] - row['paper']) > row['tolerance']
 
 
 def test_chomsky_declared_chance_is_the_uniform_guess_the_records_carry():
