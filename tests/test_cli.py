@@ -98,9 +98,11 @@ def test_smoke_records_schema(smoke_run):
     assert r['cell_id'] == records_lib.cell_of(r).digest, where
     assert r['status'] == 'ok' and r['error'] is None, (where, r['error'])
     assert r['suite'] == 'smoke' and r['size'] == 'tiny' and r['seed'] == 0
-    # The cell holds the plan's parameters as asked; config.task as the task resolved
-    # them (forecast's ar_order None becomes the window length).
-    assert r['config']['cell']['task_params'] == dict(plans[r['task']].params)
+    # The cell holds the plan's parameters as asked (an unset pad_to left out, as Cell
+    # leaves it); config.task as the task resolved them (forecast's ar_order None becomes
+    # the window length).
+    asked_cell = Cell(r['arch'], r['task'], 'tiny', 0, dict(plans[r['task']].params))
+    assert r['config']['cell']['task_params'] == asked_cell.task_params
     asked = {k: v for k, v in plans[r['task']].params.items() if v is not None}
     assert asked.items() <= r['config']['task'].items()
     metrics = r['metrics']
@@ -353,7 +355,8 @@ def test_list_names_everything(capsys):
     assert name in out, name
   # Each suite lists its config paths.
   assert ('tasks.{adding,copy,digits,translate,lm,forecast}.{params,train,archs,arch_train,'
-          'arch_config,sweep,seeds,arch_seeds,batch_sizes,eval_lengths,evaluators}.*, execution.*, train.*, task.*, arch.*') in out
+          'arch_config,arch_variants,sweep,seeds,arch_seeds,batch_sizes,eval_lengths,'
+          'evaluators}.*, execution.*, train.*, task.*, arch.*') in out
 
 
 def test_list_json_params(capsys):
