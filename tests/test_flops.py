@@ -15,6 +15,7 @@ from archbench.benchmarks.harness import runner
 from archbench.benchmarks.core import TrainConfig
 from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
+from selection import quick_subset  # tests/selection.py
 
 B, T = 2, 8
 IMAGE = (8, 8, 1)  # the digits' shape, what the harness feeds the CNN
@@ -99,7 +100,7 @@ def test_train_chunk_flops_are_one_step():
   assert 2.0 < counts[1] / forward < 4.5
 
 
-@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('name', quick_subset(archs.names()))
 def test_analytic_train_flops_match_xla(name):
   """Forward + backward: XLA's count of the gradient (w.r.t. parameters and inputs, as in
   training, where the input adapter is trained) against (1 + backward_factor) x forward."""

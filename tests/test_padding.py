@@ -16,6 +16,7 @@ from archbench.benchmarks import plugins
 from archbench.benchmarks.core import TrainConfig
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import train as train_lib
+from selection import quick_subset  # tests/selection.py
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / 'examples' / 'mingru.py'
 # Small tasks of each kind that pads: a classifier (end-padded expressions), a per-token
@@ -27,12 +28,10 @@ TASKS = {
     'seq2seq': ('translate', {'max_value': 300, 'test_size': 16}, 7),
 }
 SEQUENCE_ARCHS = [n for n in archs.names() if archs.get(n).input_kind != 'image']
-# One of each way of hiding padding runs in the quick suite (`-m "not slow"`): attention's
-# key mask, a backward scan from each example's end, a causal read at the last real
-# position (and the packed prefix-LM source); the rest with the whole suite.
-QUICK = ('transformer', 'bigru', 'gru')
-OUTPUT_ARCHS = [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow)
-                for n in SEQUENCE_ARCHS]
+# In the quick loop, one of each way of hiding padding: attention's key mask and a
+# backward scan from each example's end (the plug-in test below reads a causal model at
+# its last real position and packs a prefix-LM source).
+OUTPUT_ARCHS = quick_subset(SEQUENCE_ARCHS, keep=('transformer', 'bigru'))
 
 
 @functools.cache

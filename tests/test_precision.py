@@ -26,6 +26,7 @@ from archbench.benchmarks.core import TrainConfig, UsageError
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
+from selection import quick_subset  # tests/selection.py
 
 BF16 = jnp.dtype(jnp.bfloat16)
 RMS_TOLERANCE = 0.03  # ||y_bf16 - y_f32|| / ||y_f32|| (RMS over all outputs)
@@ -80,7 +81,7 @@ def _declares_dtype(name):
     pytest.skip(f'{name} declares no dtype: it runs in float32 only')
 
 
-@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('name', quick_subset(archs.names()))
 def test_bf16_matches_float32_at_init(name):
   _declares_dtype(name)
   task, _, f32, bf16, _, state, batch = _case(name)
@@ -96,7 +97,7 @@ def test_bf16_matches_float32_at_init(name):
   assert err.max() > 0, f'{name}: bitwise equal, so bf16 was not used'
 
 
-@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('name', quick_subset(archs.names()))
 def test_bf16_trains_with_float32_state(name):
   _declares_dtype(name)
   task, _, _, bf16, optimizer, state, _ = _case(name)
@@ -121,7 +122,7 @@ def _backbone_inputs(arch, config):
   return (sequence, sequence) if arch.input_kind == 'encdec' else (sequence,)
 
 
-@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('name', quick_subset(archs.names()))
 def test_backbone_computes_in_bf16_with_float32_parameters(name):
   """Shapes and dtypes only (traced, not compiled): a backbone that ignored its dtype would
   return float32, one that made bf16 parameters would fail the second check."""
@@ -186,7 +187,8 @@ def test_float32_carry_keeps_what_a_bf16_carry_loses():
 # ---------------------------------------------------------------------------------------
 # Token-by-token decoding in bf16.
 
-@pytest.mark.parametrize('name', [n for n in archs.names() if archs.get(n).decoding])
+@pytest.mark.parametrize('name', quick_subset([n for n in archs.names()
+                                                if archs.get(n).decoding]))
 def test_bf16_decoding_matches_the_whole_sequence(name):
   """The backbone built in bf16 decodes in bf16: from bf16 inputs it emits bf16, keeps its
   cache (carries, key/value buffers) float32, and agrees with the bf16 whole-sequence call

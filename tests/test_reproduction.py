@@ -227,7 +227,10 @@ def test_every_reproduction_exists_at_both_sizes():
     assert names[base][1] == 'full' and names[f'{base}-cpu'][1] == 'cpu'
 
 
-@pytest.mark.parametrize('name', list(config_lib.reproductions()))
+# The full sizes plan hundreds of cells at LRA's lengths: with the whole suite.
+@pytest.mark.parametrize('name', [
+    n if n.endswith('-cpu') else pytest.param(n, marks=pytest.mark.slow)
+    for n in config_lib.reproductions()])
 def test_every_row_and_claim_names_cells_of_its_own_config(name):
   """A typo in a row (arch, task, parameters) would leave it `not run` forever."""
   config = config_lib.load_reproduction(name)

@@ -292,6 +292,7 @@ def _tcn_cell(**arch_overrides):
               arch_overrides=arch_overrides, train=train, fast_compile=True)
 
 
+@pytest.mark.slow  # two cells through the whole harness
 def test_a_suites_depth_wins_and_its_record_and_tables_say_what_it_cannot_see():
   """An explicit num_blocks is kept, and where its receptive field (13) misses part of the
   input (300 steps), the record and every table built from it say so."""
