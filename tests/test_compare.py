@@ -326,3 +326,17 @@ def test_seeds_on_one_side_stand_for_both():
   steady = [_record(value=v, seed=s) for s, v in enumerate((0.22, 0.23, 0.225))]
   [row] = _rows(compare_lib.compare(base, steady, timing=False), 'eval/accuracy')
   assert row.verdict == 'worse'
+
+
+@pytest.mark.parametrize('base,new', [(0.02, 0.12), (1e-4, 0.0099)])
+def test_one_seed_changes_within_partial_or_by_a_large_factor_are_judged(base, new):
+  """Only a small move (x4 at most) within `solved` or `at chance` goes unjudged with one
+  seed a side: an adding MSE from 0.02 to 0.12 (both partial, x6) or from 1e-4 to 0.0099
+  (both solved, x99) is worse."""
+  base_run, new_run = _quick_run(), _quick_run()
+  for run, value in ((base_run, base), (new_run, new)):
+    next(r for r in run if (r['arch'], r['task']) == ('lstm', 'adding'))['metrics'][
+        'eval/mse'] = value
+  result = compare_lib.compare(base_run, new_run, timing=False)
+  [row] = [r for r in _rows(result, 'eval/mse') if r.cell.startswith('lstm/adding')]
+  assert row.verdict == 'worse' and result.exit_code == 1

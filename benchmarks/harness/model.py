@@ -127,8 +127,10 @@ def pool(y, lengths, causal: bool):
     return y[:, -1] if causal else jnp.mean(y, axis=1)
   if causal:
     return jnp.take_along_axis(y, (lengths - 1)[:, None, None], axis=1)[:, 0]
-  weights = real_mask(lengths, y.shape[1]).astype(y.dtype)[..., None]  # [B, T, 1]
-  return jnp.sum(y * weights, axis=1) / lengths[:, None].astype(y.dtype)
+  # Summed and divided in float32: bfloat16 would round a length of 257 to 256.
+  weights = real_mask(lengths, y.shape[1]).astype(jnp.float32)[..., None]  # [B, T, 1]
+  mean = jnp.sum(y.astype(jnp.float32) * weights, axis=1) / lengths[:, None]
+  return mean.astype(y.dtype)
 
 
 def pack_prefix(inputs, decoder_inputs, lengths):

@@ -15,9 +15,10 @@ Verdicts: 'same' (equal up to rounding), 'within noise' (within the tolerance), 
 'worse' (beyond the tolerance, in the good or bad direction), 'not judged' (beyond its
 band with one seed on a side, where one seed cannot tell a changed value from a different
 trajectory on another machine: a secondary metric, the held-out loss beside a task's
-headline metric, which carries the cell's verdict; or an unbounded headline metric whose
-two values sit at the same level, `metrics.level`, e.g. both solved: a change of level is
-still judged), 'not comparable' (times from
+headline metric, which carries the cell's verdict; or, with one seed on both sides, an
+unbounded headline metric whose two values are both solved or both at chance
+(`metrics.level`) and within a factor 4: a change of level, a larger factor, or a change
+within `partial` is still judged), 'not comparable' (times from
 different machines, or a metric that one side does not record). A cell that fails on the
 new side only is 'worse'; cells run on one side only are listed, not judged.
 """
@@ -60,9 +61,12 @@ ONE_SEED_WARNING = ('{n} comparison(s) have one seed on a side: their tolerance 
 NOT_JUDGED_NOTE = ('one seed: a secondary metric is not judged beyond its band (the headline '
                    'metric carries the cell\'s verdict)')
 DIFFERENT_MACHINES = 'different machines: times not comparable'
-SAME_LEVEL_NOTE = ('one seed, both {level}: a loss or MSE that moves by a factor within one '
-                   'level (a solved adding MSE of 1e-4 or 2e-4) is what another machine\'s '
-                   'float rounding can do to one training run; seeds judge it')
+# One seed a side, both solved or both at chance: a factor up to this is what another
+# machine's rounding can do to one training run (measured: 2.2x on a solved loss).
+SAME_LEVEL_MAX_RATIO = 4.0
+SAME_LEVEL_NOTE = ('one seed, both {level}: a loss or MSE that moves by a factor of 4 at most '
+                   'within one level (a solved adding MSE of 1e-4 or 2e-4) is what another '
+                   'machine\'s float rounding can do to one training run; seeds judge it')
 FILE_MD = 'comparison.md'  # what `archbench reproduce DIR` writes into the new run
 
 
@@ -323,16 +327,21 @@ def _metric_row(name, first, metric, higher, base_ok, new_ok, one_seed: list) ->
 
 
 def _shared_level(row: Row, record) -> str | None:
-  """The level (metrics.level) both means of an unbounded metric sit at, or None: where
-  they differ, or for a bounded metric, or where the task declares no baseline."""
-  if metrics.is_bounded(row.metric):
+  """The level both values of an unbounded metric sit at (metrics.level), where that
+  level is `solved` or `at chance` and they are within a factor SAME_LEVEL_MAX_RATIO of
+  each other; else None. (`partial` spans from the solved threshold to near the
+  baseline, where a factor 6 would be a real change.)"""
+  if metrics.is_bounded(row.metric) or metrics.log_ratio(row.new, row.base) is None:
+    return None
+  if abs(metrics.log_ratio(row.new, row.base)) > math.log(SAME_LEVEL_MAX_RATIO):
     return None
   spec = metrics.task_spec(record)
   solved = spec.get('solved') if spec.get('metric') == row.metric else None
   baselines = metrics.trivial_baselines(record.get('metrics') or {}, row.metric)
   levels = {metrics.level(v, baselines, solved, row.metric, row.higher_is_better)
             for v in (row.base, row.new)}
-  return levels.pop() if len(levels) == 1 and None not in levels else None
+  shared = levels.pop() if len(levels) == 1 else None
+  return shared if shared in (metrics.SOLVED, metrics.AT_CHANCE) else None
 
 
 def _row_stats(base, new):
@@ -370,7 +379,7 @@ def compare(base_records, new_records, *, timing: bool = True) -> Comparison:
           and metric != TIMING_METRIC):
         if secondary:
           row.verdict, row.note = 'not judged', NOT_JUDGED_NOTE
-        elif (shared := _shared_level(row, first)) is not None:
+        elif max(row.n_base, row.n_new) < 2 and (shared := _shared_level(row, first)):
           row.verdict, row.note = 'not judged', SAME_LEVEL_NOTE.format(level=shared)
       if row:
         rows.append(row)

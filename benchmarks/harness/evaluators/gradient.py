@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.harness.evaluators.base import Context, EvaluatorSpec, register
 from archbench.benchmarks.measure import timing
@@ -134,6 +135,11 @@ class GradientProbe:
 
 def _before_training(ctx: Context) -> None:
   """The curve at initialisation; the probe is compiled once, for both."""
+  if ctx.task.spec.padded:
+    # Distances count back from the last position, which a padded example leaves to
+    # padding: the curve would measure that instead of the example.
+    raise UsageError(f'the gradient probe needs a task without padding; {ctx.task.spec.name} '
+                     'pads its examples (probe adding, copy, selective_copy or mqar)')
   probe = GradientProbe(ctx.model, ctx.task, ctx.params, ctx.key(Stream.PROBE),
                         fast_compile=ctx.fast_compile)
   ctx.kept['gradient'] = probe
