@@ -180,3 +180,17 @@ def test_every_architecture_runs_through_both_probes(arch_name):
       assert m[f'lrd/horizon_{when}'] < len(curve)
   lengths = [r['metrics']['lrd/length'] for r in records]
   assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths)
+
+
+@pytest.mark.slow
+def test_the_gradient_probe_refuses_a_padded_task_and_the_run_goes_on():
+  """Its distances count back from the last position, which padding would occupy: the
+  cell fails with one line saying why (an encoder-decoder's padded source is fine, above)."""
+  train = TrainConfig(steps=2, batch_size=4, warmup_steps=1, steps_per_dispatch=2,
+                      eval_batch_size=16)
+  cell = Cell('lstm', 'listops', 'tiny', 0, {'max_length': 24, 'min_length': 6,
+                                             'num_examples': 120, 'max_depth': 4},
+              {}, train, True, ('gradient',))
+  record = runner.run_cell(cell, suite='test', run_id='test', env={})
+  assert record['status'] == 'error'
+  assert 'the gradient probe needs a task without padding; listops' in record['error']

@@ -135,11 +135,14 @@ class GradientProbe:
 
 def _before_training(ctx: Context) -> None:
   """The curve at initialisation; the probe is compiled once, for both."""
-  if ctx.task.spec.padded:
+  spec = ctx.task.spec
+  if spec.padded and not (spec.kind == 'seq2seq' and ctx.model.input_kind == 'encdec'):
     # Distances count back from the last position, which a padded example leaves to
-    # padding: the curve would measure that instead of the example.
-    raise UsageError(f'the gradient probe needs a task without padding; {ctx.task.spec.name} '
-                     'pads its examples (probe adding, copy, selective_copy or mqar)')
+    # padding (or, for a prefix LM, moves by the packing): the curve would measure that
+    # instead of the example. An encoder-decoder reads its padded source apart, where
+    # padding only gets no gradient.
+    raise UsageError(f'the gradient probe needs a task without padding; {spec.name} pads '
+                     'its examples (probe adding, copy, selective_copy or mqar)')
   probe = GradientProbe(ctx.model, ctx.task, ctx.params, ctx.key(Stream.PROBE),
                         fast_compile=ctx.fast_compile)
   ctx.kept['gradient'] = probe
