@@ -14,9 +14,8 @@ import pathlib
 import sys
 
 from archbench.benchmarks import config as config_lib
-from archbench.benchmarks.flows import report as report_flow
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import reproduction
+from archbench.benchmarks.results import report, reproduction
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = config_lib.load_reproduction(suite).reproduction
     reproduction.write(run, reproduction.plain(spec),
                        records_lib.load_records(run / 'results.jsonl'))
-    report_flow.rebuild(run)
+    report.write_summaries(run, plots=True)  # report.html shows the new verdicts
     print(f'{run}: re-judged with benchmarks/reproductions/ as of now ({suite})')
   return 0
 

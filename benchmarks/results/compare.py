@@ -331,9 +331,8 @@ def _shared_level(row: Row, record) -> str | None:
   level is `solved` or `at chance` and they are within a factor SAME_LEVEL_MAX_RATIO of
   each other; else None. (`partial` spans from the solved threshold to near the
   baseline, where a factor 6 would be a real change.)"""
-  if metrics.is_bounded(row.metric) or metrics.log_ratio(row.new, row.base) is None:
-    return None
-  if abs(metrics.log_ratio(row.new, row.base)) > math.log(SAME_LEVEL_MAX_RATIO):
+  ratio = None if metrics.is_bounded(row.metric) else metrics.log_ratio(row.new, row.base)
+  if ratio is None or abs(ratio) > math.log(SAME_LEVEL_MAX_RATIO):
     return None
   spec = metrics.task_spec(record)
   solved = spec.get('solved') if spec.get('metric') == row.metric else None
