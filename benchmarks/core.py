@@ -83,9 +83,28 @@ class Execution:
                          f'got {value!r}')
 
 
+# Which weights a cell's test metrics are of: those after the last step, or those of the
+# validation evaluation with the best headline metric.
+EVAL_WEIGHTS = ('final', 'best_val')
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """Optimisation of one cell: AdamW with linear warm-up then cosine decay."""
+  """Optimisation of one cell: AdamW with linear warm-up then cosine decay over `steps`.
+
+  What a cell's training is held to besides its parameter budget (`budget_matched`):
+  `steps` optimiser steps; or, with `budget_flops` > 0, as many steps as that many
+  training FLOPs buy at the model's analytic count per step (the schedule decays over
+  them); or, with `budget_s` > 0, as many of `steps` as fit in that many seconds of
+  training on the machine that runs it (compilation and evaluation not counted; the
+  schedule still decays over `steps`), after which the cell evaluates normally.
+
+  The validation set is evaluated every `eval_every` steps (at the first dispatch boundary
+  at or after each multiple; None: about ten times over training, at whole dispatches; 0:
+  at the end only), which records the validation curve and the first step at which the
+  task's solved threshold was reached (`steps_to_target`); `stop_at_target` ends training
+  there. `eval_weights` says which weights the test set then evaluates (EVAL_WEIGHTS).
+  """
   steps: int = 200
   batch_size: int = 32
   lr: float = 1e-3
@@ -94,17 +113,57 @@ class TrainConfig:
   clip_norm: float = 1.0
   steps_per_dispatch: int = 10  # optimiser steps per compiled call; also the timing window
   eval_batch_size: int = 500
+  eval_every: int | None = None
+  stop_at_target: bool = False
+  eval_weights: str = 'final'
+  budget_flops: float = 0.0
+  budget_s: float = 0.0
 
   def __post_init__(self):
     positive = ('steps', 'batch_size', 'lr', 'clip_norm', 'steps_per_dispatch',
                 'eval_batch_size')
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
+      if field.name == 'stop_at_target':
+        if not isinstance(value, bool):
+          raise UsageError(f'train.stop_at_target must be True or False, got {value!r}')
+        continue
+      if field.name == 'eval_weights':
+        if value not in EVAL_WEIGHTS:
+          raise UsageError(f'train.eval_weights {value!r} is not known; valid: '
+                           f'{", ".join(EVAL_WEIGHTS)}')
+        continue
+      if field.name == 'eval_every' and value is None:
+        continue
       if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f'train.{field.name} must be a number, got {value!r}')
       if value < 0 or (field.name in positive and value == 0):
         bound = '> 0' if field.name in positive else '>= 0'
         raise UsageError(f'train.{field.name} must be {bound}, got {value}')
+    if self.budget_flops and self.budget_s:
+      raise UsageError('train.budget_flops and train.budget_s are two budgets; set one')
+    if self.stop_at_target and self.eval_every == 0:
+      raise UsageError('train.stop_at_target needs validation during training: set '
+                       'train.eval_every > 0 (or None: ten times over training)')
+
+  @property
+  def budget_matched(self) -> str:
+    """What besides parameters this training holds equal: 'steps', 'flops' or 'seconds'."""
+    return 'flops' if self.budget_flops else 'seconds' if self.budget_s else 'steps'
+
+  def evaluation_steps(self, steps: int) -> int:
+    """The validation interval in steps over `steps` steps of training (0: at the end);
+    None's tenth of the steps is rounded up to whole dispatches, where evaluations fall."""
+    if self.eval_every is None:
+      k = max(1, min(self.steps_per_dispatch, steps))
+      return -(-max(1, -(-steps // 10)) // k) * k
+    return self.eval_every
+
+
+# Fields added to TrainConfig after records were first written: a cell leaves them out of
+# its identity at these defaults, so that earlier cells keep their digests.
+TRAIN_ADDED = {'eval_every': None, 'stop_at_target': False, 'eval_weights': 'final',
+               'budget_flops': 0.0, 'budget_s': 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +236,9 @@ class Cell:
     for field, default in (('precision', 'float32'), ('eval_lengths', []), ('evaluators', [])):
       if out[field] == default:
         del out[field]
+    for field, default in TRAIN_ADDED.items():
+      if out['train'][field] == default:
+        del out['train'][field]
     return json.loads(json.dumps(out, default=_plain))
 
   @classmethod

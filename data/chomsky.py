@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec, eval_key, pad_further
+from archbench.data.spec import Task, TaskSpec, eval_key, pad_further, val_key
 
 SOLVED = 0.9  # the paper marks a score of at least 90% as generalizing
 
@@ -147,6 +147,7 @@ def make(language: Language, seed: int, length: int, min_length: int, eval_size:
                      f'min_length={min_length}, length={length}')
   generate = functools.partial(batch, language, length=length, min_length=min_length)
   eval_data = {k: np.asarray(v) for k, v in generate(eval_key(seed), eval_size).items()}
+  val_data = {k: np.asarray(v) for k, v in generate(val_key(seed), eval_size).items()}
   spec = TaskSpec(
       name=language.name, kind='per_token', length=length + language.output_length(length),
       vocab_size=language.input_size + 2, num_classes=language.output_size, causal=False,
@@ -154,7 +155,8 @@ def make(language: Language, seed: int, length: int, min_length: int, eval_size:
       baselines=constant_baselines(eval_data, language.output_size), solved=SOLVED,
       padded=True)
   params = {'length': length, 'min_length': min_length, 'eval_size': eval_size}
-  return pad_further(Task(spec, params, generate, eval_data), pad_to, language.pad)
+  return pad_further(Task(spec, params, generate, eval_data, val_data=val_data), pad_to,
+                     language.pad)
 
 
 def language(name: str, level: str, description: str, *, input_size: int, output_size: int,

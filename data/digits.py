@@ -1,7 +1,8 @@
 """The 8x8 handwritten digits bundled with scikit-learn (UCI ML digits): real data, offline.
 
-1797 images, 10 classes. The train/test split is fixed by `split_seed` (not the run's
-seed), so every run and architecture is scored on the same held-out images. `pdigits` is
+1797 images, 10 classes. The train/validation/test split is fixed by `split_seed` (not the
+run's seed), so every run and architecture is scored on the same held-out images; the
+validation images (`val_fraction` of all) come out of the training part. `pdigits` is
 the same task with the pixels in a fixed shuffled order (as permuted MNIST).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec, real_lengths
+from archbench.data.spec import Task, TaskSpec, carve, real_lengths
 
 DIGITS_SHAPE = (8, 8, 1)
 
@@ -74,10 +75,12 @@ def image_spec(name: str, image_shape: tuple[int, int, int], num_classes: int,
 
 def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndarray],
                   test: tuple[np.ndarray, np.ndarray], to_inputs=None,
-                  pad_id: int | None = None) -> Task:
-  """A classification task on fixed (inputs, labels) train and test arrays: the spec's
-  baselines computed from the labels, training batches drawn on device from the train
-  arrays, the test arrays as the held-out set.
+                  pad_id: int | None = None, *, val_count: int,
+                  split_seed: int = 0) -> Task:
+  """A classification task on fixed (inputs, labels) train and test arrays: `val_count`
+  training examples (chosen by `split_seed`) set apart as the validation set, the spec's
+  baselines computed from the labels, training batches drawn on device from the rest of
+  the train arrays, the test arrays as the test set.
 
   `to_inputs` maps stored inputs to model inputs (e.g. uint8 pixels -> floats in [0, 1]).
   It must work on numpy and jax arrays alike: it runs on device on every training batch
@@ -86,32 +89,40 @@ def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndar
   `pad_id`: the stored inputs are end-padded sequences with this padding token; the
   batches then carry each example's `lengths` (a padded task, TaskSpec.padded).
   """
+  rest, held = carve(np.arange(len(train[1])), val_count, split_seed)
+  val = (train[0][held], train[1][held])
+  train = (train[0][rest], train[1][rest])
   spec = dataclasses.replace(spec, baselines=class_baselines(train[1], test[1], spec.num_classes))
   transform = None
   if to_inputs is not None:
     transform = lambda batch: {**batch, 'inputs': to_inputs(batch['inputs'])}
-  test_inputs = test[0] if to_inputs is None else np.asarray(to_inputs(test[0]))
-  def arrays(inputs, labels, stored):
+  def arrays(stored, labels, convert=True):
+    inputs = stored if to_inputs is None or not convert else np.asarray(to_inputs(stored))
     lengths = {} if pad_id is None else {'lengths': real_lengths(stored, pad_id)}
     return {'inputs': inputs, 'targets': labels, **lengths}
-  return Task(spec, params, array_sampler(arrays(*train, train[0]), transform),
-              arrays(test_inputs, test[1], test[0]))
+  return Task(spec, params, array_sampler(arrays(*train, convert=False), transform),
+              arrays(*test), val_data=arrays(*val))
 
 
 def _image_task(name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,
-                split_seed: int, params: dict) -> Task:
-  """A 10-class image task on the digits' train/test split (fixed by split_seed)."""
+                val_fraction: float, split_seed: int, params: dict) -> Task:
+  """A 10-class image task on the digits' train/validation/test split (fixed by
+  split_seed); both fractions are of all images."""
   train, test = split_indices(len(labels), test_fraction, split_seed)
   return labelled_task(image_spec(name, DIGITS_SHAPE, 10, solved=0.95),
-                       {'test_fraction': test_fraction, 'split_seed': split_seed, **params},
-                       (images[train], labels[train]), (images[test], labels[test]))
+                       {'test_fraction': test_fraction, 'val_fraction': val_fraction,
+                        'split_seed': split_seed, **params},
+                       (images[train], labels[train]), (images[test], labels[test]),
+                       val_count=int(round(len(labels) * val_fraction)),
+                       split_seed=split_seed)
 
 
 @register('digits', '8x8 handwritten digits (scikit-learn), 10 classes, accuracy')
-def make_digits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0) -> Task:
+def make_digits(seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1,
+                split_seed: int = 0) -> Task:
   del seed  # the split is fixed by split_seed; training randomness comes from the harness
   images, labels = load_digits_arrays()
-  return _image_task('digits', images, labels, test_fraction, split_seed, {})
+  return _image_task('digits', images, labels, test_fraction, val_fraction, split_seed, {})
 
 
 def pixel_permutation(permutation_seed: int, size: int = 64) -> np.ndarray:
@@ -121,8 +132,8 @@ def pixel_permutation(permutation_seed: int, size: int = 64) -> np.ndarray:
 
 
 @register('pdigits', 'digits with a fixed permutation of the 64 pixels (as permuted MNIST)')
-def make_pdigits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0,
-                 permutation_seed: int = 0) -> Task:
+def make_pdigits(seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1,
+                 split_seed: int = 0, permutation_seed: int = 0) -> Task:
   """Permuted digits: every image's pixels shuffled by one permutation fixed by
   `permutation_seed` (not the run's seed), on the same split as digits.
 
@@ -135,5 +146,5 @@ def make_pdigits(seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0,
   n = len(labels)
   # [N, 8, 8, 1] -> [N, 64] row-major -> permuted -> [N, 8, 8, 1]
   flat = images.reshape(n, -1)[:, pixel_permutation(permutation_seed)]
-  return _image_task('pdigits', flat.reshape(images.shape), labels, test_fraction, split_seed,
-                     {'permutation_seed': permutation_seed})
+  return _image_task('pdigits', flat.reshape(images.shape), labels, test_fraction,
+                     val_fraction, split_seed, {'permutation_seed': permutation_seed})

@@ -103,16 +103,21 @@ def _errors(prediction: np.ndarray, future: np.ndarray) -> tuple[float, float]:
 
 @functools.cache
 def _prepared(length: int, horizon: int, sample_every: float, noise: float, train_length: int,
-              test_length: int, order: int, data_seed: int):
-  """(train arrays, test arrays, persistence (MSE, MAE), linear AR (MSE, MAE)), cached:
-  the harness and `archbench list` build a task many times, and the AR fit is the slow part."""
+              val_length: int, test_length: int, order: int, data_seed: int):
+  """(train arrays, validation arrays, test arrays, persistence (MSE, MAE), linear AR
+  (MSE, MAE)), cached: the harness and `archbench list` build a task many times, and the AR
+  fit is the slow part. The validation segment is the end of the training part, a window
+  apart from the rest (as the test segment is from both), so no window straddles two."""
   gap = length + horizon
   _, observed = observed_series(train_length + gap + test_length, sample_every, noise,
                                 data_seed)
-  train_part, test_part = observed[:train_length], observed[train_length + gap:]
+  train_part = observed[:train_length - val_length - gap]
+  val_part = observed[train_length - val_length:train_length]
+  test_part = observed[train_length + gap:]
   mean, std = train_part.mean(), train_part.std()
   train_past, train_future = windows((train_part - mean) / std, length, horizon)
   test_past, test_future = windows((test_part - mean) / std, length, horizon)
+  val_past, val_future = windows((val_part - mean) / std, length, horizon)
   persistence = _errors(persistence_forecast(test_past, horizon), test_future)
   linear = _errors(fit_linear_ar(train_past, train_future, order)(test_past), test_future)
 
@@ -121,23 +126,30 @@ def _prepared(length: int, horizon: int, sample_every: float, noise: float, trai
     for a in out.values():
       a.setflags(write=False)  # shared by every build of the task
     return out
-  return arrays(train_past, train_future), arrays(test_past, test_future), persistence, linear
+  return (arrays(train_past, train_future), arrays(val_past, val_future),
+          arrays(test_past, test_future), persistence, linear)
 
 
 @register('forecast', 'Mackey-Glass chaotic series: forecast the next H noisy values (MSE)')
 def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_every: float = 1.0,
-                  noise: float = 0.02, train_length: int = 6000, test_length: int = 2000,
-                  ar_order: int | None = None, data_seed: int = 0) -> Task:
+                  noise: float = 0.02, train_length: int = 6000, val_length: int | None = None,
+                  test_length: int = 2000, ar_order: int | None = None,
+                  data_seed: int = 0) -> Task:
   """`length` is the window T; `ar_order` the linear AR's p (None: p = T, the window the
-  model sees). The series is fixed by data_seed, never by the run's seed."""
+  model sees). The series is fixed by data_seed, never by the run's seed; the last
+  `val_length` steps (None: a sixth) of the `train_length` are the validation segment."""
   del seed
+  val_length = train_length // 6 if val_length is None else val_length
   order = length if ar_order is None else ar_order
   if not (1 <= horizon and 1 <= order <= length and noise >= 0
-          and min(train_length, test_length) >= 2 * (length + horizon)):
-    raise ValueError('forecast: need horizon >= 1, 1 <= ar_order <= length, noise >= 0 and '
-                     'train_length, test_length >= 2 * (length + horizon)')
-  train, test, persistence, linear = _prepared(length, horizon, sample_every, noise,
-                                               train_length, test_length, order, data_seed)
+          and min(train_length - val_length - length - horizon, val_length, test_length)
+          >= 2 * (length + horizon)):
+    raise ValueError('forecast: need horizon >= 1, 1 <= ar_order <= length, noise >= 0, '
+                     'val_length, test_length >= 2 * (length + horizon) and train_length '
+                     '>= val_length + 3 * (length + horizon)')
+  train, val, test, persistence, linear = _prepared(
+      length, horizon, sample_every, noise, train_length, val_length, test_length, order,
+      data_seed)
   spec = TaskSpec(
       name='forecast', kind='regress', length=length, feature_dim=1, out_dim=horizon,
       metric='eval/mse', higher_is_better=False,
@@ -147,6 +159,6 @@ def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_eve
                  'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]},
       solved=linear[0])
   params = {'length': length, 'horizon': horizon, 'sample_every': sample_every, 'noise': noise,
-            'train_length': train_length, 'test_length': test_length, 'ar_order': order,
-            'data_seed': data_seed}
-  return Task(spec, params, array_sampler(train), dict(test))
+            'train_length': train_length, 'val_length': val_length,
+            'test_length': test_length, 'ar_order': order, 'data_seed': data_seed}
+  return Task(spec, params, array_sampler(train), dict(test), val_data=dict(val))

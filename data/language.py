@@ -31,7 +31,7 @@ import numpy as np
 
 from archbench.data.registry import register
 from archbench.data.spec import Task, TaskSpec
-from archbench.data.synthetic import _eval_set
+from archbench.data.synthetic import generated_task
 
 MAX_CONTEXTS = 1024  # V**k: the stationarity check squares a dense [V**k, V**k] matrix
 
@@ -189,5 +189,5 @@ def make_lm(seed: int = 0, length: int = 128, alphabet_size: int = 16, order: in
       solved=1.05 * source.entropy_rate)
   params = {'length': length, 'alphabet_size': alphabet_size, 'order': order,
             'support': support, 'source_seed': source_seed, 'eval_size': eval_size}
-  return Task(spec, params, lambda key, b: generate(key, b), _eval_set(generate, seed, eval_size),
-              score_samples=source.score, prompt_length=order)
+  return generated_task(spec, params, generate, seed, eval_size, score_samples=source.score,
+                        prompt_length=order)

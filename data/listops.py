@@ -47,7 +47,7 @@ import numpy as np
 from archbench.data.cache import cached_arrays
 from archbench.data.digits import array_sampler, class_baselines, split_indices
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec, pad_further, real_lengths
+from archbench.data.spec import Task, TaskSpec, carve, pad_further, real_lengths
 
 OPERATORS = ('[MIN', '[MAX', '[MED', '[SM')
 PAD, DIGIT_BASE, OPERATOR_BASE = 0, 1, 11
@@ -154,32 +154,40 @@ def listops_baselines(tokens: np.ndarray, labels: np.ndarray, train: np.ndarray,
 @register('listops', 'ListOps (LRA): value of nested MIN/MAX/MED/SM expressions (accuracy)')
 def make_listops(seed: int = 0, max_depth: int = 6, max_args: int = 10, min_length: int = 64,
                  max_length: int = 256, num_examples: int = 10_000, test_fraction: float = 0.1,
-                 data_seed: int = 0, split_seed: int = 0, pad_to: int | None = None) -> Task:
+                 val_fraction: float = 0.1, data_seed: int = 0, split_seed: int = 0,
+                 pad_to: int | None = None) -> Task:
   """Expressions are padded at the end to max_length (or further, to `pad_to`); batches
   carry each expression's length, so no model sees the padding.
 
   Defaults build in about 2 s (then load from the cache); LRA's task is max_depth=10,
   max_args=10, min_length=501, max_length=1999, num_examples=100_000 (96,000 / 2,000 /
-  2,000 train / validation / test there; here one held-out split), which takes a few
-  minutes to generate (about 3 ms an expression)."""
+  2,000 train / validation / test there; here 80/10/10 of num_examples by default:
+  `val_fraction` of them, out of the training part), which takes a few minutes to generate
+  (about 3 ms an expression)."""
   del seed  # the data is fixed by data_seed and split_seed; the run's seed trains
   if not (2 <= max_depth and 2 <= max_args and 1 <= min_length <= max_length
-          and 4 <= max_length and 1 <= round(num_examples * test_fraction) < num_examples):
+          and 4 <= max_length and 1 <= round(num_examples * test_fraction)
+          and 1 <= round(num_examples * val_fraction)
+          and round(num_examples * test_fraction) + round(num_examples * val_fraction)
+          < num_examples):
     raise ValueError('listops: need max_depth >= 2, max_args >= 2, 1 <= min_length <= '
-                     'max_length, max_length >= 4, and a test_fraction of num_examples that '
-                     'leaves both splits non-empty')
+                     'max_length, max_length >= 4, and test_fraction and val_fraction of '
+                     'num_examples that leave all three splits non-empty')
   config = {'num_examples': num_examples, 'max_depth': max_depth, 'max_args': max_args,
             'min_length': min_length, 'max_length': max_length, 'data_seed': data_seed}
   arrays = cached_arrays('listops', {**config, 'version': GENERATOR_VERSION},
                          lambda: generate(**config))
   tokens, labels = arrays['tokens'].astype(np.int32), arrays['labels'].astype(np.int32)
   train, test = split_indices(len(labels), test_fraction, split_seed)
+  train, val = carve(train, int(round(num_examples * val_fraction)), split_seed)
   spec = TaskSpec(
       name='listops', kind='classify', length=max_length, vocab_size=VOCAB_SIZE,
       num_classes=10, metric='eval/accuracy', higher_is_better=True,
       baselines=listops_baselines(tokens, labels, train, test), solved=0.95,
       padded=True)
-  params = {**config, 'test_fraction': test_fraction, 'split_seed': split_seed}
+  params = {**config, 'test_fraction': test_fraction, 'val_fraction': val_fraction,
+            'split_seed': split_seed}
   lengths = real_lengths(tokens, PAD)
   split = lambda rows: {'inputs': tokens[rows], 'targets': labels[rows], 'lengths': lengths[rows]}
-  return pad_further(Task(spec, params, array_sampler(split(train)), split(test)), pad_to, PAD)
+  return pad_further(Task(spec, params, array_sampler(split(train)), split(test),
+                          val_data=split(val)), pad_to, PAD)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from archbench.data.registry import register
 from archbench.data.spec import Task, TaskSpec
-from archbench.data.synthetic import _eval_set
+from archbench.data.synthetic import generated_task
 
 
 def _random_subset(key: jax.Array, batch_size: int, n: int, k: int) -> jax.Array:
@@ -86,7 +86,7 @@ def make_selective_copy(seed: int = 0, length: int = 64, num_tokens: int = 8,
   spec = _recall_spec('selective_copy', length + num_tokens, num_symbols + 2, num_symbols)
   params = {'length': length, 'num_tokens': num_tokens, 'num_symbols': num_symbols,
             'eval_size': eval_size}
-  return Task(spec, params, lambda key, b: generate(key, b), _eval_set(generate, seed, eval_size))
+  return generated_task(spec, params, generate, seed, eval_size)
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,4 +131,4 @@ def make_mqar(seed: int = 0, num_pairs: int = 16, num_queries: int = 8,
   spec = _recall_spec('mqar', 2 * num_pairs + num_queries, vocab_size, num_values)
   params = {'num_pairs': num_pairs, 'num_queries': num_queries, 'vocab_size': vocab_size,
             'eval_size': eval_size}
-  return Task(spec, params, lambda key, b: generate(key, b), _eval_set(generate, seed, eval_size))
+  return generated_task(spec, params, generate, seed, eval_size)

@@ -39,13 +39,18 @@ class Stream(enum.IntEnum):
   DROPOUT is folded into each training dispatch's key (itself folded from TRAIN, the key
   the dispatch's batch keys are split from), so that the dropout masks, like the batches,
   depend on the seed and the step alone (a resumed cell redraws the same ones) and never
-  share random numbers with the batches."""
+  share random numbers with the batches.
+
+  VALIDATION draws a generated task's validation set, apart from training's batches and
+  from the test set (EVAL), so that selection (a learning rate, a checkpoint, stopping at
+  a target) never sees test data."""
   TRAIN = 0
   EVAL = 1
   INIT = 2
   SAMPLE = 3
   PROBE = 4
   DROPOUT = 5
+  VALIDATION = 6
 
 
 def stream_key(seed: int, stream: Stream) -> jax.Array:
@@ -58,6 +63,19 @@ def train_key(seed: int) -> jax.Array:
 
 def eval_key(seed: int) -> jax.Array:
   return stream_key(seed, Stream.EVAL)
+
+
+def val_key(seed: int) -> jax.Array:
+  return stream_key(seed, Stream.VALIDATION)
+
+
+def carve(rows: np.ndarray, count: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(rest, carved): `count` of `rows` chosen by `split_seed`, both sorted; how a dataset
+  task takes its validation set out of its training part, leaving the test set as it was."""
+  if not 0 < count < len(rows):
+    raise ValueError(f'cannot carve {count} validation examples out of {len(rows)}')
+  order = np.random.RandomState(split_seed + 1).permutation(len(rows))
+  return np.sort(rows[order[count:]]), np.sort(rows[order[:count]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +174,13 @@ class Task:
     train_batch: (key, batch_size) -> batch. Pure and jittable, so the harness draws
       training batches on device inside its compiled training loop: synthetic tasks
       generate them, dataset tasks gather from arrays already on device.
-    eval_data: the fixed held-out set as one batch dict of arrays (numpy).
+    eval_data: the test set as one batch dict of arrays (numpy): evaluated once, after
+      training, and never read by any selection.
+    val_data: the validation set, the same kind of batch dict, disjoint from the test set
+      and from the training examples (a generated task draws it from its own stream, a
+      dataset task carves it out of its training split): what periodic evaluation,
+      stopping at a target, best-weight selection and tuning read. None only for a plug-in
+      task that has none (those uses then refuse it).
     score_samples: for text generation (causal per_token tasks): token sequences [N, T]
       sampled from the trained model -> scores in [0, 1] (e.g. the fraction of valid
       transitions under the source). The harness samples continuations of the first
@@ -170,10 +194,15 @@ class Task:
   eval_data: dict[str, np.ndarray]
   score_samples: Callable[[np.ndarray], dict[str, float]] | None = None
   prompt_length: int = 1
+  val_data: dict[str, np.ndarray] | None = None
 
   @property
   def eval_size(self) -> int:
     return len(self.eval_data['targets'])
+
+  @property
+  def val_size(self) -> int:
+    return 0 if self.val_data is None else len(self.val_data['targets'])
 
 
 def padded_spec(spec: TaskSpec, pad_to: int | None) -> TaskSpec:
@@ -215,4 +244,5 @@ def pad_further(task: Task, pad_to: int | None, pad_id: int) -> Task:
       task, spec=padded_spec(spec, pad_to),
       params={**task.params, 'pad_to': pad_to},
       train_batch=lambda key, batch_size: pad(sample(key, batch_size), jnp),
-      eval_data=pad(task.eval_data, np))
+      eval_data=pad(task.eval_data, np),
+      val_data=None if task.val_data is None else pad(task.val_data, np))

@@ -2,7 +2,8 @@
 
 Each generator is a pure function `(key, batch_size, ...) -> batch`, so the same key gives
 the same batch bit for bit, and the harness can draw training batches inside its compiled
-loop. The held-out set comes from `eval_key(seed)`, a stream disjoint from training's.
+loop. The test set comes from `eval_key(seed)` and the validation set from `val_key(seed)`,
+two streams disjoint from training's and from each other.
 """
 from __future__ import annotations
 
@@ -14,11 +15,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec, eval_key
+from archbench.data.spec import Task, TaskSpec, eval_key, val_key
 
 
-def _eval_set(generate, seed: int, eval_size: int) -> dict[str, np.ndarray]:
-  return jax.tree_util.tree_map(np.asarray, generate(eval_key(seed), eval_size))
+def held_out_set(generate, key: jax.Array, size: int) -> dict[str, np.ndarray]:
+  return jax.tree_util.tree_map(np.asarray, generate(key, size))
+
+
+def generated_task(spec: TaskSpec, params: dict, generate, seed: int, eval_size: int,
+                   **extra) -> Task:
+  """A task whose batches `generate(key, batch_size)` draws: training batches on device,
+  a test set and a validation set of `eval_size` examples each, from their own streams."""
+  return Task(spec, params, lambda key, b: generate(key, b),
+              held_out_set(generate, eval_key(seed), eval_size),
+              val_data=held_out_set(generate, val_key(seed), eval_size), **extra)
 
 
 # ---------------------------------------------------------------------------------------
@@ -51,8 +61,8 @@ def make_adding(seed: int = 0, length: int = 50, eval_size: int = 1000) -> Task:
       metric='eval/mse', higher_is_better=False,
       baselines={'eval/mse': ADDING_BASELINE_MSE, 'eval/loss': ADDING_BASELINE_MSE},
       solved=0.01)
-  return Task(spec, {'length': length, 'eval_size': eval_size},
-              lambda key, b: generate(key, b), _eval_set(generate, seed, eval_size))
+  return generated_task(spec, {'length': length, 'eval_size': eval_size}, generate, seed,
+                        eval_size)
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,5 +111,5 @@ def make_copy(seed: int = 0, length: int = 20, eval_size: int = 1000) -> Task:
       baselines={'eval/loss': copy_baseline_loss(length),
                  'eval/accuracy': 1.0 / COPY_SYMBOLS},
       solved=0.95)
-  return Task(spec, {'length': length, 'eval_size': eval_size},
-              lambda key, b: generate(key, b), _eval_set(generate, seed, eval_size))
+  return generated_task(spec, {'length': length, 'eval_size': eval_size}, generate, seed,
+                        eval_size)

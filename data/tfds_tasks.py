@@ -173,6 +173,24 @@ def check_eval_size(task: str, eval_size: int | None) -> None:
                      f'got {eval_size}')
 
 
+# Every TFDS task sets this share of its train split apart as its validation set (chosen by
+# a fixed seed, the same for every run), and leaves the test split untouched.
+VAL_FRACTION = 0.1
+
+
+def check_val_fraction(task: str, val_fraction: float) -> None:
+  if not 0 < val_fraction < 1:
+    raise ValueError(f'{task}: val_fraction must be in (0, 1), got {val_fraction}')
+
+
+def _labelled(spec: TaskSpec, params: dict, train, test, to_inputs, *, val_fraction: float,
+              pad_id: int | None = None) -> Task:
+  """labelled_task with `val_fraction` of the train split as the validation set."""
+  check_val_fraction(spec.name, val_fraction)
+  return labelled_task(spec, {**params, 'val_fraction': val_fraction}, train, test, to_inputs,
+                       pad_id, val_count=max(1, int(round(len(train[1]) * val_fraction))))
+
+
 def eval_subset(n: int, eval_size: int | None) -> np.ndarray:
   """Indices of the held-out examples: all n, or a fixed `eval_size` of them (the first of
   a permutation seeded by 0, whatever the run's seed), in stored order."""
@@ -211,17 +229,19 @@ IMAGE_TASKS = {
 
 def _register_image_task(name: str, shape: tuple[int, int, int], solved: float,
                          description: str) -> None:
-  def make_spec(eval_size: int | None = None) -> TaskSpec:
+  def make_spec(eval_size: int | None = None, val_fraction: float = VAL_FRACTION) -> TaskSpec:
     check_eval_size(name, eval_size)
     return image_spec(name, shape, 10, solved)
 
-  def make(seed: int = 0, eval_size: int | None = None) -> Task:
-    """The TFDS train split trains, the test split (or `eval_size` of it) evaluates; pixels
-    in [0, 1]."""
+  def make(seed: int = 0, eval_size: int | None = None,
+           val_fraction: float = VAL_FRACTION) -> Task:
+    """The TFDS train split trains, less `val_fraction` of it for validation; the test
+    split (or `eval_size` of it) is the test set; pixels in [0, 1]."""
     del seed  # the split is TFDS's; training randomness comes from the harness
-    return labelled_task(make_spec(eval_size), {'tfds': DATASETS[name].full_name,
-                                                'eval_size': eval_size},
-                         _images(name, 'train'), _test_images(name, eval_size), _unit)
+    return _labelled(make_spec(eval_size), {'tfds': DATASETS[name].full_name,
+                                            'eval_size': eval_size},
+                     _images(name, 'train'), _test_images(name, eval_size), _unit,
+                     val_fraction=val_fraction)
   register(name, description, spec=make_spec)(make)
 
 
@@ -243,19 +263,20 @@ def smnist_inputs(images):
   return _unit(images.reshape(images.shape[0], -1, 1))
 
 
-def smnist_spec(eval_size: int | None = None) -> TaskSpec:
+def smnist_spec(eval_size: int | None = None, val_fraction: float = VAL_FRACTION) -> TaskSpec:
   check_eval_size('smnist', eval_size)
   return _pixel_sequence_spec('smnist', 784, solved=0.98)
 
 
 @register('smnist', 'sequential MNIST: the 784 pixels one per step, row-major (accuracy)',
           spec=smnist_spec)
-def make_smnist(seed: int = 0, eval_size: int | None = None) -> Task:
+def make_smnist(seed: int = 0, eval_size: int | None = None,
+                val_fraction: float = VAL_FRACTION) -> Task:
   del seed
-  return labelled_task(smnist_spec(eval_size), {'tfds': DATASETS['mnist'].full_name,
-                                                'eval_size': eval_size},
-                       _images('mnist', 'train'), _test_images('mnist', eval_size),
-                       smnist_inputs)
+  return _labelled(smnist_spec(eval_size), {'tfds': DATASETS['mnist'].full_name,
+                                            'eval_size': eval_size},
+                   _images('mnist', 'train'), _test_images('mnist', eval_size),
+                   smnist_inputs, val_fraction=val_fraction)
 
 
 def pmnist_inputs(images, permutation: np.ndarray):
@@ -264,7 +285,8 @@ def pmnist_inputs(images, permutation: np.ndarray):
   return _unit(flat[..., None])
 
 
-def pmnist_spec(permutation_seed: int = 0, eval_size: int | None = None) -> TaskSpec:
+def pmnist_spec(permutation_seed: int = 0, eval_size: int | None = None,
+                val_fraction: float = VAL_FRACTION) -> TaskSpec:
   del permutation_seed
   check_eval_size('pmnist', eval_size)
   return _pixel_sequence_spec('pmnist', 784, solved=0.90)
@@ -272,16 +294,18 @@ def pmnist_spec(permutation_seed: int = 0, eval_size: int | None = None) -> Task
 
 @register('pmnist', 'permuted sequential MNIST: the 784 pixels in one fixed shuffled order',
           spec=pmnist_spec)
-def make_pmnist(seed: int = 0, permutation_seed: int = 0, eval_size: int | None = None) -> Task:
+def make_pmnist(seed: int = 0, permutation_seed: int = 0, eval_size: int | None = None,
+                val_fraction: float = VAL_FRACTION) -> Task:
   """One permutation, fixed by `permutation_seed` (not the run's seed), for every image of
   both splits: neighbouring steps are no longer neighbouring pixels."""
   del seed
   permutation = pixel_permutation(permutation_seed, size=784)
-  return labelled_task(pmnist_spec(permutation_seed, eval_size),
-                       {'tfds': DATASETS['mnist'].full_name,
-                        'permutation_seed': permutation_seed, 'eval_size': eval_size},
-                       _images('mnist', 'train'), _test_images('mnist', eval_size),
-                       functools.partial(pmnist_inputs, permutation=permutation))
+  return _labelled(pmnist_spec(permutation_seed, eval_size),
+                   {'tfds': DATASETS['mnist'].full_name,
+                    'permutation_seed': permutation_seed, 'eval_size': eval_size},
+                   _images('mnist', 'train'), _test_images('mnist', eval_size),
+                   functools.partial(pmnist_inputs, permutation=permutation),
+                   val_fraction=val_fraction)
 
 
 # ITU-R BT.601 luma, the weights of tf.image.rgb_to_grayscale that LRA's Image task uses.
@@ -298,22 +322,23 @@ def scifar_inputs(images):
   return (gray / 255.0).reshape(images.shape[0], -1, 1)
 
 
-def scifar_spec(eval_size: int | None = None) -> TaskSpec:
+def scifar_spec(eval_size: int | None = None, val_fraction: float = VAL_FRACTION) -> TaskSpec:
   check_eval_size('scifar', eval_size)
   return _pixel_sequence_spec('scifar', 1024, solved=0.60)
 
 
 @register('scifar', 'sequential CIFAR-10: 1024 grayscale pixels one per step (LRA Image)',
           spec=scifar_spec)
-def make_scifar(seed: int = 0, eval_size: int | None = None) -> Task:
+def make_scifar(seed: int = 0, eval_size: int | None = None,
+                val_fraction: float = VAL_FRACTION) -> Task:
   """LRA's Image task: CIFAR-10 in grayscale as a 1024-step sequence. LRA feeds the 8-bit
   gray levels as tokens; here they are real values in [0, 1] through the same dense adapter
   as the other pixel tasks."""
   del seed
-  return labelled_task(scifar_spec(eval_size), {'tfds': DATASETS['cifar10'].full_name,
-                                                'eval_size': eval_size},
-                       _images('cifar10', 'train'), _test_images('cifar10', eval_size),
-                       scifar_inputs)
+  return _labelled(scifar_spec(eval_size), {'tfds': DATASETS['cifar10'].full_name,
+                                            'eval_size': eval_size},
+                   _images('cifar10', 'train'), _test_images('cifar10', eval_size),
+                   scifar_inputs, val_fraction=val_fraction)
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,7 +363,7 @@ def _int32(x):
 
 
 def imdb_spec(length: int = 1024, eval_size: int | None = None,
-              pad_to: int | None = None) -> TaskSpec:
+              pad_to: int | None = None, val_fraction: float = VAL_FRACTION) -> TaskSpec:
   if length < 1:
     raise ValueError(f'imdb: length must be >= 1, got {length}')
   check_eval_size('imdb', eval_size)
@@ -351,7 +376,7 @@ def imdb_spec(length: int = 1024, eval_size: int | None = None,
 @register('imdb', 'IMDB reviews as bytes, positive or negative (LRA Text; accuracy)',
           spec=imdb_spec)
 def make_imdb(seed: int = 0, length: int = 1024, eval_size: int | None = None,
-              pad_to: int | None = None) -> Task:
+              pad_to: int | None = None, val_fraction: float = VAL_FRACTION) -> Task:
   """Reviews as UTF-8 bytes truncated or padded at the end to `length` (LRA uses
   1000-4000; `pad_to` pads further); batches carry each review's length, so no model sees
   the padding. The 25,000 train reviews train and the 25,000 test reviews (or `eval_size`
@@ -361,11 +386,11 @@ def make_imdb(seed: int = 0, length: int = 1024, eval_size: int | None = None,
   train, test = _split('imdb', 'train'), _split('imdb', 'test')
   keep = eval_subset(len(test['text']), eval_size)
   test_texts, test_labels = [test['text'][i] for i in keep], test['label'][keep].astype(np.int32)
-  task = labelled_task(spec, {'tfds': DATASETS['imdb'].full_name, 'length': length,
-                              'eval_size': eval_size},
-                       (encode_bytes(train['text'], length), train['label'].astype(np.int32)),
-                       (encode_bytes(test_texts, length), test_labels), _int32,
-                       pad_id=BYTE_PAD)
+  task = _labelled(spec, {'tfds': DATASETS['imdb'].full_name, 'length': length,
+                          'eval_size': eval_size},
+                   (encode_bytes(train['text'], length), train['label'].astype(np.int32)),
+                   (encode_bytes(test_texts, length), test_labels), _int32,
+                   pad_id=BYTE_PAD, val_fraction=val_fraction)
   return pad_further(task, pad_to, BYTE_PAD)
 
 
@@ -413,7 +438,7 @@ def unigram_baselines(train_text: np.ndarray, targets: np.ndarray,
           'eval/accuracy': float(np.bincount(flat).max() / flat.size)}
 
 
-def shakespeare_spec(length: int = 256) -> TaskSpec:
+def shakespeare_spec(length: int = 256, val_fraction: float = VAL_FRACTION) -> TaskSpec:
   if length < 1:
     raise ValueError(f'shakespeare: length must be >= 1, got {length}')
   return TaskSpec(name='shakespeare', kind='per_token', length=length, vocab_size=256,
@@ -423,7 +448,8 @@ def shakespeare_spec(length: int = 256) -> TaskSpec:
 
 @register('shakespeare', 'Tiny Shakespeare, next-character prediction over windows of T '
           '(causal; bits per character)', spec=shakespeare_spec)
-def make_shakespeare(seed: int = 0, length: int = 256) -> Task:
+def make_shakespeare(seed: int = 0, length: int = 256,
+                     val_fraction: float = VAL_FRACTION) -> Task:
   """Character (byte: the text is ASCII) language modelling: train on random windows of
   the train split, evaluate on consecutive windows of the test split, every position
   counted. The headline metric is bits per character (eval/bits_per_char = eval/loss, in
@@ -431,14 +457,20 @@ def make_shakespeare(seed: int = 0, length: int = 256) -> Task:
   character model reaches on this text."""
   del seed
   spec = shakespeare_spec(length)
+  check_val_fraction('shakespeare', val_fraction)
   train, test = _text('shakespeare', 'train'), _text('shakespeare', 'test')
-  if min(len(train), len(test)) < length + 1:
+  # The validation text is the end of the train split: consecutive text, as the test's.
+  cut = len(train) - int(round(len(train) * val_fraction))
+  train, val = train[:cut], train[cut:]
+  if min(len(train), len(val), len(test)) < length + 1:
     raise ValueError(f'shakespeare: length {length} is longer than a split '
-                     f'(train {len(train)}, test {len(test)} characters)')
+                     f'(train {len(train)}, validation {len(val)}, test {len(test)} '
+                     'characters)')
   eval_data = text_windows(test, length)
   spec = dataclasses.replace(spec, baselines=unigram_baselines(train, eval_data['targets']))
-  return Task(spec, {'tfds': DATASETS['shakespeare'].full_name, 'length': length},
-              window_sampler(train, length), eval_data)
+  return Task(spec, {'tfds': DATASETS['shakespeare'].full_name, 'length': length,
+                     'val_fraction': val_fraction},
+              window_sampler(train, length), eval_data, val_data=text_windows(val, length))
 
 
 # ---------------------------------------------------------------------------------------

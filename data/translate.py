@@ -16,7 +16,7 @@ import numpy as np
 
 from archbench.data.digits import array_sampler
 from archbench.data.registry import register
-from archbench.data.spec import EOS, PAD, Task, TaskSpec, pad_further, real_lengths
+from archbench.data.spec import EOS, PAD, Task, TaskSpec, carve, pad_further, real_lengths
 
 ONES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine',
         'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen',
@@ -77,18 +77,23 @@ def positional_majority(train_targets: np.ndarray, test_targets: np.ndarray):
 
 @register('translate', 'numbers in digits -> English words (seq2seq, greedy exact match)')
 def make_translate(seed: int = 0, max_value: int = 100_000, test_size: int = 1000,
-                   split_seed: int = 0, pad_to: int | None = None) -> Task:
+                   val_size: int | None = None, split_seed: int = 0,
+                   pad_to: int | None = None) -> Task:
   """Every n < max_value is an example; `test_size` of them, chosen by `split_seed`, are
-  held out. The run's seed does not change the split. Sources are padded at the end to
+  the test set and another `val_size` (None: as many) the validation set. The run's seed does not change the split. Sources are padded at the end to
   the longest number's digit count (or further, to `pad_to`); batches carry each
   source's length, so no model sees the padding."""
   del seed
-  if not 10 < max_value <= MAX_VALUE_LIMIT or not 0 < test_size < max_value // 2:
-    raise ValueError(f'translate: need 10 < max_value <= {MAX_VALUE_LIMIT} and '
-                     f'0 < test_size < max_value/2, got {max_value}, {test_size}')
+  val_size = test_size if val_size is None else val_size
+  if (not 10 < max_value <= MAX_VALUE_LIMIT or not 0 < test_size
+      or not 0 < val_size or test_size + val_size >= max_value // 2):
+    raise ValueError(f'translate: need 10 < max_value <= {MAX_VALUE_LIMIT}, test_size and '
+                     f'val_size > 0 and test_size + val_size < max_value/2, got '
+                     f'{max_value}, {test_size}, {val_size}')
   sources, targets = number_pairs(max_value)
   order = np.random.RandomState(split_seed).permutation(max_value)
   test, train = np.sort(order[:test_size]), np.sort(order[test_size:])
+  train, val = carve(train, val_size, split_seed)
   token_acc, exact = positional_majority(targets[train], targets[test])
 
   def with_masks(src, tgt):
@@ -102,7 +107,9 @@ def make_translate(seed: int = 0, max_value: int = 100_000, test_size: int = 100
       baselines={'eval/exact_match': exact, 'eval/token_accuracy': token_acc,
                  'eval/accuracy': token_acc},
       solved=0.95, padded=True)
-  task = Task(spec, {'max_value': max_value, 'test_size': test_size, 'split_seed': split_seed},
+  task = Task(spec, {'max_value': max_value, 'test_size': test_size, 'val_size': val_size,
+                     'split_seed': split_seed},
               array_sampler(with_masks(sources[train], targets[train])),
-              with_masks(sources[test], targets[test]))
+              with_masks(sources[test], targets[test]),
+              val_data=with_masks(sources[val], targets[val]))
   return pad_further(task, pad_to, PAD)

@@ -222,7 +222,12 @@ def test_digits_spec_and_baseline():
   # Loss baseline: cross-entropy on the test labels of predicting the training set's class
   # frequencies (a model that ignores its input).
   images, labels = digits.load_digits_arrays()
-  train, _ = digits.split_indices(len(labels), 0.2, 0)
+  train, test = digits.split_indices(len(labels), 0.2, 0)
+  # A tenth of all images, out of the training part, is the validation set.
+  train, val = spec_lib.carve(train, round(0.1 * len(labels)), 0)
+  assert len(val) == task.val_size == 180 and not set(val) & set(test)
+  np.testing.assert_array_equal(task.val_data['targets'], labels[val])
+  np.testing.assert_array_equal(task.eval_data['targets'], labels[test])
   freq = np.array([np.mean(labels[train] == c) for c in range(10)])
   prior_ce = np.mean([-math.log(freq[c]) for c in y])
   assert spec.baselines['eval/loss'] == pytest.approx(prior_ce, rel=1e-9)
@@ -251,3 +256,26 @@ def test_unknown_parameter_names_valid_ones(name):
   assert data.get(name).defaults  # every task has parameters to name
   for param in data.get(name).defaults:
     assert param in message
+
+
+def _rows(a) -> set[bytes]:
+  a = np.ascontiguousarray(a)
+  return {row.tobytes() for row in a.reshape(len(a), -1)}
+
+
+@pytest.mark.parametrize('name', [n for n in data.names() if not data.get(n).reads_data])
+def test_every_task_has_a_validation_set_apart_from_test_and_training(name):
+  """The validation set is the test set's kind of batch, of its own examples: a generated
+  task's from its own stream (not the test's, not training's), a dataset task's out of its
+  training rows, so that no input of it is in the test set or in a training batch."""
+  task = data.build(name, seed=3)
+  assert task.val_data is not None and task.val_size > 0
+  assert set(task.val_data) == set(task.eval_data)
+  val, test = _rows(task.val_data['inputs']), _rows(task.eval_data['inputs'])
+  drawn = _rows(task.train_batch(jax.random.PRNGKey(0), 256)['inputs'])
+  if name in ('digits', 'pdigits', 'listops', 'translate', 'forecast'):  # dataset rows
+    assert not val & test and not val & drawn
+  else:  # generated: a stream of its own (short strings of a small alphabet recur by chance)
+    assert len(val - test) > 0.5 * len(val) and len(drawn - val) > 0.5 * len(drawn)
+    again = data.build(name, seed=3)
+    np.testing.assert_array_equal(again.val_data['inputs'], task.val_data['inputs'])

@@ -133,17 +133,21 @@ def test_listops_split_is_fixed_disjoint_and_seeded():
   test_rows = _rows(task.eval_data['inputs'])
   assert len(test_rows) == task.eval_size == 120
   train_rows = _rows(_draw(task, jax.random.PRNGKey(1), 8192)['inputs'])
-  assert not test_rows & train_rows
-  assert len(train_rows | test_rows) == LO['num_examples']  # every expression distinct
+  val_rows = _rows(task.val_data['inputs'])
+  # val_fraction 0.1 of all, out of the training part
+  assert len(val_rows) == task.val_size == round(0.1 * LO['num_examples'])
+  assert not test_rows & train_rows and not val_rows & (train_rows | test_rows)
+  # every expression distinct
+  assert len(train_rows | val_rows | test_rows) == LO['num_examples']
   # The run's seed changes nothing; split_seed reshuffles the same pool; data_seed
   # generates other expressions.
   same = data.build('listops', seed=7, **LO)
   np.testing.assert_array_equal(same.eval_data['inputs'], task.eval_data['inputs'])
   resplit = data.build('listops', split_seed=1, **LO)
   assert _rows(resplit.eval_data['inputs']) != test_rows
-  assert len(_rows(resplit.eval_data['inputs']) & (train_rows | test_rows)) == 120
+  assert len(_rows(resplit.eval_data['inputs']) & (train_rows | val_rows | test_rows)) == 120
   other = data.build('listops', data_seed=1, **LO)
-  assert len(_rows(other.eval_data['inputs']) & (train_rows | test_rows)) < 12
+  assert len(_rows(other.eval_data['inputs']) & (train_rows | val_rows | test_rows)) < 12
 
 
 def test_listops_baselines_are_the_input_blind_classifier():
@@ -409,8 +413,14 @@ def _forecast_series(task):
   p = task.params
   total = p['train_length'] + p['length'] + p['horizon'] + p['test_length']
   _, observed = forecast.observed_series(total, p['sample_every'], p['noise'], p['data_seed'])
-  train = observed[:p['train_length']]
+  train = observed[:_train_end(p)]
   return (observed - train.mean()) / train.std()
+
+
+def _train_end(p) -> int:
+  """Where the training windows' segment ends: a window before the validation segment,
+  the last val_length of train_length."""
+  return p['train_length'] - p['val_length'] - p['length'] - p['horizon']
 
 
 def _starts(rows, series):
@@ -430,18 +440,27 @@ def test_forecast_windows_split_in_time_without_overlap():
   test_starts = _starts(task.eval_data['inputs'][..., 0], series)
   drawn = _draw(task, jax.random.PRNGKey(0), 4096)
   train_starts = _starts(drawn['inputs'][..., 0], series)
-  for rows, starts, split in [(task.eval_data, test_starts, 'test'), (drawn, train_starts, 'train')]:
+  val_starts = _starts(task.val_data['inputs'][..., 0], series)
+  for rows, starts, split in [(task.eval_data, test_starts, 'test'), (drawn, train_starts, 'train'),
+                              (task.val_data, val_starts, 'validation')]:
     for x, y, s in zip(rows['inputs'][..., 0], rows['targets'], starts):
       np.testing.assert_allclose(x, series[s:s + t], rtol=1e-6, err_msg=split)
       np.testing.assert_allclose(y, series[s + t:s + t + h], rtol=1e-6, err_msg=split)
   # Every time index a training window reads (past and future) precedes, by at least a
   # window and a horizon, every index a test window reads.
-  assert train_starts.max() + t + h <= FC['train_length']
+  # The validation windows sit in the last val_length steps of train_length (a sixth by
+  # default), a window and a horizon after every training window's last index.
+  p = task.params
+  assert p['val_length'] == FC['train_length'] // 6
+  assert train_starts.max() + t + h <= _train_end(p)
+  assert val_starts.min() >= _train_end(p) + t + h
+  assert val_starts.max() + t + h <= FC['train_length']
+  assert len(set(val_starts)) == task.val_size == p['val_length'] - t - h + 1
   assert test_starts.min() >= FC['train_length'] + t + h
   assert len(set(test_starts)) == task.eval_size == FC['test_length'] - t - h + 1
-  assert len(set(train_starts)) > 0.9 * (FC['train_length'] - t - h + 1)  # all are drawn
+  assert len(set(train_starts)) > 0.9 * (_train_end(p) - t - h + 1)  # all are drawn
   # Normalised by the training part: mean 0, std 1 there.
-  train_part = series[:FC['train_length']]
+  train_part = series[:_train_end(p)]
   assert abs(train_part.mean()) < 1e-5 and train_part.std() == pytest.approx(1, rel=1e-5)
 
 
@@ -457,7 +476,7 @@ def test_forecast_baselines_recomputed():
   assert base['eval/mse'] == base['eval/loss'] == base['persistence/mse']
   # Linear AR(p = T) with a bias, every horizon step fitted directly on the training
   # windows (all of them, built here from the series).
-  n_train = FC['train_length'] - t - h + 1
+  n_train = _train_end(task.params) - t - h + 1
   past = np.stack([series[i:i + t] for i in range(n_train)])
   future = np.stack([series[i + t:i + t + h] for i in range(n_train)])
   design = np.hstack([past, np.ones((n_train, 1))])

@@ -271,7 +271,15 @@ def test_imdb_reads_the_reviews_as_bytes(prepared):
   assert drawn['inputs'].dtype == np.int32
   drawn_texts = {bytes((row[row > 0] - 1).astype(np.uint8)) for row in drawn['inputs']}
   assert drawn_texts <= train and not drawn_texts & set(expected)
-  assert t.spec.baselines == digits.class_baselines(np.array([0, 1] * 4), t.eval_data['targets'], 2)
+  # The validation reviews come out of train (a tenth, at least one), never drawn for
+  # training, and the test set is all of test.
+  labels = {text.strip().encode()[:length]: label_id[label]
+            for label, texts in raw.IMDB['train'].items() for text in texts}
+  val_texts = {bytes((row[row > 0] - 1).astype(np.uint8)) for row in t.val_data['inputs']}
+  assert t.val_size == 1 and val_texts <= train and not val_texts & (drawn_texts | set(expected))
+  assert t.val_data['targets'].tolist() == [labels[text] for text in val_texts]
+  rest = np.array([y for text, y in labels.items() if text not in val_texts])
+  assert t.spec.baselines == digits.class_baselines(rest, t.eval_data['targets'], 2)
   subset = data.build('imdb', length=length, eval_size=4)
   assert subset.eval_size == 4 and _rows(subset.eval_data['inputs']) <= _rows(t.eval_data['inputs'])
   # A padded task: each review's length in bytes rides along, and pad_to only pads.
@@ -336,6 +344,11 @@ def test_unigram_baselines_by_hand():
 def test_shakespeare_baselines_are_those_of_the_text(prepared):
   t = data.build('shakespeare', length=24)
   train_text, _ = _shakespeare_splits()
+  # The last tenth of the train text is the validation text: consecutive windows of it.
+  cut = len(train_text) - round(0.1 * len(train_text))
+  train_text, val_text = train_text[:cut], train_text[cut:]
+  first = t.val_data['inputs'][0].astype(np.uint8).tobytes()
+  assert first == val_text[:24] and t.val_size == (len(val_text) - 1) // 24
   targets = t.eval_data['targets'].reshape(-1)
   counts = np.bincount(np.frombuffer(train_text, np.uint8), minlength=256) + 1
   loss = -np.mean(np.log(counts[targets] / counts.sum()))

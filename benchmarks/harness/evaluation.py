@@ -1,5 +1,9 @@
 """What the runner and the evaluators both measure with: the held-out evaluation of a model
 (one compiled scan over padded batches) and the memory XLA reports for a compiled function.
+
+Two held-out sets: the validation set (metrics `val/...`), which training may read as often
+as it likes (periodic evaluation, stopping at a target, best weights, tuning), and the test
+set (`eval/...`), evaluated once, after training.
 """
 from __future__ import annotations
 
@@ -11,16 +15,39 @@ from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.measure import timing
 
 
-def held_out(model, task, params, tc, parallel, fast: bool):
-  """(metrics 'eval/...', compile seconds, run seconds) of `params` on `task`'s held-out
-  set: one compiled scan over its padded batches."""
-  batches, weights = parallel.put_batches(train_lib.pad_eval_set(
-      task.eval_data, tc.eval_batch_size, multiple=parallel.num_devices))
-  evaluate = functools.partial(train_lib.evaluate, model=model, spec=task.spec)
-  compiled, compile_s = timing.compile_ahead(evaluate, params, batches, weights, fast=fast)
-  chrono = timing.Chrono(warmup_windows=0)
-  sums = chrono.time(compiled, params, batches, weights)
-  return train_lib.finalize(task.spec, jax.device_get(sums), 'eval'), compile_s, chrono.median_s
+TEST, VALIDATION = 'eval', 'val'  # the metric prefixes of the two held-out sets
+
+
+class HeldOut:
+  """One held-out set on device and its evaluation, compiled at the first call and reused
+  (periodic validation evaluates the same set many times)."""
+
+  def __init__(self, model, spec, data, tc, parallel, fast: bool, prefix: str):
+    self.spec, self.prefix, self.fast = spec, prefix, fast
+    self.size = len(data['targets'])
+    self.batches, self.weights = parallel.put_batches(train_lib.pad_eval_set(
+        data, tc.eval_batch_size, multiple=parallel.num_devices))
+    self._evaluate = functools.partial(train_lib.evaluate, model=model, spec=spec)
+    self._compiled = None
+    self.compile_s = 0.0
+
+  def __call__(self, params) -> tuple[dict[str, float], float]:
+    """(metrics '<prefix>/...', run seconds) of `params`."""
+    if self._compiled is None:
+      self._compiled, self.compile_s = timing.compile_ahead(
+          self._evaluate, params, self.batches, self.weights, fast=self.fast)
+    chrono = timing.Chrono(warmup_windows=0)
+    sums = chrono.time(self._compiled, params, self.batches, self.weights)
+    return train_lib.finalize(self.spec, jax.device_get(sums), self.prefix), chrono.median_s
+
+
+def held_out(model, task, params, tc, parallel, fast: bool, split: str = TEST):
+  """(metrics '<split>/...', compile seconds, run seconds) of `params` on `task`'s test set
+  (split 'eval') or validation set ('val'): one compiled scan over its padded batches."""
+  data = task.eval_data if split == TEST else task.val_data
+  evaluate = HeldOut(model, task.spec, data, tc, parallel, fast, split)
+  metrics, run_s = evaluate(params)
+  return metrics, evaluate.compile_s, run_s
 
 
 def memory(compiled) -> dict[str, int | None]:

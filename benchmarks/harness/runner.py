@@ -7,6 +7,7 @@ the runner calls at fixed points through their hooks.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -30,6 +31,7 @@ from archbench.benchmarks.harness import train as train_lib
 from archbench.benchmarks.harness.checkpoint import CellCheckpoints
 from archbench.benchmarks.harness.parallel import DataParallel
 from archbench.benchmarks.measure import timing
+from archbench.benchmarks.results import metrics as metrics_lib
 from archbench.benchmarks.results import records
 from archbench.data.spec import Stream, stream_key
 
@@ -154,7 +156,11 @@ def _build(cell: Cell, out: dict[str, Any], execution: Execution):
   """(the cell's Context, its optimiser): the model and its initial training state; the
   record's config and size figures."""
   arch, config, task, model = prepare(cell)
-  spec, tc = task.spec, cell.train
+  spec = task.spec
+  tc = resolved_train(cell.train, model_lib.train_flops(arch, config, spec))
+  if task.val_data is None and (tc.stop_at_target or tc.eval_weights != 'final'):
+    raise UsageError(f'task {cell.task} has no validation set: train.stop_at_target and '
+                     'train.eval_weights=best_val need one (Task.val_data)')
   parallel = DataParallel.over(execution.devices, (tc.batch_size,))
   optimizer = train_lib.make_optimizer(tc)
   state = parallel.replicate(train_lib.init_state(model, task, optimizer,
@@ -172,11 +178,18 @@ def _build(cell: Cell, out: dict[str, Any], execution: Execution):
                          **({'coverage': coverage} if coverage else {}),
                          'train': tc, 'precision': cell.precision,
                          # Overrides of the backbone config move it off the size's budget.
+                         # What was held equal: the parameters (unless overridden), and
+                         # the steps, the training FLOPs or the seconds of training.
                          'budget': {'size': cell.size, 'params': budget,
-                                    'overridden_by': sorted(cell.arch_overrides)},
-                         # The metrics are those of the weights after the last step (no
-                         # early stopping, no best-checkpoint selection).
-                         'eval_weights': 'final'},
+                                    'overridden_by': sorted(cell.arch_overrides),
+                                    'matched': tc.budget_matched, 'steps': tc.steps,
+                                    **({'flops': tc.budget_flops} if tc.budget_flops else {}),
+                                    **({'seconds': tc.budget_s} if tc.budget_s else {})},
+                         # The test metrics are of these weights: 'final' (after the last
+                         # step) or 'best_val' (the best validation evaluation's).
+                         'eval_weights': tc.eval_weights,
+                         'validation': {'examples': task.val_size,
+                                        'every_steps': tc.evaluation_steps(tc.steps)}},
               'metrics': {},
               'perf': {'params': params, 'backbone_params': backbone_params,
                        **parallel.describe(tc.batch_size)}})
@@ -185,8 +198,20 @@ def _build(cell: Cell, out: dict[str, Any], execution: Execution):
       cell=cell, arch=arch, config=config, task=task, model=model, parallel=parallel,
       state=state, train_key=data.spec.train_key(cell.seed),
       num_dispatches=len(_dispatches(tc)), metrics=out['metrics'], perf=out['perf'],
-      curves=out['curves'])
+      curves=out['curves'], train=tc)
   return ctx, optimizer
+
+
+def resolved_train(tc, flops_per_example: float):
+  """The cell's TrainConfig with a FLOP budget turned into steps: as many whole steps as
+  `budget_flops` buys at the analytic training FLOPs of one step."""
+  if not tc.budget_flops:
+    return tc
+  steps = int(tc.budget_flops // (flops_per_example * tc.batch_size))
+  if steps < 1:
+    raise UsageError(f'train.budget_flops={tc.budget_flops:g} buys no step: one step costs '
+                     f'{flops_per_example * tc.batch_size:.3g} FLOPs')
+  return dataclasses.replace(tc, steps=steps, warmup_steps=min(tc.warmup_steps, steps))
 
 
 def _dispatches(tc) -> list[int]:
@@ -198,15 +223,76 @@ def _dispatches(tc) -> list[int]:
   return [k] * num_chunks + ([remainder] if remainder else [])
 
 
+class Validation:
+  """The validation set during training: evaluated every `every` steps (at dispatch
+  boundaries), it keeps the curve of every validation metric, the first evaluation at or
+  past the task's solved threshold (steps, training seconds and FLOPs to target), and the
+  best weights by the headline metric. Its time is neither training time nor a step."""
+
+  def __init__(self, ctx: evaluators_lib.Context, every: int, flops_per_step: float):
+    tc, task = ctx.train, ctx.task
+    self.ctx, self.every, self.flops_per_step = ctx, every, flops_per_step
+    self.evaluate = evaluation.HeldOut(ctx.model, task.spec, task.val_data, tc, ctx.parallel,
+                                       ctx.fast_compile, evaluation.VALIDATION)
+    self.key = metrics_lib.validation_key(task.spec.metric)
+    self.last_step, self.seconds, self.count = -1, 0.0, 0
+    self.best = None  # (value, step, metrics, params)
+    self.target = None  # (step, training seconds) of the first evaluation that solved it
+
+  def due(self, step: int, final: bool) -> bool:
+    if step == self.last_step:
+      return False
+    return final or (self.every > 0 and step // self.every > max(self.last_step, 0) // self.every)
+
+  def __call__(self, step: int, train_s: float) -> bool:
+    """Evaluate the current weights; True when this evaluation reached the target."""
+    start = time.perf_counter()
+    params = self.ctx.params
+    values, _ = self.evaluate(params)
+    self.seconds += time.perf_counter() - start
+    self.last_step, self.count = step, self.count + 1
+    if not all(math.isfinite(v) for v in values.values()):
+      raise Diverged(f'validation gave non-finite metrics at step {step}: {values}')
+    for key, value in values.items():
+      self.ctx.curves.setdefault(key, []).append([step, value])
+    spec, value = self.ctx.task.spec, values[self.key]
+    if self.best is None or (value > self.best[0] if spec.higher_is_better
+                             else value < self.best[0]):
+      self.best = (value, step, values, params)
+    if self.target is None and spec.is_solved(value):
+      self.target = (step, train_s)
+      return True
+    return False
+
+  def record(self) -> None:
+    """The validation figures in the record: `val/...` of the weights the test set
+    evaluates, and the steps, seconds and FLOPs to target (None: never reached)."""
+    ctx = self.ctx
+    if ctx.train.eval_weights == 'best_val' and self.best is not None:
+      _, step, values, params = self.best
+      ctx.state = ctx.state._replace(params=params)
+      ctx.metrics['eval_weights_step'] = step
+    else:
+      values = {k: v[-1][1] for k, v in ctx.curves.items()
+                if k.startswith(evaluation.VALIDATION + '/')}
+    ctx.metrics.update(values)
+    step, seconds = self.target or (None, None)
+    ctx.metrics.update(steps_to_target=step, time_to_target_s=seconds,
+                       flops_to_target=None if step is None else step * self.flops_per_step)
+    ctx.perf.update(val_evaluations=self.count, val_eval_s=self.seconds,
+                    val_compile_s=self.evaluate.compile_s)
+
+
 def _train(ctx: evaluators_lib.Context, optimizer,
            chosen: list[evaluators_lib.EvaluatorSpec],
            on_step: OnStep | None, execution: Execution,
            checkpoint_dir: pathlib.Path | None, started: float) -> None:
-  """Train ctx.state for the cell's steps, recording the training figures, the training
-  curve and the FLOPs; the evaluators' after_dispatch hooks run after each dispatch,
-  outside its timing window."""
+  """Train ctx.state for the cell's steps (or until its time budget is spent, or its
+  target reached where it stops there), recording the training figures, the training and
+  validation curves and the FLOPs; the evaluators' after_dispatch hooks run after each
+  dispatch, outside its timing window."""
   cell, task, model, parallel = ctx.cell, ctx.task, ctx.model, ctx.parallel
-  spec, tc = task.spec, cell.train
+  spec, tc = task.spec, ctx.train
   # Compile ahead of time, apart from any timing: the dispatch of k steps, and the one of
   # the remainder. Dispatch i draws its batches from fold_in(train_key, i): the batches
   # depend on the seed and the step alone, which is what lets a checkpointed cell resume
@@ -214,6 +300,13 @@ def _train(ctx: evaluators_lib.Context, optimizer,
   dispatches = _dispatches(tc)
   k, train_key = dispatches[0], ctx.train_key
   after_dispatch = [e.after_dispatch for e in chosen if e.after_dispatch is not None]
+  arch, config = ctx.arch, ctx.config
+  # FLOPs: analytic always (forward x (1 + the arch's backward factor)).
+  flops = model_lib.train_flops(arch, config, spec) * tc.batch_size
+  # A cost-sweep point times inference in place of evaluating: it is not validated either.
+  validation = None
+  if task.val_data is not None and not any(e.replaces_evaluation for e in chosen):
+    validation = Validation(ctx, tc.evaluation_steps(tc.steps), flops)
 
   def compile_chunk(num_steps):
     chunk = functools.partial(train_lib.train_chunk, model=model, task=task,
@@ -243,16 +336,20 @@ def _train(ctx: evaluators_lib.Context, optimizer,
   # Train: every whole dispatch is a timing window; the first is the warm-up.
   chrono, losses = timing.Chrono(warmup_windows=1), []
   # The training curve: [step, mean loss of the dispatch ending there] per dispatch. A
-  # resumed cell holds only the dispatches it ran itself, from its checkpoint's step on.
+  # resumed cell holds only the dispatches it ran itself, from its checkpoint's step on
+  # (and its validation figures only the evaluations it ran itself).
   curve = ctx.curves.setdefault('train/loss', [])
   untimed_s = 0.0
+  stopped = None  # why training ended before its steps: 'target' or 'budget_s'
+
+  def training_s() -> float:
+    return sum(s for s, _ in chrono.windows) + untimed_s
 
   def training_figures():
     step_s = chrono.median_s
     ctx.metrics.update({'train/loss': losses[-1] if losses else None,
                         'train/steps': int(ctx.state.step)})
-    ctx.perf.update(train_s=sum(s for s, _ in chrono.windows) + untimed_s,
-                    timed_windows=chrono.timed_windows)
+    ctx.perf.update(train_s=training_s(), timed_windows=chrono.timed_windows)
     if step_s:
       ctx.perf.update(
           step_ms=1e3 * step_s, step_ms_min=1e3 * chrono.spread_s[0],
@@ -280,6 +377,14 @@ def _train(ctx: evaluators_lib.Context, optimizer,
       hook(ctx, step)
     if on_step is not None:
       on_step(step, tc.steps, losses[-1])
+    if tc.budget_s and training_s() >= tc.budget_s and i + 1 < len(dispatches):
+      stopped = 'budget_s'
+    last = stopped is not None or i + 1 == len(dispatches)
+    if validation is not None and validation.due(step, last):
+      if validation(step, training_s()) and tc.stop_at_target:
+        stopped = 'target'
+    if stopped:
+      break
     if execution.time_limit_s is not None and time.monotonic() - started > execution.time_limit_s:
       training_figures()
       raise CellTimeout(f'time limit of {execution.time_limit_s:g} s reached at step '
@@ -293,11 +398,14 @@ def _train(ctx: evaluators_lib.Context, optimizer,
       if checkpoints.due(step):
         checkpoints.save(ctx.state, step, i + 1)
   step_s = training_figures()
+  ctx.metrics['train/stopped'] = stopped  # None: trained every step it was given
+  if validation is not None:
+    if validation.due(int(ctx.state.step), True):  # e.g. a resumed cell with nothing left
+      validation(int(ctx.state.step), training_s())
+    validation.record()
 
-  # FLOPs: analytic always (forward x (1 + the arch's backward factor)); XLA's count only
-  # where the model itself has no scan, since cost_analysis() counts a loop body once.
-  arch, config = ctx.arch, ctx.config
-  flops = model_lib.train_flops(arch, config, spec) * tc.batch_size
+  # XLA's FLOP count only where the model itself has no scan, since cost_analysis()
+  # counts a loop body once.
   peak, peak_source = timing.device_peak_flops(cell.precision)
   xla = None if arch.uses_scan else _xla_flops_per_step(compiled[k])
   ctx.perf.update(flops_per_step=flops, xla_flops_per_step=xla,
@@ -309,10 +417,10 @@ def _train(ctx: evaluators_lib.Context, optimizer,
 
 
 def _evaluate(ctx: evaluators_lib.Context) -> None:
-  """The held-out evaluation of the trained parameters, with the task's baselines and
-  whether the cell solved the task."""
+  """The test evaluation of the trained parameters (the weights `eval_weights` names), once,
+  after training, with the task's baselines and whether the cell solved the task."""
   spec, task = ctx.task.spec, ctx.task
-  metrics, compile_s, run_s = evaluation.held_out(ctx.model, task, ctx.params, ctx.cell.train,
+  metrics, compile_s, run_s = evaluation.held_out(ctx.model, task, ctx.params, ctx.train,
                                                   ctx.parallel, ctx.fast_compile)
   ctx.metrics.update(metrics)
   if not all(math.isfinite(v) for v in metrics.values()):

@@ -2,7 +2,9 @@
 whether a metric is bounded in [0, 1], and how it is labelled and printed. The report, the
 comparison of runs and the reproductions all derive from it.
 
-Keys are namespaced: train/… and eval/… measured, baseline/<key> the task's constant
+Keys are namespaced: train/… and eval/… measured (eval/ on the test set, evaluated once
+after training), val/… the same metrics on the validation set (what any selection
+reads), baseline/<key> the task's constant
 predictor's value of <key>, baseline/<name>/<metric> another trivial baseline of
 eval/<metric> (baseline/chance/accuracy, a uniform guess; baseline/root_operator/accuracy,
 ListOps' lookup by root operator), lrd/… the long-range probes, length/<L>/<name> the metric
@@ -59,6 +61,11 @@ AT_CHANCE, PARTIAL, SOLVED = 'at chance', 'partial', 'solved'
 
 def eval_key(name: str) -> str:
   return f'eval/{name}'
+
+
+def validation_key(key: str) -> str:
+  """The validation set's counterpart of a test metric key: eval/accuracy -> val/accuracy."""
+  return 'val/' + key.split('/', 1)[1] if key.startswith('eval/') else key
 
 
 def baseline_key(key: str) -> str:

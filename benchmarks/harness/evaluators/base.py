@@ -59,6 +59,8 @@ class Context:
   perf: dict[str, Any]
   curves: dict[str, list]
   kept: dict[str, Any] = dataclasses.field(default_factory=dict)
+  # The cell's training settings as resolved for this model: a FLOP budget sets the steps.
+  train: Any = None  # core.TrainConfig
 
   @property
   def params(self):
