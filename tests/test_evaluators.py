@@ -33,9 +33,11 @@ PARAMS = {'length': 8, 'eval_size': 32}
 def registries():
   """The test's evaluators, the example plug-in and its section, registered for this module
   and removed after it (other tests enumerate the registries)."""
+  # The built-ins first: they register when imported, once per process, so a registry
+  # saved without them and restored after the test would lose them for the next module.
+  evaluators.names()
   saved = (dict(base._REGISTRY), dict(sections._SECTIONS), list(plugins._loaded))
   modules = set(sys.modules)
-  evaluators.names()  # the built-ins, before the test's own
   plugins.load(str(EXAMPLE))
   calls = []
 

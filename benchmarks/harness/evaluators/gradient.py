@@ -115,11 +115,13 @@ def gradient_profile(model, params, spec: TaskSpec, batch, key: jax.Array | None
 class GradientProbe:
   """The gradient probe of one cell, compiled once and applied to the parameters at
   initialisation and after training, on the same fixed batch (the first `num_examples`
-  held-out examples) and the same probe vectors (from `key`)."""
+  validation examples: the test set is read once, after training, by the evaluation) and
+  the same probe vectors (from `key`)."""
 
   def __init__(self, model, task, params, key: jax.Array, num_examples: int = 64,
                num_vjps: int = 4, fast_compile: bool = False):
-    batch = {k: jnp.asarray(v[:num_examples]) for k, v in task.eval_data.items()}
+    held_out = task.eval_data if task.val_data is None else task.val_data
+    batch = {k: jnp.asarray(v[:num_examples]) for k, v in held_out.items()}
     profile = functools.partial(gradient_profile, model=model, spec=task.spec, batch=batch,
                                 key=key, num_vjps=num_vjps)
     self._compiled, self.compile_s = timing.compile_ahead(
