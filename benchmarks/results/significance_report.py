@@ -80,8 +80,7 @@ def budget_text(records) -> str:
   evaluated (config.eval_weights: the final ones in records from before it)."""
   records = _evaluated(records)
   matched = _distinct(records, lambda c: (c.get('budget') or {}).get('matched') or 'steps')
-  sizes = _distinct(records, lambda c: (c.get('budget') or {}).get('size')
-                    or (c.get('cell') or {}).get('size'))
+  sizes = tables.ordered(str(r['size']) for r in records)
   names = {'flops': 'training FLOPs', 'seconds': 'training seconds'}
   parts = [_steps_text(records) if kind == 'steps' else names.get(kind, kind)
            for kind in matched]
