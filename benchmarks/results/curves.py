@@ -57,9 +57,10 @@ def over_seeds(curves: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
           np.array([min(v) for v in values]), np.array([max(v) for v in values]))
 
 
-def _draw(ax, by_arch, archs, colours) -> None:
+def _draw(ax, by_arch, archs, colours, log_ok: bool = True) -> None:
   """One panel: per architecture the mean over seeds and the band from the lowest to the
-  highest seed."""
+  highest seed; a log scale (with `log_ok`: not for a bounded metric) where it spans
+  decades."""
   shown = []
   for arch, curves in by_arch.items():
     steps, mean, low, high = over_seeds(curves)
@@ -71,7 +72,7 @@ def _draw(ax, by_arch, archs, colours) -> None:
     if len(curves) > 1:
       ax.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)
     shown += [*low, *high]
-  if shown and min(shown) > 0 and max(shown) >= 10 * min(shown):
+  if log_ok and shown and min(shown) > 0 and max(shown) >= 10 * min(shown):
     ax.set_yscale('log')  # losses that span decades (from the start to a solved task)
   ax.set_xlabel('step')
   ax.grid(True, which='major', alpha=0.3)
@@ -89,6 +90,7 @@ def plot_curves(records, task: str, path: pathlib.Path) -> None:
     panels = [p for column, _, by_arch in panels
               for p in [(column, 'training loss', by_arch)]
               + ([(column, val_label, val_columns[column])] if column in val_columns else [])]
+  val_bounded = bool(val_name) and metrics.is_bounded(val_name)
   archs = list(dict.fromkeys(a for _, _, by_arch in panels for a in by_arch))
   plt = plots.pyplot()
   colours = plt.get_cmap('tab10' if len(archs) <= 10 else 'tab20')
@@ -99,7 +101,7 @@ def plot_curves(records, task: str, path: pathlib.Path) -> None:
   fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout='constrained',
                            figsize=(4.4 * ncols + 1.8, 3.4 * nrows + 0.6))
   for ax, (column, ylabel, by_arch) in zip(axes.flat, panels):
-    _draw(ax, by_arch, archs, colours)
+    _draw(ax, by_arch, archs, colours, log_ok=not (ylabel == val_label and val_bounded))
     if column != task:  # the swept parameters' values
       ax.set_title(column, fontsize=10)
     ax.set_ylabel(ylabel)
