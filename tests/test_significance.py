@@ -247,6 +247,8 @@ def test_budget_line_names_what_was_matched_and_defaults_for_old_records():
                                    'eval_weights': 'best_val'}) for a in ('gru', 'rnn')]
   assert sr.budget_text(flops) == ('Budget matched: parameters (size tiny) and training '
                                    'FLOPs; evaluated: the weights best on validation.')
+  flops[0]['config']['budget']['flops'] = flops[1]['config']['budget']['flops'] = 2e12
+  assert 'and training FLOPs (2e+12);' in sr.budget_text(flops)
   uneven = [_record('gru', 0.9), _record('rnn', 0.5, config={'train': {'steps': 300}})]
   assert 'except copy (100, 300 by architecture)' in sr.budget_text(uneven)
   assert sr.budget_text(old) in report.summary_markdown(old).split('## Held-out')[0]

@@ -82,7 +82,11 @@ def budget_text(records) -> str:
   matched = _distinct(records, lambda c: (c.get('budget') or {}).get('matched') or 'steps')
   sizes = tables.ordered(str(r['size']) for r in records)
   names = {'flops': 'training FLOPs', 'seconds': 'training seconds'}
-  parts = [_steps_text(records) if kind == 'steps' else names.get(kind, kind)
+
+  def amount(kind):  # config.budget.flops / .seconds: the budget each cell was given
+    values = _distinct(records, lambda c: (c.get('budget') or {}).get(kind))
+    return f' ({", ".join(f"{float(v):.3g}" for v in values)})' if 'None' not in values else ''
+  parts = [_steps_text(records) if kind == 'steps' else names.get(kind, kind) + amount(kind)
            for kind in matched]
   weights = {'final': 'the final weights', 'best_val': 'the weights best on validation'}
   evaluated = _distinct(records, lambda c: c.get('eval_weights') or 'final')
