@@ -142,7 +142,7 @@ def test_summary_tex_has_the_summary_tables_in_booktabs(run_dir):
   tex = (run_dir / 'summary.tex').read_text()
   md = (run_dir / 'summary.md').read_text()
   tables = sum(b.kind == 'table' for b in markup.blocks(md))
-  assert tables == 3  # accuracy, held-out loss, performance
+  assert tables == 4  # accuracy, held-out loss, the aggregate across tasks, performance
   for command in (r'\toprule', r'\midrule', r'\bottomrule', r'\begin{tabular}',
                   r'\end{table}'):
     assert tex.count(command) == tables, command
@@ -154,7 +154,7 @@ def test_summary_tex_has_the_summary_tables_in_booktabs(run_dir):
   assert '<' not in body and '_' not in body.replace(r'\_', '')
   # A row per architecture, the baseline first; numbers right-aligned, words left.
   assert r'\emph{baseline} & 0.125 & 0.125 \\' in tex
-  assert r'lstm & 0.850 $\pm$ 0.071 & 0.900 \\' in tex
+  assert r'lstm & 0.850 [0.215, 1.000] n=2 & 0.900 \ddag{} \\' in tex  # t interval, 1 seed
   assert r'\begin{tabular}{lllrrr}' in tex  # arch, task, status, params, compile s, step ms
 
 

@@ -153,6 +153,25 @@ def test_trivial_baselines_of_a_records_metrics():
       'baseline/root_operator/accuracy'
 
 
+def test_a_stated_floor_is_not_a_trivial_baseline():
+  """lm's entropy rate (baseline/floor/bits_per_char) is the best any model can reach: as
+  the 'strongest baseline' it put a model at 1.5 bits/char, half the unigram's 2.95, `at
+  chance`."""
+  values = {'eval/bits_per_char': 1.5, 'baseline/eval/bits_per_char': 2.95,
+            'baseline/floor/bits_per_char': 1.28}
+  assert metrics.trivial_baselines(values, 'eval/bits_per_char') == {'constant': 2.95}
+  assert metrics.floor_value(values, 'eval/bits_per_char') == 1.28
+  assert metrics.floor_value(values, 'eval/accuracy') is None
+  assert metrics.level(1.5, metrics.trivial_baselines(values, 'eval/bits_per_char'), 1.34,
+                       'eval/bits_per_char', higher=False) == metrics.PARTIAL
+
+
+def test_value_range():
+  assert metrics.value_range('eval/accuracy') == (0.0, 1.0)
+  assert metrics.value_range('eval/mse') == (0.0, math.inf)
+  assert metrics.value_range('eval/score') == (-math.inf, math.inf)
+
+
 def test_report_headers_take_the_specs_direction():
   text = report.summary_markdown([_record('lstm', 0.9, PERPLEXITY)])
   assert 't (eval/perplexity ↓)' in text and 't (loss ↓)' in text

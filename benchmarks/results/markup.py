@@ -79,7 +79,9 @@ def _fit(row: list[str], block: Block) -> list[str]:
 
 
 def _has_words(cell: str) -> bool:
-  """A letter in the cell other than a number's exponent (3.28e-06)."""
+  """A letter in the cell other than a number's exponent (3.28e-06) or a count of seeds
+  (n=3)."""
+  cell = re.sub(r'\bn=\d+', '', cell)
   return bool(re.search('[A-Za-z]', re.sub(r'(?<=\d)[eE][+-]?(?=\d)', '', cell)))
 
 
@@ -156,7 +158,7 @@ _LATEX = str.maketrans({
     '±': r'$\pm$', '↑': r'$\uparrow$', '↓': r'$\downarrow$', '✓': r'\checkmark{}',
     '≥': r'$\geq$', '≤': r'$\leq$', '—': '---', '–': '--', '×': r'$\times$',
     '→': r'$\to$', 'σ': r'$\sigma$', '·': r'$\cdot$', '∝': r'$\propto$', '²': r'$^2$',
-    '‖': r'$\|$', '∂': r'$\partial$',
+    '‖': r'$\|$', '∂': r'$\partial$', '‡': r'\ddag{}', '−': r'$-$',
 })
 
 

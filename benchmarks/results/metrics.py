@@ -7,7 +7,7 @@ after training), val/… the same metrics on the validation set (what any select
 reads), baseline/<key> the task's constant
 predictor's value of <key>, baseline/<name>/<metric> another trivial baseline of
 eval/<metric> (baseline/chance/accuracy, a uniform guess; baseline/root_operator/accuracy,
-ListOps' lookup by root operator), lrd/… the long-range probes, length/<L>/<name> the metric
+ListOps' lookup by root operator; baseline/floor/<metric> is not one: FLOOR), lrd/… the long-range probes, length/<L>/<name> the metric
 <name> (eval/<name>) on a held-out set of length L, ood/<name> its mean over the lengths
 beyond training. Perf keys live in the record's own `perf` section.
 
@@ -54,6 +54,9 @@ METRICS = {
 CHANCE_MARGIN_ABS = 0.02
 RATIO_BAND = 1.25
 AT_CHANCE, PARTIAL, SOLVED = 'at chance', 'partial', 'solved'
+# baseline/floor/<metric>: the best value any model can reach (the lm task's entropy rate),
+# a ceiling on the score rather than a trivial predictor to beat.
+FLOOR = 'floor'
 
 
 # ---------------------------------------------------------------------------------------
@@ -81,7 +84,8 @@ def named_baseline_key(name: str, key: str) -> str:
 
 def trivial_baselines(values: dict[str, Any], key: str) -> dict[str, float]:
   """name -> value of every trivial baseline of `key` in a record's metrics: 'constant'
-  (baseline/<key>, the constant predictor) and each named one of an eval/ metric."""
+  (baseline/<key>, the constant predictor) and each named one of an eval/ metric (not the
+  FLOOR, which no trivial predictor reaches)."""
   out = {}
   if values.get(baseline_key(key)) is not None:
     out['constant'] = float(values[baseline_key(key)])
@@ -89,10 +93,18 @@ def trivial_baselines(values: dict[str, Any], key: str) -> dict[str, float]:
     suffix = '/' + key.split('/', 1)[1]
     for k, v in values.items():
       parts = k.split('/')
-      if (len(parts) == 3 and parts[0] == 'baseline' and parts[1] != 'eval'
+      if (len(parts) == 3 and parts[0] == 'baseline' and parts[1] not in ('eval', FLOOR)
           and k.endswith(suffix) and v is not None):
         out[parts[1]] = float(v)
   return out
+
+
+def floor_value(values: dict[str, Any], key: str) -> float | None:
+  """The best value any model can reach on `key` where the task states it (FLOOR)."""
+  if not key.startswith('eval/'):
+    return None
+  value = values.get(named_baseline_key(FLOOR, key))
+  return None if value is None else float(value)
 
 
 def length_key(length: int, name: str) -> str:
@@ -156,6 +168,14 @@ def is_bounded(key: str) -> bool:
   """Whether `key` lies in [0, 1] (accuracies, exact-match rates)."""
   known = _known(key)
   return bool(known and known.bounded)
+
+
+def value_range(key: str) -> tuple[float, float]:
+  """The values `key` can take: [0, 1] for bounded metrics, [0, inf) for the others METRICS
+  knows (errors, losses, bits: none is negative), else unrestricted."""
+  if is_bounded(key):
+    return 0.0, 1.0
+  return (0.0 if _known(key) else -math.inf), math.inf
 
 
 def label(key: str) -> str | None:

@@ -2,10 +2,11 @@
 and `summary.tex` (the same tables as LaTeX booktabs tables, for a paper: markup.py); with
 the plots, `report.html` (html_report.py).
 
-This is the frame: the run's header and the core tables (tables.py), then every report
+This is the frame: the run's header and the core tables (tables.py) with their statistics
+(significance_report.py: pairwise tests, the aggregate, steps to solve), then every report
 section (sections.py: the built-in studies long_range.py, length_generalization.py and
 scaling.py, then plug-ins' sections), then performance and the failed cells. The plots
-follow the same order, then the training curves (curves.py).
+follow the same order (the performance profile first), then the training curves (curves.py).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import math
 import pathlib
 from typing import Any
 
-from archbench.benchmarks.results import curves, html_report, markup, metrics, sections, tables
+from archbench.benchmarks.results import (curves, html_report, markup, metrics, sections,
+                                           significance, significance_report, tables)
 from archbench.benchmarks.results import records as records_lib
 # The built-in studies register their report sections when imported.
 from archbench.benchmarks.results import length_generalization, long_range, scaling  # noqa: F401
@@ -44,9 +46,11 @@ def core_tables(records: list[dict[str, Any]]) -> list[str]:
   return [
       '## Accuracy (headline metric on held-out data)',
       '↑ higher is better, ↓ lower is better; ✓ meets the task\'s solved threshold; '
-      'mean ± std over seeds.'
+      'mean over seeds [95% Student-t interval] n=seeds; '
+      f'{significance.SINGLE_SEED_NOTE}.'
       + ('' if all(map(records_lib.sees_whole_input, records))
-         else f' {records_lib.PARTIAL_VIEW_NOTE}.'),
+         else f' {records_lib.PARTIAL_VIEW_NOTE}.')
+      + f' {significance_report.budget_text(records)}',
       tables.metric_table(records),
       '## Held-out loss',
       tables.loss_table(records),
@@ -65,7 +69,7 @@ def failed_cells(records: list[dict[str, Any]]) -> list[str]:
 def summary_markdown(records: list[dict[str, Any]]) -> str:
   if not records:
     return '# archbench summary\n\nNo records.\n'
-  parts = header(records) + core_tables(records)
+  parts = header(records) + core_tables(records) + significance_report.markdown(records)
   for section in sections.all_sections():
     parts += section.markdown(records)
   parts += ['## Performance (training step, median over timed windows)',
@@ -102,9 +106,10 @@ def summary_latex(records: list[dict[str, Any]]) -> str:
 
 
 def write_plots(out_dir: pathlib.Path, records) -> list[pathlib.Path]:
-  """Every plot the records support: each section's, then the training curves; returns
+  """Every plot the records support: the performance profile, each section's, then the
+  training curves; returns
   the files written."""
-  written = []
+  written = significance_report.write_plots(out_dir, records)
   for section in sections.all_sections():
     if section.plots is not None:
       written += section.plots(out_dir, records)

@@ -2,14 +2,15 @@
 
 Rows are architectures (with the size when a run mixes sizes), columns are tasks (with the
 parameters that vary between cells, e.g. the length, when a run sweeps them). Seeds of the
-same cell are aggregated as mean ± std. The core tables: the headline metric (accuracy)
-and the held-out loss per architecture and task, and the performance of the training step.
+same cell are aggregated as the mean with its 95% t interval in the core tables (the
+headline metric and the held-out loss per architecture and task: significance.py), as
+mean ± std in the studies' tables; the performance of the training step as medians.
 """
 from __future__ import annotations
 
 import statistics
 
-from archbench.benchmarks.results import metrics
+from archbench.benchmarks.results import metrics, significance
 from archbench.benchmarks.results import records as records_lib
 
 PERF_COLUMNS = [  # (key, header, scale, format)
@@ -80,13 +81,15 @@ def spread_text(values: list[float], fmt: str = '{:.3g}') -> str:
   return f'{fmt.format(mean)} ± {fmt.format(statistics.stdev(values))}'
 
 
-def cell_text(group: list[dict], key: str, mark_solved: bool) -> str:
-  """One table cell: `key` over a group's ok seeds, the statuses of failed ones, ✓ (with
+def cell_text(group: list[dict], key: str, mark_solved: bool, interval: bool = False) -> str:
+  """One table cell: `key` over a group's ok seeds (mean ± std; with `interval`, the mean
+  [95% t interval] n=seeds, or the single-seed mark), the statuses of failed ones, ✓ (with
   `mark_solved`) where every ok seed solved the task, and † where the model cannot see its
   whole input."""
   ok = [r['metrics'][key] for r in group
         if r['status'] == 'ok' and r['metrics'].get(key) is not None]
-  text = spread_text(ok, metrics.value_format(key))
+  fmt = metrics.value_format(key)
+  text = significance.interval_text(ok, fmt, key) if interval else spread_text(ok, fmt)
   failed = sorted({r['status'] for r in group if r['status'] != 'ok'})
   if failed:
     text = (text + ' ' if text else '') + f'({"/".join(failed)})'
@@ -113,7 +116,8 @@ def _column_header(column: str, key: str | None, spec: dict) -> str:
 
 def metric_table(records, key_of=None) -> str:
   """One row per architecture, one column per task: by default the task's headline metric
-  (marked ✓ where solved), else the metric `key_of[column]`; the baseline comes first."""
+  (marked ✓ where solved), else the metric `key_of[column]`; the baseline comes first.
+  Cells: the mean over seeds with its 95% t interval."""
   rows, cols, groups = grouped(records)
   mark_solved = key_of is None
   if key_of is None:
@@ -128,7 +132,8 @@ def metric_table(records, key_of=None) -> str:
                   if r['metrics'].get(key) is not None), None)
     return '' if value is None else spread_text([value], metrics.value_format(key_of[c]))
   header = ['arch'] + [_column_header(c, key_of[c], spec_of[c]) for c in cols]
-  body = [[a] + [cell_text(groups[(a, c)], key_of[c], mark_solved) if (a, c) in groups else ''
+  body = [[a] + [cell_text(groups[(a, c)], key_of[c], mark_solved, interval=True)
+                 if (a, c) in groups else ''
                  for c in cols] for a in rows]
   return records_lib.markdown_table(header, [['*baseline*'] + [baseline(c) for c in cols]] + body)
 
