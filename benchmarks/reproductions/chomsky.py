@@ -76,8 +76,16 @@ PAPER_MODELS = {'rnn': dict(hidden=256, num_layers=1), 'lstm': dict(hidden=256, 
 def get_config(size: str = 'full'):
   cpu = size == 'cpu'
   if cpu:
-    tasks_steps = {'parity_check': 1500, 'cycle_navigation': 1500, 'reverse_string': 1000,
+    # Parity is learnt all at once (validation accuracy jumps from chance to 1.0, at step
+    # 1,000 to 1,500 for the RNN and LSTM at lr 3e-3), so it gets a generous budget and
+    # stops at its target, which a model that generalises reaches early and a Transformer
+    # never does. The other tasks' in-distribution accuracy reaches 0.9 long before their
+    # out-of-distribution one (the LSTM on cycle navigation: 0.9 at step 1,250, where it
+    # scores 0.40 beyond 40), so stopping there would cut them short: they train all
+    # their steps, as the paper does.
+    tasks_steps = {'parity_check': 10_000, 'cycle_navigation': 3000, 'reverse_string': 1000,
                    'duplicate_string': 1000}
+    task_train = {'parity_check': {'stop_at_target': True, 'eval_every': 250}}
     eval_lengths, eval_size, seeds, batch, lr = (60, 100, 200), 250, (0,), 32, 3e-3
     arch_config = {}
   else:
@@ -85,8 +93,10 @@ def get_config(size: str = 'full'):
     eval_lengths, eval_size, seeds, batch, lr = tuple(range(41, 501)), 512, tuple(range(10)), \
         128, 3e-4
     arch_config = PAPER_MODELS
+    task_train = {}
   tasks = {task: task_plan({'length': 40, 'min_length': 1, 'eval_size': eval_size},
-                           {'steps': steps}, arch_config=arch_config,
+                           {'steps': steps, **task_train.get(task, {})},
+                           arch_config=arch_config,
                            arch_variants={'transformer': {'positions': ENCODINGS}},
                            eval_lengths=eval_lengths)
            for task, steps in tasks_steps.items()}
@@ -137,8 +147,10 @@ def get_config(size: str = 'full'):
   if cpu:
     departures.append(
         'Reduced budget (cpu): four of the eight tasks (two regular, one deterministic '
-        'context-free, one context-sensitive); 1,500 steps (1,000 for reverse and '
-        'duplicate) at batch 32 and lr 3e-3 (the paper: 1,000,000 at batch 128); size tiny '
+        'context-free, one context-sensitive); up to 10,000 steps on parity check, '
+        'stopping at the first validation evaluation (every 250 steps, on lengths 1..40) '
+        'at 90% accuracy, 3,000 on cycle navigation and 1,000 on reverse and duplicate, '
+        'all at batch 32 and lr 3e-3 (the paper: 1,000,000 at batch 128); size tiny '
         '(about 20K parameters: two-layer recurrent stacks of archbench\'s default width, a '
         'two-layer Transformer without dropout; the paper: 256 units, five layers of 64 '
         'with dropout 0.1); evaluation at '

@@ -1,43 +1,40 @@
-"""Every architecture on the tasks that show what it does, at size small (100k).
+"""Every architecture on the tasks that show what it does, at size small (100k), three seeds.
 
 Command: archbench run   (same as: archbench run --suite quick)
-Runtime: 11 min 27 s measured on a 2-core Intel Xeon (35 cells), compilation included
-(machines of this kind differ by up to 2x: the 25-cell version without the extra seeds
-took 4 min 39 s on a 2-core AMD EPYC). To fit, each task runs the architectures whose
-comparison matters most there (every architecture appears at least once; `--archs` runs
-others too); `standard` runs the full matrix of these tasks. The five cells whose result
-varies from seed to seed (and between machines) run three seeds.
-Results: the reference run (seed 0, or mean ± std of seeds 0-2, on the reference
-machine) is committed in results/quick-cpu/ (summary.md: accuracy, held-out loss and
-performance tables); the manual's page docs/studies/quick.md shows its
-tables, generated from that summary, and what they show.
+Runtime: measured by its reference run (results/quick-cpu/, whose summary states the
+machine): under 5 minutes on a 2-core CPU, compilation included.
+Protocol (docs/protocol.md): every architecture on a task gets the same settings (no
+per-architecture exceptions) and three seeds; each cell validates about ten times and
+stops at the task's solved threshold (steps_to_target in its record), so a generous step
+budget costs only the cells that need it; the test set is evaluated once, at the end.
+Each task runs the architectures whose comparison matters most there (every architecture
+appears at least once; `--archs` runs others too); `standard` runs the full matrix.
+Results: results/quick-cpu/ (summary.md: accuracy with 95% intervals, pairwise tests,
+steps to solve, performance); the manual's page docs/studies/quick.md shows its tables,
+generated from that summary, and what they show.
 """
 from archbench.benchmarks.config import suite_config, task_plan
 
-_TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50)
-# Three seeds where one seed's result is not to be trusted: cells whose result moved by
-# more than a few points between two machines of the same kind (float results differ
-# between CPUs, and these cells sit on a knife edge), so that `archbench compare` and
-# `archbench reproduce` can tell a real change from seed noise there.
-_VARYING = (0, 1, 2)
+_TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50,
+              stop_at_target=True)
+_SEEDS = (0, 1, 2)
 
 
 def get_config():
   return suite_config(
-      name='quick', doc=__doc__, size='small', train=_TRAIN,
+      name='quick', doc=__doc__, size='small', train=_TRAIN, seeds=_SEEDS,
       tasks={
           'adding': task_plan({'length': 30}, {'steps': 600},
-                              archs=('rnn', 'lstm', 'gru', 'birnn', 'transformer', 'tcn',
-                                     'lru'), arch_seeds={'rnn': _VARYING}),
-          'copy': task_plan({'length': 10}, {'steps': 800}, arch_train={'gru': {'lr': 1e-2}},
-                            archs=('rnn', 'lstm', 'gru', 'transformer', 'tcn', 'lru'),
-                            arch_seeds={'rnn': _VARYING, 'gru': _VARYING}),
-          'digits': task_plan({}, {'steps': 300, 'warmup_steps': 30},
-                              arch_train={'cnn': {'steps': 150}, 'bilstm': {'steps': 600},
-                                          'bigru': {'steps': 600}},
-                              archs=('cnn', 'vit', 'transformer', 'bilstm', 'bigru'),
-                              arch_seeds={'bilstm': _VARYING, 'bigru': _VARYING}),
-          'translate': task_plan({}, {'steps': 1000}, archs=('lstm', 'decoder', 'encdec')),
+                              archs=('rnn', 'lstm', 'gru', 'transformer', 'tcn', 'lru')),
+          'copy': task_plan({'length': 10}, {'steps': 800},
+                            archs=('rnn', 'lstm', 'gru', 'transformer', 'tcn', 'lru')),
+          'digits': task_plan({}, {'steps': 600, 'warmup_steps': 30},
+                              archs=('cnn', 'vit', 'transformer', 'birnn', 'bilstm',
+                                     'bigru')),
+          # Validation decodes greedily (8 forward passes a batch): 300 numbers suffice to
+          # see when a model reaches 95% exact match.
+          'translate': task_plan({'val_size': 300}, {'steps': 1000},
+                                 archs=('lstm', 'decoder', 'encdec')),
           # A small source (8 characters, 3 allowed after each pair: 64 contexts), so
           # that 400 steps reach the entropy floor; samples are scored for validity.
           'lm': task_plan({'length': 32, 'alphabet_size': 8, 'support': 3},
