@@ -426,6 +426,14 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
       backbones = [{**(plan.arch_config.get(arch_name, {}) if plan else {}), **variant,
                     **arch.depth_overrides(config.depth), **arch_overrides}
                    for variant in _variants(plan, arch_name)]
+      # Settings the suite gives this architecture alone: the records say so, apart from the
+      # settings every architecture shares (what `archbench tune` gives them instead).
+      per_arch = {k: v for k, v in (
+          ('train', {f: x for f, x in (plan.arch_train.get(arch_name, {}) if plan else {})
+                     .items() if f not in overrides['train']}),
+          ('arch', {f: x for f, x in (plan.arch_config.get(arch_name, {}) if plan else {})
+                    .items() if f not in arch_overrides})) if v}
+      settings_from = {'from': 'suite', 'per_arch': per_arch} if per_arch else {}
       pair_seeds = seeds
       if forced_seeds is None and plan is not None:
         pair_seeds = plan.arch_seeds.get(arch_name) or plan.seeds or seeds
@@ -436,7 +444,7 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
             cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
                         bool(config.fast_compile), probes, precision,
                         tuple(plan.get('eval_lengths', ()) if plan else ()),
-                        cell_evaluators)
+                        cell_evaluators, settings_from)
           out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]

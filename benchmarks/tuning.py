@@ -124,11 +124,18 @@ def refuse_pinned(config, train_fields, arch_fields, where: str) -> None:
 def apply(cell: Cell, settings: dict[str, dict[str, Any]],
           settings_from: dict[str, Any]) -> Cell:
   """`cell` with `settings` ({'train': {...}, 'arch': {...}}) on top of its own: a new cell
-  (its identity follows its settings), labelled with where they came from."""
+  (its identity follows its settings), labelled with where they came from, and with the
+  suite's own settings for its architecture (`per_arch`), where it has any, that the
+  settings did not replace."""
   train = TrainConfig(**{**dataclasses.asdict(cell.train), **settings.get('train', {})})
+  label = dict(settings_from)
+  kept = {part: {k: v for k, v in fields.items() if k not in settings.get(part, {})}
+          for part, fields in cell.settings_from.get('per_arch', {}).items()}
+  if any(kept.values()):
+    label['per_arch'] = {part: fields for part, fields in kept.items() if fields}
   return dataclasses.replace(cell, train=train,
                              arch_overrides={**cell.arch_overrides, **settings.get('arch', {})},
-                             settings_from=dict(settings_from))
+                             settings_from=label)
 
 
 def validation_metric(cell: Cell) -> tuple[str, bool]:
@@ -264,8 +271,8 @@ def apply_selection(cells, doc: dict[str, Any], where: str) -> tuple[list[Cell],
     pair = pairs.get((cell.arch, cell.task))
     if not pair or not pair.get('selected'):
       untuned.append(f'{cell.arch}/{cell.task}')
-      out.append(dataclasses.replace(cell, settings_from={'from': 'suite',
-                                                          'not_tuned_in': where}))
+      out.append(dataclasses.replace(cell, settings_from={
+          'from': 'suite', **cell.settings_from, 'not_tuned_in': where}))
       continue
     chosen = pair['selected']
     label = {'from': 'tuned', 'tuning': where, 'trial': chosen['trial'], 'rule': doc['rule'],

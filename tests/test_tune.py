@@ -240,6 +240,25 @@ def test_tuned_settings_apply_and_the_record_says_where_they_came_from(tmp_path)
       tuned.settings_from
 
 
+def test_a_suites_per_architecture_settings_are_declared_in_the_record():
+  """The quick suite gives the GRU its own lr on copy: the record says so; a tuned lr
+  replaces it (and the label with it), a per-architecture setting not tuned stays named."""
+  config = _suite()
+  gru, lstm = config_lib.cells(config, ['gru', 'lstm'], ['copy'], seeds=[0])
+  assert gru.settings_from == {'from': 'suite', 'per_arch': {'train': {'lr': 1e-2}}}
+  assert lstm.settings_from == {}
+  assert gru.digest == dataclasses.replace(gru, settings_from={}).digest
+  tried = tuning.apply(gru, {'train': {'lr': 1e-3}, 'arch': {}}, {'from': 'trial', 'trial': 0})
+  assert tried.train.lr == 1e-3 and tried.settings_from == {'from': 'trial', 'trial': 0}
+  (bilstm,) = config_lib.cells(config, ['bilstm'], ['digits'], seeds=[0])
+  tried = tuning.apply(bilstm, {'train': {'lr': 1e-3}}, {'from': 'trial', 'trial': 0})
+  assert tried.settings_from['per_arch'] == {'train': {'steps': 600}}
+  with config.unlocked():
+    config.train.lr = 5e-3  # a global override wins over the suite's: no longer its own
+  (gru,) = config_lib.cells(config, ['gru'], ['copy'], seeds=[0])
+  assert gru.train.lr == 5e-3 and gru.settings_from == {}
+
+
 def test_tuned_refuses_a_directory_without_tuning_json_and_a_pinned_field(tmp_path):
   config = _suite()
   cells = config_lib.cells(config, ['lstm'], ['adding'], 'tiny')
