@@ -81,10 +81,7 @@ def unit_points(sampler: str, d: int, n: int, seed: int):
     return np.stack(np.meshgrid(*[axis] * d, indexing='ij'), -1).reshape(n, d)
   from scipy.stats import qmc  # noqa: PLC0415
   kind = qmc.Sobol if sampler == 'sobol' else qmc.Halton
-  try:
-    engine = kind(d, scramble=True, rng=seed)
-  except TypeError:  # scipy < 1.15 names it `seed`
-    engine = kind(d, scramble=True, seed=seed)
+  engine = kind(d, scramble=True, rng=seed)
   with warnings.catch_warnings():  # Sobol' balance wants n a power of 2; any n is allowed
     warnings.simplefilter('ignore', UserWarning)
     return engine.random(n)
