@@ -73,4 +73,5 @@ registry.register(registry.ArchSpec(
     description='Decoder-only Transformer (GPT-style), causal, pre-LN',
     module=Decoder, config_for_width=lambda w: DecoderConfig(d_model=w),
     input_kind='sequence', causal=True, flops=decoder_flops, width_step=4,
-    depth_fields=('num_layers',), decoding=registry.Decoding.CACHE))
+    depth_fields=('num_layers',), decoding=registry.Decoding.CACHE,
+    search_space={**registry.DROPOUT_SPACE, **registry.POSITIONS_SPACE}))

@@ -79,4 +79,4 @@ registry.register(registry.ArchSpec(
     description='Encoder-decoder Transformer (Vaswani et al.), pre-LN, cross-attention',
     module=EncDec, config_for_width=lambda w: EncDecConfig(d_model=w),
     input_kind='encdec', causal=True, flops=encdec_flops, width_step=2,
-    depth_fields=('encoder_layers', 'decoder_layers')))
+    depth_fields=('encoder_layers', 'decoder_layers'), search_space=registry.DROPOUT_SPACE))

@@ -256,7 +256,8 @@ for _cell, _description in [
       module=Recurrent,
       config_for_width=lambda w, c=_cell: RecurrentConfig(cell=c, hidden=w),
       input_kind='sequence', causal=True, flops=recurrent_flops, uses_scan=True,
-      backward_factor=2.25, depth_fields=('num_layers',), decoding=registry.Decoding.STEP))
+      backward_factor=2.25, depth_fields=('num_layers',), decoding=registry.Decoding.STEP,
+      search_space=registry.DROPOUT_SPACE))
 
 for _cell, _description in [
     (CellKind.ELMAN, 'bidirectional Elman RNN (tanh), stacked, lax.scan'),
@@ -269,4 +270,4 @@ for _cell, _description in [
       config_for_width=lambda w, c=_cell: _bi_config(c, w),
       input_kind='sequence', causal=False, flops=birecurrent_flops, width_step=2,
       uses_scan=True,
-      backward_factor=2.25, depth_fields=('num_layers',)))
+      backward_factor=2.25, depth_fields=('num_layers',), search_space=registry.DROPOUT_SPACE))

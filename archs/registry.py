@@ -46,7 +46,7 @@ import flax.linen as nn
 from flax import nnx
 
 from archbench.archs.decoding import Decoding
-from archbench.common import files
+from archbench.common import files, search_space
 
 # Parameter budgets (backbone parameters). Each architecture solves its width to land within
 # +-10% of the budget, so families are compared at equal parameter count.
@@ -57,6 +57,11 @@ SIZES: dict[str, int] = {
     'large': 10_000_000,  # accelerators
 }
 BUDGET_TOLERANCE = 0.10
+# What `archbench tune` searches for a backbone with these config fields (ArchSpec.search_space):
+# dropout between layers, and the parameter-free positional encodings (a learned table
+# would move the parameter count off the budget).
+DROPOUT_SPACE = {'dropout': {'scale': 'linear', 'low': 0.0, 'high': 0.3}}
+POSITIONS_SPACE = {'positions': {'scale': 'choice', 'choices': ('sinusoidal', 'rope', 'alibi')}}
 
 # Nominal inputs used only to count parameters (sequence length and image size do not change
 # any backbone's parameter count; the channel count of an image changes the first conv only).
@@ -113,6 +118,10 @@ class ArchSpec:
       (1 + backward_factor) x forward. 2 where matmuls dominate (one matmul each for the
       input and the weight gradients); more where elementwise ops with costly derivatives
       weigh in (gates, scans). Each value is checked against XLA in tests/test_flops.py.
+    search_space: {config field: dimension} the tuner searches for this architecture, on
+      top of the suite's training dimensions (`archbench tune`; the dimension's format is
+      common/search_space.py), e.g. {'dropout': {'scale': 'linear', 'low': 0.0, 'high':
+      0.3}}. Options that move the parameter count off the budget do not belong here.
   """
   name: str
   family: str
@@ -129,6 +138,7 @@ class ArchSpec:
   depth_fields: tuple[str, ...] = ()
   decoding: Decoding | None = None
   receptive_field: Callable[[Any], int] | None = None
+  search_space: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, hash=False)
 
   @property
   def takes_mask(self) -> bool:
@@ -232,6 +242,13 @@ def register(spec: ArchSpec) -> ArchSpec:
   if spec.receptive_field is not None and not spec.depth_fields:
     raise ValueError(f'{spec.name}: a receptive field needs depth_fields, the depth that '
                      'widens it')
+  strangers = sorted(set(spec.search_space) - fields)
+  if strangers:
+    raise ValueError(f'{spec.name}: search_space names {", ".join(strangers)}, not fields of '
+                     f'its config ({", ".join(sorted(fields))})')
+  spec = dataclasses.replace(spec, search_space={
+      field: search_space.check(f'{spec.name}.search_space.{field}', dim)
+      for field, dim in spec.search_space.items()})
   if spec.decoding is not None:
     try:
       spec = dataclasses.replace(spec, decoding=Decoding(spec.decoding))

@@ -222,4 +222,4 @@ registry.register(registry.ArchSpec(
     input_kind='sequence', causal=True, flops=tcn_flops, width_step=1, uses_scan=False,
     backward_factor=2.25,
     receptive_field=receptive_field, depth_fields=('num_blocks',),
-    decoding=registry.Decoding.CACHE))
+    decoding=registry.Decoding.CACHE, search_space=registry.DROPOUT_SPACE))

@@ -495,4 +495,5 @@ registry.register(registry.ArchSpec(
     description='Transformer encoder, pre-LN, bidirectional (causal for per-token tasks)',
     module=Transformer, config_for_width=lambda w: TransformerConfig(d_model=w),
     input_kind='sequence', causal=None, flops=transformer_flops, width_step=4,
-    depth_fields=('num_layers',), decoding=registry.Decoding.CACHE))
+    depth_fields=('num_layers',), decoding=registry.Decoding.CACHE,
+    search_space={**registry.DROPOUT_SPACE, **registry.POSITIONS_SPACE}))

@@ -102,4 +102,4 @@ registry.register(registry.ArchSpec(
     description='Vision Transformer: patch embedding, [CLS] token, pre-LN encoder',
     module=ViT, config_for_width=lambda w: ViTConfig(d_model=w),
     input_kind='image', causal=False, flops=vit_flops, width_step=4,
-    depth_fields=('num_layers',)))
+    depth_fields=('num_layers',), search_space=registry.DROPOUT_SPACE))

@@ -85,25 +85,47 @@ def cmd_list(fv, args) -> int:
   return 0
 
 
-def cmd_run(fv, args) -> int:
-  from archbench.benchmarks.flows import run as run_flow
+def _refuse_empty(fv) -> None:
   for name in ('archs', 'tasks', 'size'):
     if fv[name].present and not fv[name].value:
       raise UsageError(f'--{name} was given an empty value; name at least one (see archbench '
                        'list)')
+
+
+def cmd_run(fv, args) -> int:
+  from archbench.benchmarks.flows import run as run_flow
+  _refuse_empty(fv)
   if fv.resume:
-    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite'),
+    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite', 'tuned'),
           '--resume continues a run as it was planned')
     plan, out = run_flow.plan_resume(fv.resume, fv.workers), pathlib.Path(fv.resume)
   else:
     if fv.from_record:
-      _drop(fv, ('archs', 'tasks', 'size', 'seed', 'suite'), '--from_record runs one '
+      _drop(fv, ('archs', 'tasks', 'size', 'seed', 'suite', 'tuned'), '--from_record runs one '
             'recorded cell as it was')
       plan = run_flow.plan_record(fv.config, fv.from_record, fv.workers)
     else:
-      plan = run_flow.plan_suite(fv.config, fv.archs, fv.tasks, fv.size, fv.seed, fv.workers)
+      plan = run_flow.plan_suite(fv.config, fv.archs, fv.tasks, fv.size, fv.seed, fv.workers,
+                                 fv.tuned)
     out = run_flow.out_dir(fv.out, plan.name)
   return _print_run(run_flow.execute(plan, out), out / 'summary.md', f'results in {out}')
+
+
+def cmd_tune(fv, args) -> int:
+  from archbench.benchmarks.flows import run as run_flow
+  from archbench.benchmarks.flows import tune as tune_flow
+  _refuse_empty(fv)
+  if fv.resume:
+    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'out', 'suite'), '--resume continues a '
+          'tuning run as it was planned')
+    plan, out = tune_flow.plan_resume(fv.resume, fv.workers), pathlib.Path(fv.resume)
+  else:
+    plan = tune_flow.plan(fv.config, fv.archs, fv.tasks, fv.size, fv.seed, fv.workers)
+    out = run_flow.out_dir(fv.out, f'{plan.final.name}-tuning')
+  doc, records = tune_flow.execute(plan, out)
+  print(tune_flow.selection_text(doc))
+  return _print_run(records, out / 'summary.md', f'tuning in {out / "tuning.json"}, the '
+                    f'selection\'s results in {out}')
 
 
 def cmd_compare(fv, args) -> int:
@@ -126,8 +148,8 @@ def cmd_reproduce(fv, args) -> int:
   if fv.list:
     if args:
       raise UsageError(f'reproduce --list takes no argument; {USAGE}')
-    _drop(fv, ('archs', 'tasks', 'seed', 'out', 'workers', 'timing'), 'reproduce --list runs '
-          'nothing')
+    _drop(fv, ('archs', 'tasks', 'seed', 'out', 'workers', 'timing', 'tuned'), 'reproduce '
+          '--list runs nothing')
     print(reproduce.listing(pathlib.Path(fv.results)))
     print('\nRun one: archbench reproduce NAME [--out DIR]; its table lands in '
           'DIR/reproduction.md')
@@ -141,12 +163,13 @@ def cmd_reproduce(fv, args) -> int:
     target = pathlib.Path(args[0])
     if not (target.is_dir() or target.suffix == '.jsonl'):
       config_lib.load_reproduction(args[0])  # raises: unknown, with the valid names
+    _drop(fv, ('tuned',), 'reproduce DIR re-runs the recorded cells as they were')
     out, result, cells = reproduce.rerun(args[0], fv.out, timing=bool(fv.timing), **filters)
     print((out / 'comparison.md').read_text())
     print(f'{len(cells)} cells re-run from {args[0]}; results and comparison.md in {out}')
     return result.exit_code
   _drop(fv, ('timing',), 'reproduce NAME judges against the paper, not step times')
-  out, records = reproduce.reproduce(args[0], fv.config, fv.out, **filters)
+  out, records = reproduce.reproduce(args[0], fv.config, fv.out, tuned=fv.tuned, **filters)
   return _print_run(records, out / 'reproduction.md', f'table in {out / "reproduction.md"}')
 
 
@@ -195,7 +218,8 @@ def cmd_data(fv, args) -> int:
   return 0
 
 
-HANDLERS = {'list': cmd_list, 'run': cmd_run, 'report': cmd_report, 'compare': cmd_compare,
+HANDLERS = {'list': cmd_list, 'run': cmd_run, 'tune': cmd_tune, 'report': cmd_report,
+            'compare': cmd_compare,
             'reproduce': cmd_reproduce, 'estimate': cmd_estimate, 'env': cmd_env,
             'data': cmd_data}
 

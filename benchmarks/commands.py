@@ -37,6 +37,9 @@ FLAG_SPECS = {
                     'RESULTS_JSONL:N (the N-th record, from 1).'),
     'resume': (flags.DEFINE_string, None, 'Continue the killed run in this directory: '
                'recorded cells are skipped, the cell in flight continues from its checkpoint.'),
+    'tuned': (flags.DEFINE_string, None, 'Take each (architecture, task)\'s settings from the '
+              'tuning run in this directory (archbench tune; its tuning.json), on top of the '
+              'suite\'s; pairs it did not tune keep the suite\'s. Records say which.'),
     'timing': (flags.DEFINE_bool, None, 'Also judge step times (same machine only): on by '
                'default for compare, off for reproduce DIR.'),
     'json': (flags.DEFINE_bool, False, 'Print JSON.'),
@@ -72,7 +75,16 @@ COMMANDS = {
                    'Run a suite (default quick) and write results.jsonl, summary.md, '
                    'summary.csv, summary.tex, plots and report.html under --out.',
                    ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out',
-                    'workers', 'from_record', 'resume', 'data_dir', 'compile_cache')),
+                    'workers', 'from_record', 'resume', 'tuned', 'data_dir', 'compile_cache')),
+    'tune': Command('[--suite NAME | --config PATH] [--config.tuning.PATH=VALUE ...] [flags]',
+                    'Tune every architecture of a suite with the same budget: per '
+                    '(architecture, task), the same number of trials of the declared search '
+                    'space (config.tuning), selected on validation, then the selection re-run '
+                    'on the suite\'s seeds. Writes tuning.json (every trial and the '
+                    'selection), trials/ (their records) and the re-run\'s results.jsonl and '
+                    'summaries under --out; use it with run --tuned DIR.',
+                    ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out',
+                     'workers', 'resume', 'data_dir', 'compile_cache')),
     'report': Command('[--plugin P] DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the '
                       'plots and the HTML report of a run from DIR/results.jsonl (--plugin: '
                       'its report sections too).', ('plugin',)),
@@ -86,7 +98,7 @@ COMMANDS = {
                          'and --tasks run and judge only those rows. Or re-run the cells of a '
                          'run directory (e.g. results/quick-cpu) from their records and compare.',
                          ('list', 'results', 'config', 'archs', 'tasks', 'seed', 'out',
-                          'workers', 'timing', 'plugin', 'data_dir', 'compile_cache')),
+                          'workers', 'timing', 'tuned', 'plugin', 'data_dir', 'compile_cache')),
     'estimate': Command('[--suite NAME | --config PATH] [--rates RUN]', 'How long a suite '
                         'will take: its training FLOPs over the rates measured in RUN (CPU), '
                         'and over a stated assumption (GPU).',
@@ -111,6 +123,22 @@ COMMON_PATHS = (
 )
 EXAMPLE = ('archbench run --archs lstm --tasks adding --config.train.steps=30 '
            '--config.task.length=64 --config.arch.hidden=32 --out /tmp/lstm-adding')
+# The tuning paths, shown by `archbench tune --help`.
+TUNING_PATHS = (
+    ('tuning.trials=N', 'trials per (architecture, task), the same for every architecture'),
+    ('tuning.sampler=sobol', 'sobol or halton (scrambled, seeded quasi-random points) or grid '
+     '(trials = k**dimensions)'),
+    ('tuning.seed=N', 'the sampler\'s seed: the same seed, the same points'),
+    ('tuning.seeds=0,1', 'the seeds each trial trains (the re-run uses the suite\'s)'),
+    ('tuning.rule=mean', 'select by the mean over a trial\'s seeds, or best (its best seed)'),
+    ('tuning.space.lr.low=X', 'a training field\'s bounds (scale log, linear or int); '
+     'fields: lr, warmup_steps, weight_decay, clip_norm'),
+    ('tuning.arch_space=False', 'leave out the architectures\' own options (dropout, '
+     'positional encoding)'),
+)
+TUNE_EXAMPLE = ('archbench tune --archs lstm,gru --tasks adding --config.tuning.trials=4 '
+                '--config.train.steps=30 --out /tmp/tuned; then archbench run --tuned '
+                '/tmp/tuned --archs lstm,gru --tasks adding')
 
 
 def make_flags(command: str, argv: list[str] | None = None) -> flags.FlagValues:
@@ -139,6 +167,12 @@ def help_text(command: str | None) -> str:
     lines += [f'  --config.{path:32s} {doc}' for path, doc in COMMON_PATHS]
     lines += ['  Global overrides (train.*, task.*, arch.*) win over the suite\'s per-task '
               'and per-architecture settings.', '', f'Example:\n  {EXAMPLE}']
+  if command == 'tune':
+    lines += ['', 'Tuning (`archbench list --suite NAME` shows every tuning path and its '
+              'value); selection reads the validation metric (val/...) only:']
+    lines += [f'  --config.{path:32s} {doc}' for path, doc in TUNING_PATHS]
+    lines += ['  The other overrides (train.*, task.*, arch.*) apply as in run, except to a '
+              'tuned field.', '', f'Example:\n  {TUNE_EXAMPLE}']
   return '\n'.join(lines)
 
 
@@ -174,7 +208,8 @@ def with_config_file(argv: list[str], command: str) -> list[str]:
     return argv
   from archbench.benchmarks import config as config_lib
   files, suites = flag_values(argv, 'config'), flag_values(argv, 'suite')
-  recorded = [m for m in ('resume', 'from_record') if command == 'run' and flag_values(argv, m)]
+  recorded = [m for m in ('resume', 'from_record')
+              if command in ('run', 'tune') and flag_values(argv, m)]
   if recorded and any(a.startswith('--config') for a in argv):  # cmd_run refuses the others
     raise UsageError(f'--{recorded[0]} runs cells as they were recorded; drop --config')
   if 'resume' in recorded:
@@ -201,7 +236,7 @@ def with_config_file(argv: list[str], command: str) -> list[str]:
       return argv
     path, size = config_lib.reproductions()[names[0]]
     return [argv[0], f'--config={path}:{size}', *argv[1:]]
-  if command not in ('run', 'estimate') and not (command == 'list' and suites):
+  if command not in ('run', 'tune', 'estimate') and not (command == 'list' and suites):
     return argv
   path = config_lib.suite_path(suites[-1] if suites else DEFAULT_SUITE)
   return [argv[0], f'--config={path}', *argv[1:]]

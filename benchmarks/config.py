@@ -40,6 +40,11 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   tasks.<task>.evaluators          evaluators to run on that task's cells, by name
   train.<f>, task.<p>, arch.<f>    global overrides: unset (None) in suites; set on the
                                    command line they apply to every cell of the run
+  tuning.{trials, sampler, seed, seeds, rule, arch_space}, tuning.space.<f>.{scale, low,
+             high, choices}        what `archbench tune` searches, and how it selects
+                                   (benchmarks/tuning.py): the same trials for every
+                                   architecture; space: training fields (TrainConfig);
+                                   arch_space: also each architecture's declared options
 
 Precedence, lowest first: the TrainConfig/task/budget defaults, the suite's task settings
 (a batch size of `batch_sizes` among them), its per-architecture settings (and `depth`), a
@@ -84,6 +89,20 @@ PLAN_FIELDS = ('params', 'train', 'archs', 'arch_train', 'arch_config', 'arch_va
 # (lrd/length, the long-range tables); 'cost' a cost-versus-length point, which also times
 # forward-only inference (the scaling fit, results/scaling.py).
 SWEEP_PROBES = ('length', 'cost')
+
+
+# What `archbench tune` does with a suite unless the suite says otherwise (suite_config's
+# `tuning`): 8 trials per (architecture, task) at the points of a scrambled Sobol' sequence
+# (seed 0), each trained on seed 0, the point of the best mean validation metric selected.
+# The space is of training fields; arch_space adds each architecture's own declared options
+# (ArchSpec.search_space: dropout, positional encoding).
+TUNING = {
+    'trials': 8, 'sampler': 'sobol', 'seed': 0, 'seeds': (0,), 'rule': 'mean',
+    'arch_space': True,
+    'space': {'lr': {'scale': 'log', 'low': 1e-4, 'high': 3e-2},
+              'warmup_steps': {'scale': 'int', 'low': 0, 'high': 100},
+              'weight_decay': {'scale': 'linear', 'low': 0.0, 'high': 0.1}},
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,14 +156,17 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
                  seeds: tuple[int, ...] = (0,), depth: int | None = None, workers: int = 1,
                  fast_compile: bool = False, execution: dict | None = None,
                  precision: str = 'float32', executor: str = 'local',
-                 evaluators: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+                 evaluators: tuple[str, ...] = (),
+                 tuning: dict | None = None) -> ml_collections.ConfigDict:
   """A suite's ConfigDict. `train` holds the suite's training defaults, which each task's
   own `train` settings refine. `depth` runs every backbone at that depth (its declared depth
   fields) instead of its default: compile time grows with depth. `workers` > 1 runs cells
   in that many processes (compile-bound suites only: timings are then not comparable).
   `execution` sets core.Execution's fields (time limit, checkpoints, devices). `precision`
   is every cell's (core.PRECISIONS); `executor` one of harness.executors.Executor;
-  `evaluators` run on every cell (by name; harness/evaluators)."""
+  `evaluators` run on every cell (by name; harness/evaluators). `tuning` refines
+  TUNING, what `archbench tune` does with the suite (its `space`, if given, replaces the
+  default space whole)."""
   c = ml_collections.ConfigDict(sort_keys=False)
   c.name, c.doc, c.size, c.seeds = name, inspect.cleandoc(doc), size, tuple(seeds)
   c.archs = _maybe(archs, tuple)
@@ -153,6 +175,8 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
   c.precision, c.executor = precision, executor
   c.tensorboard = False  # event files of each cell's training curve (tensorboard_events.py)
   c.evaluators = tuple(evaluators)
+  c.tuning = {**TUNING, **(tuning or {})}
+  c.tuning.seeds = tuple(c.tuning.seeds)
   c.ray = {'address': config_dict.placeholder(str), 'num_cpus_per_cell': 1.0,
            'num_gpus_per_cell': config_dict.placeholder(float)}
   defaults = Execution(**(execution or {}))
@@ -402,6 +426,14 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
       backbones = [{**(plan.arch_config.get(arch_name, {}) if plan else {}), **variant,
                     **arch.depth_overrides(config.depth), **arch_overrides}
                    for variant in _variants(plan, arch_name)]
+      # Settings the suite gives this architecture alone: the records say so, apart from the
+      # settings every architecture shares (what `archbench tune` gives them instead).
+      per_arch = {k: v for k, v in (
+          ('train', {f: x for f, x in (plan.arch_train.get(arch_name, {}) if plan else {})
+                     .items() if f not in overrides['train']}),
+          ('arch', {f: x for f, x in (plan.arch_config.get(arch_name, {}) if plan else {})
+                    .items() if f not in arch_overrides})) if v}
+      settings_from = {'from': 'suite', 'per_arch': per_arch} if per_arch else {}
       pair_seeds = seeds
       if forced_seeds is None and plan is not None:
         pair_seeds = plan.arch_seeds.get(arch_name) or plan.seeds or seeds
@@ -412,7 +444,7 @@ def cells(config, archs_filter=None, tasks_filter=None, size=None, seeds=None) -
             cell = Cell(arch_name, task_name, size, int(seed), params, dict(backbone), train,
                         bool(config.fast_compile), probes, precision,
                         tuple(plan.get('eval_lengths', ()) if plan else ()),
-                        cell_evaluators)
+                        cell_evaluators, settings_from)
           out.setdefault(cell.digest, cell)
   for section in ('task', 'arch'):
     unused = set(overrides[section]) - used[section]

@@ -3,7 +3,8 @@ the cell and its identity, the training settings and execution it carries, the e
 (What metric keys mean, and how they are built, is results/metrics.py.)
 
 A cell is self-contained and serialisable: its dict (`Cell.to_dict`) is what a record
-keeps, what `archbench run --from-record` re-runs, and what its identity is a digest of.
+keeps, what `archbench run --from-record` re-runs, and (less where its settings came from)
+what its identity is a digest of.
 """
 from __future__ import annotations
 
@@ -198,6 +199,11 @@ class Cell:
   # Evaluators a user asked for by name (a suite's `evaluators`), on top of those the cell's
   # study runs by itself (harness/evaluators: the probes above, eval_lengths, sampling).
   evaluators: tuple[str, ...] = ()
+  # Where the cell's training and backbone settings came from, e.g. {'from': 'tuned',
+  # 'tuning': DIR, 'trial': 3} (benchmarks/tuning.py); {} is the suite's own. A label, not
+  # a setting: the settings themselves are the identity, so it is left out of the digest
+  # and of equality, and the same cell reached two ways is one experiment.
+  settings_from: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
   def __post_init__(self):
     if self.precision not in PRECISIONS:
@@ -233,7 +239,8 @@ class Cell:
     out['evaluators'] = list(self.evaluators)
     # Fields added later are left out at their defaults, so earlier cells keep their
     # identity (digest).
-    for field, default in (('precision', 'float32'), ('eval_lengths', []), ('evaluators', [])):
+    for field, default in (('precision', 'float32'), ('eval_lengths', []), ('evaluators', []),
+                           ('settings_from', {})):
       if out[field] == default:
         del out[field]
     for field, default in TRAIN_ADDED.items():
@@ -261,7 +268,8 @@ class Cell:
   def digest(self) -> str:
     """The cell's identity: a digest of its fully resolved settings (canonical JSON), the
     same on every machine. Two cells with the same digest are the same experiment."""
-    text = json.dumps(self.to_dict(), sort_keys=True, separators=(',', ':'))
+    settings = {k: v for k, v in self.to_dict().items() if k != 'settings_from'}
+    text = json.dumps(settings, sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

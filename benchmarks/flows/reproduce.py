@@ -8,6 +8,7 @@ import pathlib
 import time
 
 from archbench.benchmarks import config as config_lib
+from archbench.benchmarks import tuning
 from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.flows import estimate
 from archbench.benchmarks.flows import run as run_flow
@@ -39,12 +40,15 @@ def select(spec: dict, archs=None, tasks=None) -> dict:
 
 
 def reproduce(name: str, config, out: str | None, *, archs=None, tasks=None,
-              seed: int | None = None, workers: int | None = None) -> tuple[pathlib.Path,
-                                                                            list[dict]]:
+              seed: int | None = None, workers: int | None = None,
+              tuned: str | None = None) -> tuple[pathlib.Path, list[dict]]:
   """Run reproduction `name` (its config, overrides applied) into `out` and judge it:
-  reproduction.md, .json and .tex beside the run's records. Returns (out, records)."""
+  reproduction.md, .json and .tex beside the run's records; with `tuned`, each pair's
+  settings selected by that tuning run (--tuned). Returns (out, records)."""
   spec = select(reproduction.plain(config.reproduction), archs, tasks)
   cells = config_lib.cells(config, archs, tasks, None, None if seed is None else [seed])
+  if tuned is not None:
+    cells = tuning.apply_tuned(config, cells, tuned)
   run_flow.check(cells)
   out_path = run_flow.out_dir(out, name)
   if (out_path / 'results.jsonl').exists():

@@ -12,6 +12,7 @@ from typing import Any
 from absl import logging
 
 from archbench.benchmarks import config as config_lib
+from archbench.benchmarks import tuning
 from archbench.benchmarks.core import Execution, UsageError
 from archbench.benchmarks.harness import executors, runner, suite
 from archbench.benchmarks.harness.provenance import code_version, environment
@@ -71,9 +72,13 @@ def plan_cells(config, name: str, cells, workers: int | None = None) -> Plan:
   return Plan(name, cells, workers, config_lib.execution(config), dispatch)
 
 
-def plan_suite(config, archs=None, tasks=None, size=None, seed=None, workers=None) -> Plan:
-  """A suite's cells narrowed by the filters (--archs, --tasks, --size, --seed)."""
+def plan_suite(config, archs=None, tasks=None, size=None, seed=None, workers=None,
+               tuned: str | None = None) -> Plan:
+  """A suite's cells narrowed by the filters (--archs, --tasks, --size, --seed); with
+  `tuned`, each pair's settings selected by the tuning run in that directory (--tuned)."""
   cells = config_lib.cells(config, archs, tasks, size, None if seed is None else [seed])
+  if tuned is not None:
+    cells = tuning.apply_tuned(config, cells, tuned)
   return plan_cells(config, config.name, cells, workers)
 
 

@@ -439,7 +439,9 @@ def base_record(cell: Cell, suite: str, run_id: str, env: dict[str, Any],
           'seed': cell.seed,
           'config': {'cell': cell.to_dict(), 'task': cell.task_params,
                      'arch_overrides': cell.arch_overrides, 'train': cell.train,
-                     'fast_compile': cell.fast_compile, 'probes': list(cell.probes)},
+                     'fast_compile': cell.fast_compile, 'probes': list(cell.probes),
+                     # Where its settings came from: the suite's, or a tuning run's.
+                     'settings': cell.settings_from or {'from': 'suite'}},
           'status': 'ok' if error is None else _status_of(error),
           'error': None if error is None else _error_text(error),
           'metrics': {}, 'perf': {}, 'curves': {}, 'env': env}
