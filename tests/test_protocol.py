@@ -142,3 +142,13 @@ def test_validation_keys_mirror_test_keys():
   from archbench.benchmarks.results import metrics
   assert metrics.validation_key(spec.metric) == 'val/accuracy'
   assert evaluation.VALIDATION == 'val' and evaluation.TEST == 'eval'
+
+
+def test_a_tuning_trial_reads_validation_and_never_the_test_set(monkeypatch):
+  trial = Cell('lstm', 'adding', 'tiny', 0, ADDING, fast_compile=True,
+               train=TrainConfig(**{**TRAIN, 'steps': 40}),
+               settings_from={'from': 'trial', 'trial': 0})
+  out, events = _measure(trial, monkeypatch)
+  assert 'val' in events and 'test' not in events
+  assert 'val/mse' in out['metrics'] and not any(k.startswith('eval/') for k in out['metrics'])
+  assert out['config']['test'].startswith('not evaluated')

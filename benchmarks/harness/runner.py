@@ -141,6 +141,13 @@ def measure_cell(cell: Cell, out: dict[str, Any], on_step: OnStep | None = None,
     if evaluator.before_training is not None:
       evaluator.before_training(ctx)
   _train(ctx, optimizer, chosen, on_step, execution, checkpoint_dir, started)
+  if cell.settings_from.get('from') == 'trial':
+    # A tuning trial is judged on validation alone: it never reads the test set (nor runs
+    # the evaluators, which measure the trained model), so no test figure exists before
+    # the selected settings' final runs.
+    out['config']['test'] = 'not evaluated: a tuning trial (validation only)'
+    ctx.perf['device_peak_bytes'] = cell_device_peak(peak_before, _device_peak_in_use())
+    return
   replacing = [e for e in chosen if e.replaces_evaluation]
   for evaluator in replacing:
     evaluator.after_training(ctx)
