@@ -20,10 +20,29 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '2'}
 
 
+def _mixed():
+  """A suite with every kind of setting the resolution combines: suite, task, per-
+  architecture training and seeds (the built-in suites hold no per-architecture
+  exceptions since the fair-fights protocol)."""
+  return config_lib.suite_config(
+      name='mixed', doc='settings at every level', size='small',
+      train=dict(batch_size=32, lr=3e-3, steps_per_dispatch=50),
+      tasks={'adding': config_lib.task_plan({'length': 30}, {'steps': 600},
+                                            archs=('rnn', 'lstm', 'transformer')),
+             'copy': config_lib.task_plan({'length': 10}, {'steps': 800},
+                                          arch_train={'gru': {'lr': 1e-2}},
+                                          archs=('rnn', 'lstm', 'gru', 'transformer'),
+                                          arch_seeds={'rnn': (0, 1, 2), 'gru': (0, 1, 2)}),
+             'digits': config_lib.task_plan({}, {'steps': 300},
+                                            arch_train={'cnn': {'steps': 150}},
+                                            archs=('cnn', 'vit', 'bigru'),
+                                            arch_seeds={'bigru': (0, 1, 2)})})
+
+
 def _cells(suite='quick', **overrides):
-  """The cells of a built-in suite with `overrides` ({'train.steps': 30}) applied the way
-  --config.<path>=<value> applies them."""
-  config = config_lib.load(suite)
+  """The cells of a built-in suite (or of a suite config) with `overrides`
+  ({'train.steps': 30}) applied the way --config.<path>=<value> applies them."""
+  config = config_lib.load(suite) if isinstance(suite, str) else suite
   filters = {k: overrides.pop(k) for k in ('archs_filter', 'tasks_filter') if k in overrides}
   with config.unlocked():
     for path, value in overrides.items():
@@ -62,7 +81,7 @@ def test_suite_task_plans_hold_complete_settings():
     assert set(plan.params) == set(data.get(name).defaults), name
     assert set(plan.train) == {f.name for f in dataclasses.fields(TrainConfig)}, name
   assert config.tasks.adding.params.length == 30 and config.tasks.adding.train.steps == 600
-  assert config.tasks.copy.arch_train.gru.lr == 1e-2
+  assert _mixed().tasks.copy.arch_train.gru.lr == 1e-2
 
 
 def test_global_sections_cover_every_registered_field():
@@ -79,10 +98,10 @@ def test_global_sections_cover_every_registered_field():
 # How overrides combine: defaults < task plan < per-architecture < sweep < global.
 
 def test_global_train_override_wins_over_task_and_arch_settings():
-  base = {(c.arch, c.task): c for c in _cells()}
-  assert base['cnn', 'digits'].train.steps == 150  # quick's per-architecture setting
-  assert base['vit', 'digits'].train.steps == 300  # quick's per-task setting
-  cells = _cells(**{'train.steps': 30})
+  base = {(c.arch, c.task): c for c in _cells(_mixed())}
+  assert base['cnn', 'digits'].train.steps == 150  # a per-architecture setting
+  assert base['vit', 'digits'].train.steps == 300  # a per-task setting
+  cells = _cells(_mixed(), **{'train.steps': 30})
   assert {c.train.steps for c in cells} == {30}
   # The rest of each cell's training settings is untouched.
   for c in cells:
@@ -91,11 +110,11 @@ def test_global_train_override_wins_over_task_and_arch_settings():
 
 
 def test_per_arch_train_refines_the_task_plan():
-  cells = {(c.arch, c.task): c for c in _cells(**{'tasks.copy.train.lr': 5e-4})}
+  cells = {(c.arch, c.task): c for c in _cells(_mixed(), **{'tasks.copy.train.lr': 5e-4})}
   assert cells['lstm', 'copy'].train.lr == 5e-4
   assert cells['gru', 'copy'].train.lr == 1e-2  # its own setting still wins
-  cells = {(c.arch, c.task): c for c in _cells(**{'tasks.copy.train.lr': 5e-4,
-                                                  'train.lr': 2e-3})}
+  cells = {(c.arch, c.task): c for c in _cells(_mixed(), **{'tasks.copy.train.lr': 5e-4,
+                                                            'train.lr': 2e-3})}
   assert cells['gru', 'copy'].train.lr == 2e-3  # the global one wins over both
 
 
@@ -145,13 +164,15 @@ def test_depth_sets_each_architectures_declared_depth_fields():
 
 
 def test_seeds_per_pair_where_results_vary():
-  """quick runs three seeds on the pairs that vary, one elsewhere; --seed replaces all."""
+  """Three seeds on the pairs that ask for them, the suite's elsewhere; --seed replaces
+  all. (quick runs three seeds everywhere.)"""
   seeds = {}
-  for c in _cells():
+  for c in _cells(_mixed()):
     seeds.setdefault((c.arch, c.task), []).append(c.seed)
   assert seeds['rnn', 'copy'] == seeds['gru', 'copy'] == seeds['bigru', 'digits'] == [0, 1, 2]
   assert seeds['lstm', 'copy'] == seeds['transformer', 'copy'] == [0]
-  config = config_lib.load('quick')
+  assert {c.seed for c in _cells()} == {0, 1, 2}
+  config = _mixed()
   assert {c.seed for c in config_lib.cells(config, seeds=[5])} == {5}
   assert len(config_lib.cells(config, seeds=[5])) == len(seeds)
 
@@ -217,7 +238,8 @@ def test_list_suite_shows_every_path(capsys):
   assert cli.run(['archbench', 'list', '--suite', 'quick']) == 0
   out = capsys.readouterr().out
   assert '--config.tasks.adding.train.steps=600' in out
-  assert '--config.train.steps=None' in out and '--config.tasks.copy.arch_train.gru.lr=0.01' in out
+  assert '--config.train.steps=None' in out and '--config.tasks.copy.train.lr=0.003' in out
+  assert '--config.tasks.adding.train.stop_at_target=True' in out
 
 
 def test_a_suite_file_of_ones_own(tmp_path, capsys):
@@ -280,22 +302,30 @@ def test_the_readme_example_end_to_end_and_from_record(tmp_path):
 
 def test_from_record_reads_schema_1_records():
   """Records written before config.cell (the quick reference run of November 2026, kept as
-  a fixture) rebuild their cells from the requested config, to the cells the suite makes
-  today."""
+  a fixture) rebuild their cells from the requested config: the recorded training settings
+  exactly, and the task parameters the suite gives those tasks today (quick's training
+  settings have changed since, under the fair-fights protocol)."""
   from archbench.benchmarks.results import records
   old = records.load_records(REPO / 'tests' / 'fixtures' / 'quick-cpu-schema1' / 'results.jsonl')
   assert old and old[0]['schema'] == 1
   today = {(c.arch, c.task, c.seed): c for c in config_lib.cells(config_lib.load('quick'))}
+  matched = 0
   for r in old:
-    cell, now = records.cell_of(r), today[r['arch'], r['task'], r['seed']]
-    if cell.digest != now.digest:
-      # Old records hold parameters as the task resolved them (forecast's ar_order None
-      # became the length): the same experiment, spelled out.
-      assert dataclasses.replace(cell, task_params=now.task_params) == now
-      # Or the task has gained a parameter since (its validation split's size).
-      added = set(now.task_params) - set(cell.task_params)
-      assert added <= {'val_fraction', 'val_size', 'val_length'}, (cell.name, added)
-      differ = {k for k in now.task_params
-                if k not in added and now.task_params[k] != cell.task_params[k]}
-      assert (differ or added) and all(now.task_params[k] is None for k in differ), \
-          (cell.name, differ)
+    cell = records.cell_of(r)
+    assert (cell.arch, cell.task, cell.size, cell.seed) == (r['arch'], r['task'], r['size'],
+                                                            r['seed'])
+    assert dataclasses.asdict(cell.train) == {**dataclasses.asdict(TrainConfig()),
+                                             **r['config']['train']}
+    now = today.get((r['arch'], r['task'], r['seed']))
+    if now is None:  # a pair quick no longer runs
+      continue
+    matched += 1
+    # The task has gained parameters since (its validation split's size), and old records
+    # hold parameters as the task resolved them (forecast's ar_order None became the
+    # length): the same task, spelled out.
+    added = set(now.task_params) - set(cell.task_params)
+    assert added <= {'val_fraction', 'val_size', 'val_length'}, (cell.name, added)
+    differ = {k for k in now.task_params
+              if k not in added and now.task_params[k] != cell.task_params[k]}
+    assert all(now.task_params[k] is None for k in differ), (cell.name, differ)
+  assert matched >= 20
