@@ -24,7 +24,7 @@ def val_key(record) -> str | None:
   first val/ curve, else None (records from before validation curves)."""
   keys = [k for k in (record.get('curves') or {}) if k.startswith(VAL_PREFIX)]
   headline = metrics.headline_metric(record)
-  wanted = VAL_PREFIX + headline.split('/', 1)[-1] if headline else None
+  wanted = metrics.validation_key(headline) if headline else None
   return wanted if wanted in keys else next(iter(keys), None)
 
 

@@ -1,11 +1,12 @@
-"""The full matrix: every architecture x every task it can serve, at size small.
+"""The full matrix: every architecture x every task it can serve, at size small, three seeds.
 
 Command: archbench run --suite standard
-Runtime: 10 min 9 s measured on a 2-core CPU (57 cells), compilation included.
-Results: the reference run (seed 0, on the reference machine) is committed in
-results/standard-cpu/ (summary.md). It trains the cells it shares with `quick` with the
-same budgets (docs/studies/quick.md shows those); the
-other pairs fill in the matrix (e.g. every sequence model on digits as a 64-step pixel
+Runtime: measured by its reference run (results/README.md: 171 cells, two worker
+processes on a 2-core CPU), compilation included.
+Results: the reference run is committed in results/standard-cpu/ (summary.md). It trains
+every cell with `quick`'s settings for its task, under the same protocol (the same
+settings for every architecture, three seeds, stopping at the task's target); the other
+pairs fill in the matrix (e.g. every sequence model on digits as a 64-step pixel
 sequence, every causal model on translate as a prefix language model).
 """
 from archbench.benchmarks.suites import quick
