@@ -251,6 +251,11 @@ def test_budget_line_names_what_was_matched_and_defaults_for_old_records():
   assert 'and training FLOPs (2e+12);' in sr.budget_text(flops)
   uneven = [_record('gru', 0.9), _record('rnn', 0.5, config={'train': {'steps': 300}})]
   assert 'except copy (100, 300 by architecture)' in sr.budget_text(uneven)
+  stopping = [_record(a, 0.9, config={'train': {'steps': 100, 'stop_at_target': True}})
+              for a in ('gru', 'rnn')]
+  assert '(100), each cell stopping at its task\'s solved threshold on validation;' in \
+      sr.budget_text(stopping)
+  assert 'some cells stopping' in sr.budget_text(stopping[:1] + old[1:])
   assert sr.budget_text(old) in report.summary_markdown(old).split('## Held-out')[0]
 
 

@@ -90,8 +90,14 @@ def budget_text(records) -> str:
            for kind in matched]
   weights = {'final': 'the final weights', 'best_val': 'the weights best on validation'}
   evaluated = _distinct(records, lambda c: c.get('eval_weights') or 'final')
-  return (f'Budget matched: parameters (size {", ".join(sizes)}) and {" / ".join(parts)}; '
-          f'evaluated: {" / ".join(weights.get(w, w) for w in evaluated)}.')
+  stopping = {bool(((r.get('config') or {}).get('train') or {}).get('stop_at_target'))
+              for r in records}
+  stops = ('' if True not in stopping else
+           ', each cell stopping at its task\'s solved threshold on validation'
+           if stopping == {True} else
+           ', some cells stopping at their task\'s solved threshold on validation')
+  return (f'Budget matched: parameters (size {", ".join(sizes)}) and {" / ".join(parts)}'
+          f'{stops}; evaluated: {" / ".join(weights.get(w, w) for w in evaluated)}.')
 
 
 def _sign(value: float, fmt: str) -> str:
