@@ -290,3 +290,21 @@ def test_validation_curve_is_plotted_beside_the_training_loss(tmp_path, monkeypa
   labels.clear()
   curves.write_plots(tmp_path, [dict(r, curves={'train/loss': train}) for r in records])
   assert labels == ['training loss']
+
+
+def test_tuned_records_say_so_and_are_not_labelled_as_variants():
+  from archbench.benchmarks.results import tables
+  settings = lambda dropout: {'from': 'tuned', 'tuning': 'DIR', 'settings': {  # noqa: E731
+      'train': {'lr': 1e-3}, 'arch': {'dropout': dropout}}}
+  tuned = [_record('gru', 0.9, config={'arch_overrides': {'dropout': 0.1, 'hidden': 8},
+                                        'settings': settings(0.1)}),
+           _record('gru', 0.8, task='adding', config={'arch_overrides': {'dropout': 0.2,
+                                                                         'hidden': 16},
+                                                       'settings': settings(0.2)})]
+  row, _ = tables.row_column_labels(tuned)
+  # The tuned dropout is the GRU's own treatment; the hidden size it was not tuned on is
+  # a variant, and named.
+  assert [row(r) for r in tuned] == ['gru (hidden=8)', 'gru (hidden=16)']
+  assert "settings: each pair's selection by `archbench tune`" in sr.budget_text(tuned)
+  assert 'some pairs' in sr.budget_text(tuned[:1] + [_record('rnn', 0.5)])
+  assert 'archbench tune' not in sr.budget_text([_record('rnn', 0.5)])

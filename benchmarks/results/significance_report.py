@@ -96,8 +96,15 @@ def budget_text(records) -> str:
            ', each cell stopping at its task\'s solved threshold on validation'
            if stopping == {True} else
            ', some cells stopping at their task\'s solved threshold on validation')
+  tuned = {((r.get('config') or {}).get('settings') or {}).get('from') == 'tuned'
+           for r in records}
+  settings = ('' if True not in tuned else
+              '; settings: each pair\'s selection by `archbench tune` on validation '
+              '(config.settings)' if tuned == {True} else
+              '; settings: some pairs\' selected by `archbench tune` (config.settings)')
   return (f'Budget matched: parameters (size {", ".join(sizes)}) and {" / ".join(parts)}'
-          f'{stops}; evaluated: {" / ".join(weights.get(w, w) for w in evaluated)}.')
+          f'{stops}{settings}; evaluated: '
+          f'{" / ".join(weights.get(w, w) for w in evaluated)}.')
 
 
 def _sign(value: float, fmt: str) -> str:

@@ -46,7 +46,14 @@ def _varying_params(records) -> dict[str, list[str]]:
 
 
 def _arch_overrides(record) -> dict:
-  return (record.get('config') or {}).get('arch_overrides') or {}
+  """The backbone settings a row is labelled with: the record's overrides less those a
+  tuning run selected for it (each architecture's own tuned values are part of its
+  treatment, not a variant of it; config.settings names them)."""
+  config = record.get('config') or {}
+  settings = config.get('settings') or {}
+  tuned = (settings.get('settings') or {}).get('arch') or {} \
+      if settings.get('from') == 'tuned' else {}
+  return {k: v for k, v in (config.get('arch_overrides') or {}).items() if k not in tuned}
 
 
 def row_column_labels(records):
