@@ -11,6 +11,7 @@ import pytest
 from archbench import archs
 from archbench.archs import decoding, registry, transformer
 from archbench.benchmarks.measure import timing
+from selection import REPRESENTATIVES, quick_subset  # tests/selection.py
 
 B, T = 2, 6
 IMAGE = (8, 8, 1)  # the bundled digits' shape
@@ -81,7 +82,8 @@ def _example(spec, cfg, rng, length=T):
   return (seq(length),), (B, length, cfg.width)
 
 
-@pytest.mark.parametrize('name', archs.names())
+@pytest.mark.parametrize('name', quick_subset(archs.names(),
+                                              keep=(*REPRESENTATIVES, 'cnn', 'vit')))
 def test_backbone_shape_dtype_finite(name):
   spec = archs.get(name)
   cfg = spec.config('tiny')

@@ -277,6 +277,7 @@ def test_tuned_refuses_a_directory_without_tuning_json_and_a_pinned_field(tmp_pa
     tuning.apply_tuned(config, cells, str(where))
 
 
+@pytest.mark.slow  # a whole run through the CLI, as the end-to-end test below
 def test_run_tuned_in_process(tmp_path, capsys):
   """`archbench run --tuned DIR` on one tiny cell: its record carries the selection."""
   from archbench.benchmarks import cli
