@@ -77,20 +77,23 @@ def test_summary_has_a_table_per_task_with_the_mean_over_seeds_per_length():
   assert list(parity) == ['lstm', 'transformer', 'gru']
   assert list(parity['lstm']) == ['arch', 'trained', 'seeds', 'L=20', 'L=40', 'L=60', 'L=80',
                                   'OOD mean']
+  # Mean [95% t interval] over the two seeds, clipped to [0, 1]: at L=40 (1.0, 0.9) the
+  # half-width is t(0.975, 1) * 0.0707 / sqrt(2) = 12.71 * 0.05 = 0.635.
   assert parity['lstm'] == {
-      'arch': 'lstm', 'trained': '1..40', 'seeds': '2', 'L=20': '1.000 ± 0.000',
-      'L=40': '0.950 ± 0.071', 'L=60': '0.700 ± 0.141', 'L=80': '0.550 ± 0.071',
+      'arch': 'lstm', 'trained': '1..40', 'seeds': '2', 'L=20': '1.000 [1.000, 1.000] n=2',
+      'L=40': '0.950 [0.315, 1.000] n=2', 'L=60': '0.700 [0.000, 1.000] n=2',
+      'L=80': '0.550 [0.000, 1.000] n=2',
       # OOD: the mean over 60 and 80 per seed (0.7, 0.55), then over seeds.
-      'OOD mean': '0.625 ± 0.106'}
-  assert parity['transformer'] == {
-      'arch': 'transformer', 'trained': '1..40', 'seeds': '1', 'L=20': '1.000',
-      'L=40': '0.950', 'L=60': '0.500', 'L=80': '0.500', 'OOD mean': '0.500'}
+      'OOD mean': '0.625 [0.000, 1.000] n=2'}
+  assert parity['transformer'] == {  # one seed: marked, no interval
+      'arch': 'transformer', 'trained': '1..40', 'seeds': '1', 'L=20': '1.000 ‡',
+      'L=40': '0.950 ‡', 'L=60': '0.500 ‡', 'L=80': '0.500 ‡', 'OOD mean': '0.500 ‡'}
   assert parity['gru']['seeds'] == '0'
   assert {parity['gru'][f'L={n}'] for n in EVAL_LENGTHS} == {'(error)'}
   # A task of its own: its own lengths, a training length without a range.
   reverse = _table(section, 'reverse_string')
-  assert reverse == {'lstm': {'arch': 'lstm', 'trained': '10', 'seeds': '1', 'L=10': '0.900',
-                              'L=30': '0.700', 'OOD mean': '0.700'}}
+  assert reverse == {'lstm': {'arch': 'lstm', 'trained': '10', 'seeds': '1', 'L=10': '0.900 ‡',
+                              'L=30': '0.700 ‡', 'OOD mean': '0.700 ‡'}}
   assert 'Accuracy ↑ at each evaluation length; constant baseline at the training length: ' \
          '0.500.' in section
   assert 'constant baseline at the training length: 0.100' in section
@@ -102,7 +105,8 @@ def test_rows_split_by_training_length_when_a_run_has_several():
   table = length_generalization.table(records, 'parity_check')
   rows = [[c.strip() for c in line.strip('|').split('|')] for line in table.splitlines()[2:]]
   assert [r[:3] for r in rows] == [['lstm', '1..40', '1'], ['lstm', '1..60', '1']]
-  assert rows[0][-1] == '0.500' and rows[1][-1] == '0.700'  # beyond 40: 60, 80; beyond 60: 80
+  # beyond 40: 60, 80; beyond 60: 80 (one seed each)
+  assert rows[0][-1] == '0.500 ‡' and rows[1][-1] == '0.700 ‡'
 
 
 def test_summary_tex_renders_the_tables_in_booktabs():
@@ -110,8 +114,9 @@ def test_summary_tex_renders_the_tables_in_booktabs():
   for task in ('parity\\_check', 'reverse\\_string'):
     assert rf'\caption[{{Length generalisation: {task}}}]' in tex
   assert r'\label{tab:length-generalisation-parity-check}' in tex
-  assert r'lstm & 1..40 & 2 & 1.000 $\pm$ 0.000 & 0.950 $\pm$ 0.071 & 0.700 $\pm$ 0.141 & ' \
-         r'0.550 $\pm$ 0.071 & 0.625 $\pm$ 0.106 \\' in tex
+  assert r'lstm & 1..40 & 2 & 1.000 [1.000, 1.000] n=2 & 0.950 [0.315, 1.000] n=2 & ' \
+         r'0.700 [0.000, 1.000] n=2 & 0.550 [0.000, 1.000] n=2 & 0.625 [0.000, 1.000] n=2 \\' \
+      in tex
   # Numbers right-aligned; a column with a failed cell's status left, as the other tables.
   assert r'\begin{tabular}{lrrrrr}' in tex and r'\begin{tabular}{lrrlllll}' in tex
   assert tex.count(r'\toprule') == tex.count(r'\bottomrule') == tex.count(r'\begin{tabular}')

@@ -77,8 +77,9 @@ def table(records, task: str) -> str:
   for (a, trained), group in groups.items():
     seeds = str(sum(r['status'] == 'ok' for r in group))
     body.append([a, trained, seeds]
-                + [tables.cell_text(group, metrics.length_key(n, name), False) for n in lengths]
-                + [tables.cell_text(group, metrics.ood_key(name), False)])
+                + [tables.cell_text(group, metrics.length_key(n, name), False, interval=True)
+                   for n in lengths]
+                + [tables.cell_text(group, metrics.ood_key(name), False, interval=True)])
   return records_lib.markdown_table(header, body)
 
 

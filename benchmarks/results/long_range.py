@@ -85,7 +85,8 @@ def length_table(records, task: str) -> str:
   lengths = sorted({n for points in by_arch.values() for n in points})
   key = metrics.headline_metric(next(iter(next(iter(by_arch.values())).values()))[0])
   header = ['arch'] + [f'L={n}' for n in lengths]
-  body = [[a] + [tables.cell_text(points[n], key, True) if n in points else '' for n in lengths]
+  body = [[a] + [tables.cell_text(points[n], key, True, interval=True) if n in points else ''
+                 for n in lengths]
           for a, points in by_arch.items()]
   return records_lib.markdown_table(header, body)
 
