@@ -275,7 +275,7 @@ def test_the_readme_example_end_to_end_and_from_record(tmp_path):
   out = tmp_path / 'run'
   argv = [sys.executable, '-m', 'archbench.benchmarks', 'run', '--archs', 'lstm', '--tasks',
           'adding', '--config.train.steps=30', '--config.task.length=64',
-          '--config.arch.hidden=32', '--out', str(out)]
+          '--config.arch.hidden=32', '--seed', '0', '--out', str(out)]
   proc = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -286,7 +286,8 @@ def test_the_readme_example_end_to_end_and_from_record(tmp_path):
   assert record['config']['arch']['hidden'] == 32 and record['config']['task']['length'] == 64
   assert record['metrics']['train/steps'] == 30
   assert record['config']['budget'] == {'size': 'small', 'params': 100_000,
-                                        'overridden_by': ['hidden']}
+                                        'overridden_by': ['hidden'], 'matched': 'steps',
+                                        'steps': 30}
   assert record['perf']['backbone_params'] < 50_000  # well off the 100k budget, as asked
 
   again = tmp_path / 'again'

@@ -86,12 +86,16 @@ def is_cost_point(record) -> bool:
   return 'cost' in ((record.get('config') or {}).get('probes') or ())
 
 
-def batch_size_of(record) -> int | None:
-  """The training batch size: a dict in records read back, a TrainConfig in the ones
-  run_cell returns."""
+def train_setting(record, name: str, default=None):
+  """One training setting of a record: its config.train is a dict in records read back, a
+  TrainConfig in the ones run_cell returns."""
   train = (record.get('config') or {}).get('train') or {}
-  return train.get('batch_size') if isinstance(train, dict) else getattr(train, 'batch_size',
-                                                                         None)
+  return train.get(name, default) if isinstance(train, dict) else getattr(train, name, default)
+
+
+def batch_size_of(record) -> int | None:
+  """The training batch size."""
+  return train_setting(record, 'batch_size')
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -64,7 +64,7 @@ def _distinct(records, get) -> list[str]:
 def _steps_text(records) -> str:
   """The training steps, checked to be equal within every task (a column of the tables)."""
   _, cols, groups = tables.grouped(records)
-  steps_of = {c: sorted({(r.get('config') or {}).get('train', {}).get('steps') or 0
+  steps_of = {c: sorted({records_lib.train_setting(r, 'steps') or 0
                          for (_, c2), g in groups.items() if c2 == c for r in g}) for c in cols}
   steps = sorted({s for v in steps_of.values() for s in v})
   text = (f'training steps ({steps[0]})' if len(steps) == 1 else
@@ -90,8 +90,7 @@ def budget_text(records) -> str:
            for kind in matched]
   weights = {'final': 'the final weights', 'best_val': 'the weights best on validation'}
   evaluated = _distinct(records, lambda c: c.get('eval_weights') or 'final')
-  stopping = {bool(((r.get('config') or {}).get('train') or {}).get('stop_at_target'))
-              for r in records}
+  stopping = {bool(records_lib.train_setting(r, 'stop_at_target')) for r in records}
   stops = ('' if True not in stopping else
            ', each cell stopping at its task\'s solved threshold on validation'
            if stopping == {True} else
