@@ -22,7 +22,8 @@ class HeldOut:
   """One held-out set on device and its evaluation, compiled at the first call and reused
   (periodic validation evaluates the same set many times)."""
 
-  def __init__(self, model, spec, data, tc, parallel, fast: bool, prefix: str):
+  def __init__(self, model, spec, data, tc, parallel, fast: bool, prefix: str,
+               like: HeldOut | None = None):
     self.spec, self.prefix, self.fast = spec, prefix, fast
     self.size = len(data['targets'])
     self.batches, self.weights = parallel.put_batches(train_lib.pad_eval_set(
@@ -30,6 +31,11 @@ class HeldOut:
     self._evaluate = functools.partial(train_lib.evaluate, model=model, spec=spec)
     self._compiled = None
     self.compile_s = 0.0
+    # `like`: the same model's evaluation of another set; where the two sets' padded batches
+    # have the same shapes (a generated task's validation and test sets), its compiled
+    # function serves this one too, which saves a compilation per cell.
+    if like is not None and like._compiled is not None and _shapes(like) == _shapes(self):
+      self._compiled = like._compiled
 
   def __call__(self, params) -> tuple[dict[str, float], float]:
     """(metrics '<prefix>/...', run seconds) of `params`."""
@@ -41,11 +47,18 @@ class HeldOut:
     return train_lib.finalize(self.spec, jax.device_get(sums), self.prefix), chrono.median_s
 
 
-def held_out(model, task, params, tc, parallel, fast: bool, split: str = TEST):
+def _shapes(held_out: HeldOut):
+  return jax.tree_util.tree_map(lambda a: (a.shape, a.dtype),
+                                (held_out.batches, held_out.weights))
+
+
+def held_out(model, task, params, tc, parallel, fast: bool, split: str = TEST,
+             like: HeldOut | None = None):
   """(metrics '<split>/...', compile seconds, run seconds) of `params` on `task`'s test set
-  (split 'eval') or validation set ('val'): one compiled scan over its padded batches."""
+  (split 'eval') or validation set ('val'): one compiled scan over its padded batches
+  (`like`'s, where its shapes are these)."""
   data = task.eval_data if split == TEST else task.val_data
-  evaluate = HeldOut(model, task.spec, data, tc, parallel, fast, split)
+  evaluate = HeldOut(model, task.spec, data, tc, parallel, fast, split, like)
   metrics, run_s = evaluate(params)
   return metrics, evaluate.compile_s, run_s
 

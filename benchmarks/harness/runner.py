@@ -410,6 +410,7 @@ def _train(ctx: evaluators_lib.Context, optimizer,
     if validation.due(int(ctx.state.step), True):  # e.g. a resumed cell with nothing left
       validation(int(ctx.state.step), training_s())
     validation.record()
+    ctx.kept['validation'] = validation.evaluate  # its compiled function may serve the test
 
   # XLA's FLOP count only where the model itself has no scan, since cost_analysis()
   # counts a loop body once.
@@ -428,7 +429,8 @@ def _evaluate(ctx: evaluators_lib.Context) -> None:
   after training, with the task's baselines and whether the cell solved the task."""
   spec, task = ctx.task.spec, ctx.task
   metrics, compile_s, run_s = evaluation.held_out(ctx.model, task, ctx.params, ctx.train,
-                                                  ctx.parallel, ctx.fast_compile)
+                                                  ctx.parallel, ctx.fast_compile,
+                                                  like=ctx.kept.get('validation'))
   ctx.metrics.update(metrics)
   if not all(math.isfinite(v) for v in metrics.values()):
     raise Diverged(f'evaluation gave non-finite metrics: {metrics}')
