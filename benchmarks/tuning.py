@@ -28,6 +28,7 @@ from absl import logging
 
 from archbench import archs, data
 from archbench.benchmarks.core import Cell, TrainConfig, UsageError
+from archbench.benchmarks.results import metrics
 from archbench.common import files, search_space
 
 FILE = 'tuning.json'
@@ -142,8 +143,7 @@ def validation_metric(cell: Cell) -> tuple[str, bool]:
   """(the validation metric a cell's trial is judged by, whether higher is better): the
   task's headline metric, read on the validation set."""
   spec = data.spec_of(cell.task, **cell.task_params)
-  name = spec.metric.split('/', 1)[1] if '/' in spec.metric else spec.metric
-  return f'val/{name}', bool(spec.higher_is_better)
+  return metrics.validation_key(spec.metric), bool(spec.higher_is_better)
 
 
 def unique(cells) -> list[Cell]:

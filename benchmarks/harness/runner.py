@@ -243,7 +243,9 @@ class Validation:
                                        ctx.fast_compile, evaluation.VALIDATION)
     self.key = metrics_lib.validation_key(task.spec.metric)
     self.last_step, self.seconds, self.count = -1, 0.0, 0
-    self.best = None  # (value, step, metrics, params)
+    # (value, step, metrics, params): the params are kept only where they are evaluated.
+    self.keep_best = tc.eval_weights == 'best_val'
+    self.best = None
     self.target = None  # (step, training seconds) of the first evaluation that solved it
 
   def due(self, step: int, final: bool) -> bool:
@@ -265,7 +267,7 @@ class Validation:
     spec, value = self.ctx.task.spec, values[self.key]
     if self.best is None or (value > self.best[0] if spec.higher_is_better
                              else value < self.best[0]):
-      self.best = (value, step, values, params)
+      self.best = (value, step, values, params if self.keep_best else None)
     if self.target is None and spec.is_solved(value):
       self.target = (step, train_s)
       return True
@@ -275,7 +277,7 @@ class Validation:
     """The validation figures in the record: `val/...` of the weights the test set
     evaluates, and the steps, seconds and FLOPs to target (None: never reached)."""
     ctx = self.ctx
-    if ctx.train.eval_weights == 'best_val' and self.best is not None:
+    if self.keep_best and self.best is not None:
       _, step, values, params = self.best
       ctx.state = ctx.state._replace(params=params)
       ctx.metrics['eval_weights_step'] = step
