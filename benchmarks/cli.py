@@ -96,19 +96,23 @@ def cmd_run(fv, args) -> int:
   from archbench.benchmarks.flows import run as run_flow
   _refuse_empty(fv)
   if fv.resume:
-    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite', 'tuned'),
-          '--resume continues a run as it was planned')
+    _drop(fv, ('archs', 'tasks', 'size', 'seed', 'from_record', 'out', 'suite', 'tuned',
+               'reuse'), '--resume continues a run as it was planned')
     plan, out = run_flow.plan_resume(fv.resume, fv.workers), pathlib.Path(fv.resume)
   else:
     if fv.from_record:
-      _drop(fv, ('archs', 'tasks', 'size', 'seed', 'suite', 'tuned'), '--from_record runs one '
-            'recorded cell as it was')
+      _drop(fv, ('archs', 'tasks', 'size', 'seed', 'suite', 'tuned', 'reuse'), '--from_record '
+            'runs one recorded cell as it was')
       plan = run_flow.plan_record(fv.config, fv.from_record, fv.workers)
     else:
       plan = run_flow.plan_suite(fv.config, fv.archs, fv.tasks, fv.size, fv.seed, fv.workers,
-                                 fv.tuned)
+                                 fv.tuned, fv.reuse)
     out = run_flow.out_dir(fv.out, plan.name)
-  return _print_run(run_flow.execute(plan, out), out / 'summary.md', f'results in {out}')
+  found = run_flow.execute(plan, out)
+  reused = sum('reused_from' in (r.get('ran_on') or {}) for r in found)
+  where = f'results in {out}' + (f'; {reused} of {len(found)} cells reused from '
+                                 f'{", ".join(plan.reuse)}' if plan.reuse else '')
+  return _print_run(found, out / 'summary.md', where)
 
 
 def cmd_tune(fv, args) -> int:
@@ -187,8 +191,19 @@ def cmd_env(fv, args) -> int:
 
 def cmd_report(fv, args) -> int:
   from archbench.benchmarks.flows import report
+  if not args:
+    raise UsageError(f'report takes a run directory, or several with --out; {USAGE}')
+  if fv.out is not None:  # several runs (or one, copied) as one table
+    out = pathlib.Path(fv.out)
+    records, notes = report.merged(args, out)
+    print((out / 'summary.md').read_text())
+    print('\n'.join(notes))
+    print(f'{len(records)} records from {len(args)} run(s); wrote results.jsonl, merged.json, '
+          f'summary.md, summary.csv, summary.tex, report.html and the plots in {out}')
+    return 0
   if len(args) != 1:
-    raise UsageError(f'report takes one directory; {USAGE}')
+    raise UsageError(f'report takes one directory, or several with --out DIR to merge them '
+                     f'into; {USAGE}')
   out = pathlib.Path(args[0])
   records, is_reproduction = report.rebuild(out)
   print((out / 'summary.md').read_text())

@@ -35,6 +35,10 @@ FLAG_SPECS = {
                                                             'upper_bound': 64}),
     'from_record': (flags.DEFINE_string, None, 'Re-run one recorded cell exactly: '
                     'RESULTS_JSONL:N (the N-th record, from 1).'),
+    'reuse': (flags.DEFINE_multi_string, [], 'Copy, instead of running, every cell already '
+              'recorded ok in this run (directory or results.jsonl; repeatable) by the same '
+              'code (the same cell_id and code version); the new run holds its records and '
+              'runs only the cells it lacks.'),
     'resume': (flags.DEFINE_string, None, 'Continue the killed run in this directory: '
                'recorded cells are skipped, the cell in flight continues from its checkpoint.'),
     'tuned': (flags.DEFINE_string, None, 'Take each (architecture, task)\'s settings from the '
@@ -75,7 +79,8 @@ COMMANDS = {
                    'Run a suite (default quick) and write results.jsonl, summary.md, '
                    'summary.csv, summary.tex, plots and report.html under --out.',
                    ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out',
-                    'workers', 'from_record', 'resume', 'tuned', 'data_dir', 'compile_cache')),
+                    'workers', 'from_record', 'resume', 'tuned', 'reuse', 'data_dir',
+                    'compile_cache')),
     'tune': Command('[--suite NAME | --config PATH] [--config.tuning.PATH=VALUE ...] [flags]',
                     'Tune every architecture of a suite with the same budget: per '
                     '(architecture, task), the same number of trials of the declared search '
@@ -85,9 +90,12 @@ COMMANDS = {
                     'summaries under --out; use it with run --tuned DIR.',
                     ('suite', 'config', 'plugin', 'archs', 'tasks', 'size', 'seed', 'out',
                      'workers', 'resume', 'data_dir', 'compile_cache')),
-    'report': Command('[--plugin P] DIR', 'Rebuild the summaries (Markdown, CSV, LaTeX), the '
-                      'plots and the HTML report of a run from DIR/results.jsonl (--plugin: '
-                      'its report sections too).', ('plugin',)),
+    'report': Command('[--plugin P] DIR | DIR1 DIR2 ... --out DIR', 'Rebuild the summaries '
+                      '(Markdown, CSV, LaTeX), the plots and the HTML report of a run from '
+                      'DIR/results.jsonl (--plugin: its report sections too); with --out, one '
+                      'table of several runs, written to that directory (runs of different '
+                      'code must declare the same protocol; a cell recorded twice counts '
+                      'once).', ('plugin', 'out')),
     'compare': Command('BASE NEW [--json] [--notiming]',
                        'Compare two runs cell by cell, each difference against its tolerance '
                        '(seed spread, timing windows); exit 1 when a cell got worse.',

@@ -17,6 +17,12 @@ from typing import Any
 # Numerics of a cell. 'bfloat16' is mixed precision: bf16 compute, float32 parameters,
 # optimiser state, loss and normalisation statistics (archs/ and harness/model.py).
 PRECISIONS = ('float32', 'bfloat16')
+# What a cell_id measures, as a number: raise it with any change that makes an existing cell
+# measure something else (its data, splits, training, evaluation or metrics), never for a
+# refactor. Records carry it (env.protocol), so that runs made by different code can share
+# one table (`archbench report A B`) only where they measure the same thing. 1: the
+# fair-fights protocol (a validation split apart from test; docs/protocol.md).
+PROTOCOL = 1
 
 
 class UsageError(ValueError):

@@ -18,7 +18,7 @@ from archbench.benchmarks.harness import executors, runner, suite
 from archbench.benchmarks.harness.provenance import code_version, environment
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import tensorboard_events
+from archbench.benchmarks.results import merge, tensorboard_events
 from archbench.benchmarks.results.records import env_text
 
 
@@ -32,6 +32,7 @@ class Plan:
   dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, ...
   run_id: str | None = None
   resume: bool = False
+  reuse: list[str] = dataclasses.field(default_factory=list)  # runs to copy cells from
 
 
 def out_dir(out: str | None, name: str) -> pathlib.Path:
@@ -73,13 +74,16 @@ def plan_cells(config, name: str, cells, workers: int | None = None) -> Plan:
 
 
 def plan_suite(config, archs=None, tasks=None, size=None, seed=None, workers=None,
-               tuned: str | None = None) -> Plan:
+               tuned: str | None = None, reuse=()) -> Plan:
   """A suite's cells narrowed by the filters (--archs, --tasks, --size, --seed); with
-  `tuned`, each pair's settings selected by the tuning run in that directory (--tuned)."""
+  `tuned`, each pair's settings selected by the tuning run in that directory (--tuned);
+  with `reuse`, the cells those runs recorded by this code are copied, not run (--reuse)."""
   cells = config_lib.cells(config, archs, tasks, size, None if seed is None else [seed])
   if tuned is not None:
     cells = tuning.apply_tuned(config, cells, tuned)
-  return plan_cells(config, config.name, cells, workers)
+  for run in reuse:  # readable before anything runs
+    merge.load(run)
+  return dataclasses.replace(plan_cells(config, config.name, cells, workers), reuse=list(reuse))
 
 
 def plan_record(config, record: str, workers: int | None = None) -> Plan:
@@ -115,7 +119,7 @@ def execute(plan: Plan, out: pathlib.Path) -> list[dict]:
   logging.info('suite %s: %d cells -> %s', plan.name, len(plan.cells), out)
   suite.run_suite(plan.cells, out, suite=plan.name, workers=plan.workers,
                   progress=Progress.for_terminal(len(plan.cells)), execution=plan.execution,
-                  run_id=plan.run_id, resume=plan.resume, **plan.dispatch)
+                  run_id=plan.run_id, resume=plan.resume, reuse=plan.reuse, **plan.dispatch)
   return records_lib.load_records(out / 'results.jsonl')
 
 

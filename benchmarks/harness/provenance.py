@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 
+from archbench.benchmarks.core import PROTOCOL
 from archbench.benchmarks.results.records import utc_now
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'orbax-checkpoint',
@@ -81,9 +82,11 @@ def packages_digest() -> str:
   return hashlib.sha256('\n'.join(names).encode()).hexdigest()[:16]
 
 
-def code_version() -> str:
-  """A digest of archbench's own source (and of any loaded plug-in file): what a resumed run
-  must share with the run it continues, whether or not it runs from a git checkout."""
+def code_version(plugin_sources: list[str] | None = None) -> str:
+  """A digest of archbench's own source and of the loaded plug-in files (or of
+  `plugin_sources`, e.g. a record's env.plugins): what a resumed run must share with the
+  run it continues, and a reused record with the run that reuses it, whether or not it
+  runs from a git checkout."""
   from archbench import archs, data  # noqa: PLC0415  (their folders, wherever installed)
   from archbench import benchmarks
   from archbench.benchmarks import plugins
@@ -93,7 +96,7 @@ def code_version() -> str:
     for path in sorted(root.rglob('*.py')):
       digest.update(str(path.relative_to(root)).encode())
       digest.update(path.read_bytes())
-  for source in plugins.loaded():
+  for source in plugins.loaded() if plugin_sources is None else plugin_sources:
     path = pathlib.Path(source)
     digest.update(path.read_bytes() if path.is_file() else source.encode())
   return digest.hexdigest()[:16]
@@ -124,6 +127,7 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
                         if jax.config.jax_enable_compilation_cache else None),
       'platform': platform.platform(),
       'code_version': code_version(),
+      'protocol': PROTOCOL,  # what its cells measure (core.PROTOCOL)
       'git_commit': git_commit(),
       'command': ' '.join(sys.argv if argv is None else argv),
       'utc_time': utc_now(),

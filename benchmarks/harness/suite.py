@@ -20,7 +20,7 @@ from archbench.benchmarks.harness import executors, provenance
 from archbench.benchmarks.harness.parallel import is_writer
 from archbench.benchmarks.harness.runner import DEFAULT_EXECUTION, OnStep, base_record, run_cell
 from archbench.benchmarks.progress import Progress
-from archbench.benchmarks.results import records, report, tensorboard_events
+from archbench.benchmarks.results import merge, records, report, tensorboard_events
 from archbench.common import files
 
 
@@ -34,6 +34,42 @@ def _run_cell_in_worker(cell: Cell, on_step: OnStep | None = None, *, suite: str
 
 
 PLAN_FILE = 'run.json'  # what a run set out to do, so that --resume can finish it
+
+
+def _source_key(source: str) -> str:
+  """A plug-in source as one string however it was named: a file by its absolute path."""
+  path = pathlib.Path(source)
+  return str(path.resolve()) if path.is_file() else source
+
+
+def reusable(runs, cells: list[Cell], out_dir: pathlib.Path) -> dict[int, dict[str, Any]]:
+  """The records of `runs` (directories or results.jsonl files, --reuse) that stand for
+  cells of `cells` by index: recorded ok, for the same cell_id, by the same code (the
+  record's plug-ins are loaded in this run too, and its code version is what this code
+  computes with them). Each is a copy whose ran_on says where it came from."""
+  wanted = {cell.digest: i for i, cell in enumerate(cells)}
+  loaded_now = {_source_key(source) for source in plugins.loaded()}
+  versions: dict[tuple, str] = {}
+  found: dict[int, dict[str, Any]] = {}
+  for run in runs:
+    source = merge.load(run)
+    where = source.path if source.path.is_dir() else source.path.parent
+    if where.resolve() == out_dir.resolve():
+      raise UsageError(f'--reuse {run} is the run\'s own --out; continue a run with --resume')
+    for record in source.records:
+      i = wanted.get(record.get('cell_id'))
+      if i is None or i in found or record['status'] != 'ok':
+        continue
+      env = record.get('env') or {}
+      plugin_sources = tuple(env.get('plugins') or ())
+      if not {_source_key(source) for source in plugin_sources} <= loaded_now:
+        continue  # measured with a plug-in this run does not load: its cells may differ
+      if plugin_sources not in versions:
+        versions[plugin_sources] = provenance.code_version(list(plugin_sources))
+      if env.get('code_version') == versions[plugin_sources]:
+        found[i] = {**record, 'ran_on': {**(record.get('ran_on') or {}), 'reused_from': {
+            'run': str(run), 'run_id': record.get('run_id')}}}
+  return found
 
 
 def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
@@ -67,7 +103,7 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               run_id: str | None = None, resume: bool = False, executor: str = 'local',
               ray_address: str | None = None, ray_cpus_per_cell: float = 1.0,
               ray_gpus_per_cell: float | None = None,
-              tensorboard: bool = False) -> list[dict[str, Any]]:
+              tensorboard: bool = False, reuse=()) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
   refreshing the summaries, so a killed run keeps everything finished.
 
@@ -85,6 +121,8 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
   Whatever the executor, this process alone writes the records. `tensorboard`: it also
   writes each cell's training curve as TensorBoard event files (tensorboard_events.py).
+  `reuse`: runs whose records of the same cells, by the same code, are copied instead of
+  run (reusable()).
   """
   chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
   executors.start_driver_backend(chosen)
@@ -104,7 +142,10 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
                execution=execution, dispatch=dispatch)
   recorded = ({r.get('cell_id') for r in records.load_records(path)}
               if resume and path.is_file() else set())
-  todo = [(i, cell) for i, cell in enumerate(cells) if cell.digest not in recorded]
+  reused = {i: r for i, r in reusable(reuse, cells, out_dir).items()
+            if cells[i].digest not in recorded}
+  todo = [(i, cell) for i, cell in enumerate(cells)
+          if cell.digest not in recorded and i not in reused]
   env = dict(env or provenance.environment(), workers=workers, plugins=plugins.loaded())
   progress = progress or Progress(len(todo))
   checkpoints = out_dir / 'checkpoints'
@@ -116,20 +157,27 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
     progress.cell_started(i, cell)
     return functools.partial(progress.step, cell)
 
-  def finish(i, cell, outcome):
-    # A worker or task that died returned no record: its cell's record says why.
-    record = (outcome if isinstance(outcome, dict)
-              else base_record(cell, suite, run_id, env, outcome))
-    record['ran_on'] = {'executor': chosen.value, **record.get('ran_on', {})}
+  def write(i, cell, record):
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
     if writer:
       records.append_record(path, record)
       if tensorboard:
         tensorboard_events.write_cell(out_dir, record)
       shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
-      report.write_summaries(out_dir)
     done.append(record)
+
+  def finish(i, cell, outcome):
+    # A worker or task that died returned no record: its cell's record says why.
+    record = (outcome if isinstance(outcome, dict)
+              else base_record(cell, suite, run_id, env, outcome))
+    record['ran_on'] = {'executor': chosen.value, **record.get('ran_on', {})}
+    write(i, cell, record)
+    if writer:
+      report.write_summaries(out_dir)
     progress.cell_finished(cell, report.progress_line(record))
+
+  for i, record in sorted(reused.items()):
+    write(i, cells[i], record)
 
   ray = executors.RayOptions(ray_address, ray_cpus_per_cell, ray_gpus_per_cell)
   try:

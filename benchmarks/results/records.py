@@ -114,9 +114,14 @@ def env_text(value) -> str:
   return str(value)
 
 
+def dumps(record: dict[str, Any]) -> str:
+  """A record as its line of results.jsonl (without the newline)."""
+  return json.dumps(to_jsonable(record), allow_nan=False, sort_keys=False)
+
+
 def append_record(path: pathlib.Path, record: dict[str, Any]) -> None:
   """One line per record, written with one write() and fsync'd before returning."""
-  line = json.dumps(to_jsonable(record), allow_nan=False, sort_keys=False) + '\n'
+  line = dumps(record) + '\n'
   with open(path, 'a', encoding='utf-8') as f:
     f.write(line)
     f.flush()

@@ -16,8 +16,9 @@ import math
 import pathlib
 from typing import Any
 
-from archbench.benchmarks.results import (curves, html_report, markup, metrics, sections,
-                                           significance, significance_report, tables)
+from archbench.benchmarks.results import (curves, html_report, markup, merge, metrics,
+                                           sections, significance, significance_report,
+                                           tables)
 from archbench.benchmarks.results import records as records_lib
 # The built-in studies register their report sections when imported.
 from archbench.benchmarks.results import length_generalization, long_range, scaling  # noqa: F401
@@ -29,11 +30,16 @@ def header(records: list[dict[str, Any]]) -> list[str]:
   first = records[0]
   env = first.get('env', {})
   ok = sum(r['status'] == 'ok' for r in records)
+  runs = merge.runs_of(records)
+  if len(runs) > 1:  # merged runs, or a run that reused another's records
+    suites = ', '.join(f'`{s}`' for s in dict.fromkeys(r['suite'] for r in runs))
+    return [f'# archbench summary: {"suite" if "," not in suites else "suites"} {suites}',
+            f'{len(records)} cells, {ok} ok · from {len(runs)} runs (see "Runs in this '
+            'table") · ' + '; '.join(sorted({r['machine'] for r in runs}))]
   return [
       f'# archbench summary: suite `{first["suite"]}`',
       f'{len(records)} cells, {ok} ok · run `{first["run_id"]}` · '
-      f'{env.get("backend")} ({env.get("device_kind")} ×{env.get("device_count")}), '
-      f'{env.get("cpu")} · jax {env.get("jax")}, flax {env.get("flax")} · '
+      f'{merge.machine(first)} · jax {env.get("jax")}, flax {env.get("flax")} · '
       f'commit {str(env.get("git_commit"))[:12]}',
   ]
 
@@ -69,7 +75,8 @@ def failed_cells(records: list[dict[str, Any]]) -> list[str]:
 def summary_markdown(records: list[dict[str, Any]]) -> str:
   if not records:
     return '# archbench summary\n\nNo records.\n'
-  parts = header(records) + core_tables(records) + significance_report.markdown(records)
+  parts = (header(records) + merge.runs_section(records) + core_tables(records)
+           + significance_report.markdown(records))
   for section in sections.all_sections():
     parts += section.markdown(records)
   parts += ['## Performance (training step, median over timed windows)',
