@@ -15,8 +15,17 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   execution.{time_limit_s, checkpoint_every_s, checkpoint_every_steps, checkpoint_min_s,
              devices}              how cells run (core.Execution; not part of a cell's
                                    identity); devices: data parallelism within a cell
-  tensorboard                      True: TensorBoard event files of each cell's training
-                                   curve under OUT/tensorboard/ (needs tensorboardX)
+  log.{tensorboard, wandb, wandb_project, wandb_entity, wandb_mode, wandb_dir}
+                                   experiment trackers, written by the driver from each
+                                   finished cell's record (results/trackers.py):
+                                   tensorboard: event files under OUT/tensorboard/ (needs
+                                   tensorboardX); wandb: one W&B run per cell and one for
+                                   the suite run (needs wandb), in project wandb_project
+                                   ('archbench') of wandb_entity (None: W&B's default), in
+                                   mode wandb_mode ('offline' or 'online'; None: WANDB_MODE
+                                   if exported, else offline), under wandb_dir/wandb/
+                                   (None: OUT)
+  tensorboard                      the older spelling of log.tensorboard (either one)
   evaluators                       evaluators to run on every cell, by name
                                    (harness/evaluators; a plug-in's too), on top of those
                                    the cells' studies run: --config.evaluators=a,b
@@ -76,6 +85,8 @@ from archbench.benchmarks.core import (PRECISIONS, Cell, Execution, TrainConfig,
 from archbench.benchmarks.harness import evaluators as evaluators_lib
 from archbench.benchmarks.harness import executors
 from archbench.benchmarks.harness import model as model_lib
+from archbench.benchmarks.results import trackers as trackers_lib
+from archbench.benchmarks.results import wandb_runs
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
 REPRODUCTIONS_DIR = pathlib.Path(__file__).resolve().parent / 'reproductions'
@@ -173,7 +184,11 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
   c.depth = _maybe(depth, int)
   c.workers, c.fast_compile = workers, fast_compile
   c.precision, c.executor = precision, executor
-  c.tensorboard = False  # event files of each cell's training curve (tensorboard_events.py)
+  c.log = {'tensorboard': False, 'wandb': False, 'wandb_project': wandb_runs.DEFAULT_PROJECT,
+           'wandb_entity': config_dict.placeholder(str),
+           'wandb_mode': config_dict.placeholder(str),
+           'wandb_dir': config_dict.placeholder(str)}
+  c.tensorboard = False  # log.tensorboard's older spelling: commands that say it still work
   c.evaluators = tuple(evaluators)
   c.tuning = {**TUNING, **(tuning or {})}
   c.tuning.seeds = tuple(c.tuning.seeds)
@@ -249,6 +264,28 @@ def executor(config) -> dict[str, Any]:
   return {'executor': name, 'ray_address': ray.get('address'),
           'ray_cpus_per_cell': ray.get('num_cpus_per_cell', 1.0),
           'ray_gpus_per_cell': ray.get('num_gpus_per_cell')}
+
+
+def trackers(config) -> dict[str, Any]:
+  """run_suite's `log` from the suite's `log` section (and `tensorboard`, its older
+  spelling): results/trackers.py's Settings as a plan keeps them, W&B's mode resolved and
+  its directory absolute, so that --resume writes where the run began to; {} when no
+  tracker is asked for."""
+  log = dict(config.get('log') or {})
+  if log.get('wandb_mode') is not None or log.get('wandb'):
+    log['wandb_mode'] = wandb_runs.resolve_mode(log.get('wandb_mode'))
+  else:
+    log['wandb_mode'] = 'offline'
+  if log.get('wandb') and log.get('wandb_dir'):
+    directory = pathlib.Path(log['wandb_dir']).expanduser().absolute()
+    try:
+      directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      raise UsageError(f'config.log.wandb_dir {directory}: cannot create it ({e.strerror})'
+                       ) from None
+    log['wandb_dir'] = str(directory)
+  settings = trackers_lib.Settings.of(log, tensorboard=bool(config.get('tensorboard')))
+  return settings.to_dict() if settings.any() else {}
 
 
 def _hint_type(hint) -> type | None:

@@ -18,7 +18,7 @@ from archbench.benchmarks.harness import executors, runner, suite
 from archbench.benchmarks.harness.provenance import code_version, environment
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import merge, tensorboard_events
+from archbench.benchmarks.results import merge, trackers
 from archbench.benchmarks.results.records import env_text
 
 
@@ -29,7 +29,7 @@ class Plan:
   cells: list
   workers: int = 1
   execution: Execution = runner.DEFAULT_EXECUTION
-  dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, ...
+  dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, log
   run_id: str | None = None
   resume: bool = False
   reuse: list[str] = dataclasses.field(default_factory=list)  # runs to copy cells from
@@ -65,9 +65,10 @@ def plan_cells(config, name: str, cells, workers: int | None = None) -> Plan:
   everything refused here is refused before --out is made."""
   check(cells)
   dispatch = config_lib.executor(config)
-  if config.get('tensorboard'):
-    dispatch['tensorboard'] = True
-    tensorboard_events.require()
+  log = config_lib.trackers(config)
+  if log:
+    dispatch['log'] = log
+    trackers.require(trackers.Settings.of(log))  # an extra missing, W&B online unready
   workers = workers or config.workers
   executors.Executor.resolve(dispatch['executor'], workers)  # Ray missing, etc.
   return Plan(name, cells, workers, config_lib.execution(config), dispatch)

@@ -20,7 +20,7 @@ from archbench.benchmarks.harness import executors, provenance
 from archbench.benchmarks.harness.parallel import is_writer
 from archbench.benchmarks.harness.runner import DEFAULT_EXECUTION, OnStep, base_record, run_cell
 from archbench.benchmarks.progress import Progress
-from archbench.benchmarks.results import merge, records, report, tensorboard_events
+from archbench.benchmarks.results import merge, records, report, trackers
 from archbench.common import files
 
 
@@ -75,9 +75,9 @@ def reusable(runs, cells: list[Cell], out_dir: pathlib.Path) -> dict[int, dict[s
 def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
                workers: int, execution: Execution,
                dispatch: dict[str, Any] | None = None) -> None:
-  """`dispatch`: run_suite's executor arguments (executor, ray_*, and tensorboard), which
-  --resume passes back to it, so that a resumed run dispatches its cells as the run began
-  to."""
+  """`dispatch`: run_suite's executor arguments (executor, ray_*, and log, its trackers),
+  which --resume passes back to it, so that a resumed run dispatches its cells, and feeds
+  its trackers, as the run began to (plans written before `log` say `tensorboard`)."""
   plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
           'execution': dataclasses.asdict(execution), 'dispatch': dispatch or {},
           'code_version': provenance.code_version(), 'command': ' '.join(sys.argv),
@@ -103,7 +103,8 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               run_id: str | None = None, resume: bool = False, executor: str = 'local',
               ray_address: str | None = None, ray_cpus_per_cell: float = 1.0,
               ray_gpus_per_cell: float | None = None,
-              tensorboard: bool = False, reuse=()) -> list[dict[str, Any]]:
+              log: dict[str, Any] | None = None, tensorboard: bool = False,
+              reuse=()) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
   refreshing the summaries, so a killed run keeps everything finished.
 
@@ -119,18 +120,21 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   suites (smoke) on a multi-core CPU; the cells then share the machine, so their timings
   are not comparable, and timing suites keep one worker. The record's env says how many
   workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
-  Whatever the executor, this process alone writes the records. `tensorboard`: it also
-  writes each cell's training curve as TensorBoard event files (tensorboard_events.py).
+  Whatever the executor, this process alone writes the records, and feeds each record, as
+  written, to the experiment trackers `log` asks for (results/trackers.py's Settings:
+  TensorBoard, W&B); a tracker that fails is one warning line, never a lost record.
+  `tensorboard=True` is the older spelling of log['tensorboard'], which plans written
+  before `log` existed carry.
   `reuse`: runs whose records of the same cells, by the same code, are copied instead of
   run (reusable()).
   """
   chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
   executors.start_driver_backend(chosen)
-  if tensorboard:
-    tensorboard_events.require()
+  tracking = trackers.Settings.of(log, tensorboard)
+  trackers.require(tracking)
   dispatch = {'executor': executor, 'ray_address': ray_address,
               'ray_cpus_per_cell': ray_cpus_per_cell, 'ray_gpus_per_cell': ray_gpus_per_cell,
-              'tensorboard': tensorboard}
+              **({'log': tracking.to_dict()} if tracking.any() else {})}
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
   writer = is_writer()  # on several hosts, process 0 alone writes
@@ -161,8 +165,7 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
     record['config']['cell_index'] = i  # the suite's order, whatever order cells finish in
     if writer:
       records.append_record(path, record)
-      if tensorboard:
-        tensorboard_events.write_cell(out_dir, record)
+      tracked.write_cell(records.to_jsonable(record))  # the record as results.jsonl has it
       shutil.rmtree(checkpoints / cell.digest, ignore_errors=True)  # recorded: done with it
     done.append(record)
 
@@ -176,17 +179,24 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
       report.write_summaries(out_dir)
     progress.cell_finished(cell, report.progress_line(record))
 
-  for i, record in sorted(reused.items()):
-    write(i, cells[i], record)
-
   ray = executors.RayOptions(ray_address, ray_cpus_per_cell, ray_gpus_per_cell)
-  try:
-    with contextlib.closing(executors.dispatch(chosen, todo, run, workers=workers,
-                                               started=started, ray=ray)) as outcomes:
-      for i, cell, outcome in outcomes:
-        finish(i, cell, outcome)
-  finally:
-    progress.close()
-  if writer:
-    report.write_summaries(out_dir, plots=True)
+  run_info = {'run_id': run_id, 'suite': suite, 'cells': len(cells), 'to_run': len(todo),
+              'reused': len(reused), 'resume': resume, 'executor': chosen.value,
+              'workers': workers}
+  # Closed however the run ends (W&B's service process with it); `finish` only when the
+  # run completed, with its summaries and report final.
+  with contextlib.closing(trackers.Trackers.open(tracking, out_dir, run_info) if writer
+                          else trackers.Trackers([])) as tracked:
+    for i, record in sorted(reused.items()):
+      write(i, cells[i], record)
+    try:
+      with contextlib.closing(executors.dispatch(chosen, todo, run, workers=workers,
+                                                 started=started, ray=ray)) as outcomes:
+        for i, cell, outcome in outcomes:
+          finish(i, cell, outcome)
+    finally:
+      progress.close()
+    if writer:
+      report.write_summaries(out_dir, plots=True)
+      tracked.finish(out_dir)
   return done

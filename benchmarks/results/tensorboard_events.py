@@ -1,7 +1,8 @@
-"""TensorBoard event files of a run's training curves, for suites that set `tensorboard`
-(`--config.tensorboard=True`): OUT/tensorboard/<cell>/, one run per cell, written by the
-driver from each cell's record as the cell finishes; `tensorboard --logdir OUT/tensorboard`
-shows them.
+"""TensorBoard event files of a run's training curves, for runs that set `log.tensorboard`
+(`--config.log.tensorboard=True`, or its older spelling `--config.tensorboard=True`):
+OUT/tensorboard/<cell>/, one run per cell, written by the driver from each cell's record as
+the cell finishes (the TensorBoard tracker, trackers.py); `tensorboard --logdir
+OUT/tensorboard` shows them.
 
 Written with tensorboardX, which needs no TensorFlow (flax's and clu's writers use
 tf.summary); it is the `tensorboard` extra: `pip install 'archbench[tensorboard]'`.
@@ -23,8 +24,8 @@ def require() -> None:
   try:
     import tensorboardX  # noqa: F401
   except ImportError:
-    raise UsageError('config.tensorboard needs tensorboardX: pip install '
-                     '"archbench[tensorboard]"') from None
+    raise UsageError("config.log.tensorboard needs tensorboardX: pip install "
+                     "'archbench[tensorboard]'") from None
 
 
 def cell_name(record) -> str:
@@ -55,3 +56,24 @@ def write_cell(out_dir: pathlib.Path, record) -> pathlib.Path:
   finally:
     writer.close()
   return path
+
+
+class TensorBoard:
+  """The tracker (trackers.py) that writes these files: one directory per cell, nothing
+  at the end of the run, nothing to release."""
+  name = 'TensorBoard'
+
+  def __init__(self):
+    self.out_dir: pathlib.Path | None = None
+
+  def start(self, out_dir: pathlib.Path, run_info) -> None:
+    self.out_dir = out_dir
+
+  def write_cell(self, record) -> None:
+    write_cell(self.out_dir, record)
+
+  def finish(self, out_dir: pathlib.Path) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
