@@ -1,12 +1,14 @@
-"""TensorBoard event files of the training curves (`--config.tensorboard=True`), written by
-tensorboardX and read back here from the files themselves."""
+"""TensorBoard event files of the training curves (`--config.log.tensorboard=True`, or its
+older spelling `--config.tensorboard=True`), written by tensorboardX through the tracker
+interface (results/trackers.py) and read back here from the files themselves."""
 import struct
 
 import pytest
 
 from archbench.benchmarks import cli
+from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import tensorboard_events
+from archbench.benchmarks.results import tensorboard_events, trackers
 
 event_pb2 = pytest.importorskip('tensorboardX.proto.event_pb2',
                                 reason='tensorboardX is the `tensorboard` extra')
@@ -33,18 +35,32 @@ def test_a_cell_is_its_curve_and_its_eval_metrics(tmp_path):
             'metrics': {'eval/accuracy': 0.5, 'eval/loss': 1.25, 'train/steps': 30,
                         'solved': False, 'lrd/grad_init': [1.0, 0.5]},
             'curves': {'train/loss': [[10, 2.0], [20, 1.5], [30, None]]}}
-  path = tensorboard_events.write_cell(tmp_path, record)
-  assert path == tmp_path / 'tensorboard' / 'my_arch-copy-tiny-s1-01234567'
+  (tracker,) = trackers.chosen(trackers.Settings(tensorboard=True))
+  tracker.start(tmp_path, {'run_id': 'r', 'suite': 's'})
+  tracker.write_cell(record)
+  path = tmp_path / 'tensorboard' / 'my_arch-copy-tiny-s1-01234567'
   assert _scalars(path) == [(10, 'train/loss', 2.0), (20, 'train/loss', 1.5),
                             (30, 'eval/accuracy', 0.5), (30, 'eval/loss', 1.25)]
-  tensorboard_events.write_cell(tmp_path, record)  # recorded again: replaced, not doubled
+  tracker.write_cell(record)  # recorded again: replaced, not doubled
+  tracker.finish(tmp_path)
+  tracker.close()
   assert len(_scalars(path)) == 4
+
+
+def test_the_older_flag_asks_for_the_same_tracker():
+  """`--config.tensorboard=True`, as commands and run.json plans from before `log` say it."""
+  config = config_lib.load('smoke')
+  assert config_lib.trackers(config) == {}
+  config.tensorboard = True
+  older = config_lib.trackers(config)
+  config.tensorboard, config.log.tensorboard = False, True
+  assert config_lib.trackers(config) == older == trackers.Settings(tensorboard=True).to_dict()
 
 
 def test_a_run_that_asks_for_them_writes_them(tmp_path):
   code = cli.run(['archbench', 'run', '--suite', 'smoke', '--archs', 'rnn', '--tasks',
                   'adding', '--workers', '1', '--config.train.steps=6',
-                  '--config.train.steps_per_dispatch=2', '--config.tensorboard=True',
+                  '--config.train.steps_per_dispatch=2', '--config.log.tensorboard=True',
                   '--out', str(tmp_path)])
   assert code == 0
   (record,) = records_lib.load_records(tmp_path / 'results.jsonl')
