@@ -228,7 +228,8 @@ class WandB:
     if self.mode == 'disabled':
       return
     wandb, run_id = self._wandb, self.run_info['run_id']
-    found = records_lib.load_records(out_dir / 'results.jsonl')
+    path = out_dir / 'results.jsonl'
+    found = records_lib.load_records(path) if path.is_file() else []
     statuses: dict[str, int] = {}
     for record in found:
       statuses[record.get('status')] = statuses.get(record.get('status'), 0) + 1
