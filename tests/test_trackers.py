@@ -17,7 +17,7 @@ import pytest
 
 from archbench.benchmarks import cli
 from archbench.benchmarks.core import UsageError
-from archbench.benchmarks.harness import suite
+from archbench.benchmarks.harness import provenance, suite
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
 from archbench.benchmarks.results import tensorboard_events, trackers, wandb_runs
@@ -283,14 +283,17 @@ def test_a_failing_tracker_is_one_warning_and_is_dropped(tmp_path):
 
 
 def _fake_cells(monkeypatch, statuses=('ok', 'diverged')):
-  """Cells of two committed records, run by returning those records (no training)."""
+  """Cells of two committed records, run by returning those records (no training), as
+  this code would record them (its code_version: --reuse takes them)."""
   committed = records_lib.load_records(COMMITTED / 'results.jsonl')[:len(statuses)]
   cells = [records_lib.cell_of(r) for r in committed]
+  version = provenance.code_version([])
 
   def run_cell(cell, on_step=None, *, suite, run_id, env, execution, checkpoints):
     (record,) = [dict(r) for r in committed if records_lib.cell_of(r).digest == cell.digest]
     record.update(run_id=run_id, suite=suite, cell_id=cell.digest, config=dict(record['config']),
-                  status=statuses[cells.index(cell)], ran_on={})
+                  status=statuses[cells.index(cell)], ran_on={},
+                  env=dict(record['env'], code_version=version, plugins=[]))
     return record
 
   monkeypatch.setattr(suite, '_run_cell_in_worker', run_cell)
@@ -345,6 +348,25 @@ def test_resume_reads_a_plan_from_before_log_and_writes_both_trackers(tmp_path, 
   runs = _offline_runs(tmp_path)
   assert set(runs) == {wandb_runs.run_ids('t-old')}  # nothing left to run: the suite run
   assert runs[wandb_runs.run_ids('t-old')]['summary']['status/diverged'] == 1
+
+
+def test_reused_cells_reach_the_trackers_of_the_run_that_reuses_them(tmp_path, monkeypatch):
+  """--reuse copies another run's records in: they are this run's cells, so its trackers
+  get them too, in this run's group."""
+  cells = _fake_cells(monkeypatch, statuses=('ok', 'ok'))
+  first = suite.run_suite(cells, tmp_path / 'a', suite='t', env={},
+                          progress=Progress(2, **QUIET))
+  monkeypatch.setattr(suite, '_run_cell_in_worker', lambda *a, **k: 1 / 0)  # none runs
+  suite.run_suite(cells, tmp_path / 'b', suite='t', env={}, run_id='t-b',
+                  progress=Progress(0, **QUIET), reuse=[str(tmp_path / 'a')],
+                  log={'wandb': True})
+  runs = _offline_runs(tmp_path / 'b')
+  assert set(runs) == {wandb_runs.run_ids('t-b', r['cell_id']) for r in first} | {
+      wandb_runs.run_ids('t-b')}
+  for record in first:
+    run = runs[wandb_runs.run_ids('t-b', record['cell_id'])]
+    assert run['run'].run_group == 't-b' and run['config']['run_id'] == record['run_id']
+    assert run['config']['ran_on']['reused_from']['run_id'] == record['run_id']
 
 
 # ---------------------------------------------------------------------------------------
