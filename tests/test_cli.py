@@ -13,7 +13,7 @@ import sys
 import pytest
 from record_schema import problems  # tests/record_schema.py
 
-from archbench import archs
+from archbench import __version__, archs
 from archbench import data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import plugins
@@ -338,6 +338,16 @@ def test_default_suite_is_registered():
   """`archbench run` without --suite must run a suite that exists."""
   from archbench.benchmarks import commands
   assert commands.DEFAULT_SUITE in config_lib.suite_files()
+
+
+def test_version_alone(capsys):
+  """`archbench --version` prints archbench.__version__; given with a command it is that
+  command's flag, which none takes."""
+  from archbench.benchmarks import cli
+  assert cli.run(['archbench', '--version']) == 0
+  assert capsys.readouterr().out == f'archbench {__version__}\n'
+  assert cli.run(['archbench', 'list', '--version']) == 2
+  assert "Unknown command line flag 'version'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------
