@@ -15,6 +15,7 @@ import sys
 
 from absl import flags, logging
 
+import archbench
 from archbench.benchmarks.commands import (COMMANDS, USAGE, flag_values, help_text,
                                            make_flags, refuse_foreign_flags, suite_file_error,
                                            with_config_file)
@@ -242,6 +243,9 @@ HANDLERS = {'list': cmd_list, 'run': cmd_run, 'tune': cmd_tune, 'report': cmd_re
 def run(argv: list[str]) -> int:
   """Parse argv and run a command; returns the exit code."""
   args = argv[1:]
+  if args == ['--version']:  # alone: a command's flags are its own (commands.py)
+    print(f'archbench {archbench.__version__}')
+    return 0
   if {'-h', '--help', '-help', '--helpfull'} & set(args) or args[:1] == ['help']:
     named = [a for a in args if a in COMMANDS]
     print(help_text(named[0] if named else None))

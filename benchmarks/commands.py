@@ -163,7 +163,8 @@ def help_text(command: str | None) -> str:
   if command not in COMMANDS:
     lines = [USAGE, '', 'Commands:', *(f'  {n:9s} {c.doc}' for n, c in COMMANDS.items()),
              '', f'Example: {EXAMPLE}', 'Exit codes: 0 all cells ok, 1 a cell failed '
-             '(compare, reproduce: a cell got worse), 2 bad usage.']
+             '(compare, reproduce: a cell got worse), 2 bad usage.',
+             '`archbench --version` prints the version.']
     return '\n'.join(lines)
   spec, fv = COMMANDS[command], make_flags(command)
   lines = [f'usage: archbench {command} {spec.args}', '', spec.doc]

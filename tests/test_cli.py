@@ -11,8 +11,9 @@ import subprocess
 import sys
 
 import pytest
+from record_schema import problems  # tests/record_schema.py
 
-from archbench import archs
+from archbench import __version__, archs
 from archbench import data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import plugins
@@ -94,6 +95,7 @@ def test_smoke_records_schema(smoke_run):
     where = f'{r["arch"]}/{r["task"]}'
     assert set(r) == set(records_lib.RECORD_KEYS), where
     assert r['schema'] == records_lib.SCHEMA
+    assert problems(r) == [], where  # the JSON Schema (benchmarks/results/record.schema.json)
     # The record holds its cell, enough to run it again, and the cell's identity.
     assert r['cell_id'] == records_lib.cell_of(r).digest, where
     assert r['status'] == 'ok' and r['error'] is None, (where, r['error'])
@@ -343,6 +345,16 @@ def test_default_suite_is_registered():
   assert commands.DEFAULT_SUITE in config_lib.suite_files()
 
 
+def test_version_alone(capsys):
+  """`archbench --version` prints archbench.__version__; given with a command it is that
+  command's flag, which none takes."""
+  from archbench.benchmarks import cli
+  assert cli.run(['archbench', '--version']) == 0
+  assert capsys.readouterr().out == f'archbench {__version__}\n'
+  assert cli.run(['archbench', 'list', '--version']) == 2
+  assert "Unknown command line flag 'version'" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------
 # list.
 
@@ -456,6 +468,7 @@ def test_diverged_cell_is_recorded_and_run_goes_on(failing_run):
   on_disk = records_lib.load_records(out / 'results.jsonl')
   assert len((out / 'results.jsonl').read_text().splitlines()) == 3
   assert [(r['seed'], r['status']) for r in on_disk[:2]] == [(0, 'diverged'), (1, 'ok')]
+  assert [problems(r) for r in on_disk] == [[], [], []]  # failed records fit the schema too
   # What was measured before the failure is kept (the loss is non-finite: JSON null).
   assert 'train/loss' in on_disk[0]['metrics'] and on_disk[0]['metrics']['train/loss'] is None
   assert on_disk[0]['perf']['params'] > 0

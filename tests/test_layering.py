@@ -2,17 +2,23 @@
 level or inside a function): no import cycles; archs/ and data/ never import each other or
 the harness; common/ and benchmarks/core.py import nothing of archbench; the results layer
 (benchmarks/results/) reads records without JAX, the harness, the config, the timer,
-architectures or tasks, so `archbench report` and `archbench compare` run without JAX."""
+architectures or tasks, so `archbench report` and `archbench compare` run without JAX; the
+top-level package (`import archbench`, and `archbench.load`) keeps to the results layer's
+rules."""
 import ast
 import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-TOPS = ('archs', 'data', 'benchmarks', 'common')  # installed as archbench.<top>
+# Package name -> its folder, as installed (pyproject.toml's package-dir): archbench itself
+# (src/archbench) and archbench.<top> for each of the design card's folders.
+PACKAGE_DIR = tomllib.loads((REPO / 'pyproject.toml').read_text())['tool']['setuptools'][
+    'package-dir']
 RESULTS = 'archbench.benchmarks.results'
 # What the results layer must not reach, directly or through the modules it imports.
 NOT_IN_RESULTS = ('archbench.archs', 'archbench.data', 'archbench.benchmarks.harness',
@@ -23,11 +29,11 @@ NOT_IN_RESULTS_THIRD_PARTY = ('jax', 'jaxlib', 'flax', 'optax', 'orbax')
 def _modules() -> dict[str, pathlib.Path]:
   """archbench module name -> its file (a package is its __init__.py)."""
   out = {}
-  for top in TOPS:
-    for path in (REPO / top).rglob('*.py'):
-      parts = path.relative_to(REPO).with_suffix('').parts
+  for package, folder in PACKAGE_DIR.items():
+    for path in (REPO / folder).rglob('*.py'):
+      parts = path.relative_to(REPO / folder).with_suffix('').parts
       parts = parts[:-1] if parts[-1] == '__init__' else parts
-      out['archbench.' + '.'.join(parts)] = path
+      out['.'.join([package, *parts])] = path
   return out
 
 
@@ -63,14 +69,14 @@ def _within(module: str, prefixes) -> bool:
 
 def _reached(name: str) -> set[str]:
   """`name` and every archbench module importing it imports, transitively (each with its
-  parent packages, which Python runs first)."""
+  parent packages, archbench itself included, which Python runs first)."""
   seen, todo = set(), [name]
   while todo:
     module = todo.pop()
     if module in seen:
       continue
     seen.add(module)
-    parents = ['.'.join(module.split('.')[:i]) for i in range(2, module.count('.') + 1)]
+    parents = ['.'.join(module.split('.')[:i]) for i in range(1, module.count('.') + 1)]
     todo += [m for m in [*GRAPH[module], *parents] if m in MODULES]
   return seen
 
@@ -100,6 +106,14 @@ def _cycles() -> list[list[str]]:
     if v not in index:
       visit(v)
   return found
+
+
+def test_every_package_folder_is_read():
+  """The graph covers the top-level package and every folder installed under it."""
+  assert MODULES['archbench'] == REPO / 'src' / 'archbench' / '__init__.py'
+  for top in ('archs', 'data', 'benchmarks', 'common'):
+    assert MODULES[f'archbench.{top}'] == REPO / top / '__init__.py'
+  assert f'{RESULTS}.frame' in MODULES
 
 
 def test_the_graph_sees_every_kind_of_import():
@@ -136,6 +150,15 @@ def test_the_results_layer_reads_records_without_jax_the_harness_or_the_config()
     assert not [m for m in reached if _within(m, NOT_IN_RESULTS)], name
     third_party = set().union(*(IMPORTS[m] for m in reached))
     assert not third_party & set(NOT_IN_RESULTS_THIRD_PARTY), name
+
+
+def test_the_top_level_package_keeps_to_the_results_layer():
+  """`import archbench` and what it loads on first use (archbench.load) reach no JAX, no
+  harness, no config: reading results as data stays cheap. Its lazy import counts."""
+  assert f'{RESULTS}.frame' in GRAPH['archbench']
+  reached = _reached('archbench')
+  assert not [m for m in reached if _within(m, NOT_IN_RESULTS)]
+  assert not set().union(*(IMPORTS[m] for m in reached)) & set(NOT_IN_RESULTS_THIRD_PARTY)
 
 
 def test_the_rule_catches_a_harness_import(monkeypatch):
@@ -176,6 +199,18 @@ assert result.exit_code == 0 and result.rows, compare.to_markdown(result)
 """, tmp_path)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (tmp_path / 'base' / 'summary.md').read_bytes() == (RUN / 'summary.md').read_bytes()
+
+
+def test_import_archbench_and_load_import_no_jax(tmp_path):
+  """`import archbench` loads none of its subpackages; archbench.load reads a committed run
+  with pandas alone."""
+  proc = _run_without_jax("""
+import archbench
+assert not [m for m in sys.modules if m.startswith('archbench.')], 'a subpackage imported'
+frame = archbench.load('base', status='ok')
+assert len(frame) == 75 and 'metrics.eval/accuracy' in frame, frame.shape
+""", tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize('command', ['report base', 'compare base new'])

@@ -99,6 +99,7 @@ def test_repository_files_hold_the_generated_tables():
   assert rt.find_blocks((ROOT / 'results' / 'README.md').read_text(encoding='utf-8'),
                         'results/README.md')
   manual = _sources(pages)
+  assert 'benchmarks/results/record.schema.json' in manual  # the schema, in full
   for prefix in ('results/quick-cpu/summary.md#', 'results/lrd-cpu/summary.md#',
                  'results/scaling-cpu/summary.md#', 'results/tcn-table1-cpu/reproduction.md#',
                  'results/chomsky-cpu/reproduction.md#',
@@ -251,6 +252,22 @@ def test_reproduction_file_included_whole_or_by_section(tmp_path):
   assert text == (_block('results/demo/reproduction.md#Verdicts',
                          '| cell | verdict |\n|---|---|\n| lstm/adding | same |')
                   + _block('results/demo/reproduction.md', reproduction.strip('\n')))
+
+
+def test_a_source_that_is_not_markdown_is_a_code_block(tmp_path):
+  """A JSON file (the record's schema) is taken whole, fenced in its language; it has no
+  sections, and a fence inside it would end the block early."""
+  root = _repo(tmp_path, _block('results/demo/schema.json'))
+  (root / 'results' / 'demo' / 'schema.json').write_text('{\n  "type": "object"\n}\n')
+  rt.update(root, ['README.md'])
+  assert (root / 'README.md').read_text() == _block(
+      'results/demo/schema.json', '```json\n{\n  "type": "object"\n}\n```')
+  assert rt.stale_blocks(root, ['README.md']) == []
+  with pytest.raises(rt.UsageError, match='is not Markdown'):
+    rt.render('results/demo/schema.json#type', root)
+  (root / 'results' / 'demo' / 'schema.json').write_text('```\n')
+  with pytest.raises(rt.UsageError, match='holds ```'):
+    rt.render('results/demo/schema.json', root)
 
 
 def test_markers_in_a_code_example_are_not_blocks():

@@ -30,7 +30,6 @@ import pathlib
 import statistics
 from typing import Any
 
-from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.results import metrics
 from archbench.benchmarks.results import records as records_lib
 from archbench.common import files
@@ -119,18 +118,7 @@ class Comparison:
 
 def load(path) -> list[dict[str, Any]]:
   """The records of a run: `path` is its directory (holding results.jsonl) or the file."""
-  path = pathlib.Path(path)
-  file = path / 'results.jsonl' if path.is_dir() else path
-  if not file.is_file():
-    raise UsageError(f'{path}: no such run (neither a results.jsonl nor a directory with one)')
-  try:
-    records = records_lib.load_records(file)
-  except (OSError, UnicodeDecodeError) as e:
-    raise UsageError(f'{file}: cannot read it ({e})') from None
-  records = [r for r in records if isinstance(r, dict) and 'arch' in r and 'status' in r]
-  if not records:
-    raise UsageError(f'{file}: holds no readable archbench record')
-  return records
+  return records_lib.load_run(path)
 
 
 def _group_key(record) -> str:

@@ -18,8 +18,10 @@ it: the lines under the heading whose text is HEADING, up to the next heading of
 regard to case or runs of spaces, first against whole headings, then as a part of exactly
 one heading: `results/lrd-cpu/summary.md#longest solved length` picks the section under
 `## Long-range dependencies: longest solved length`. Without `#HEADING` the whole file is
-taken as it is. The markers stand alone on their lines; the text between them belongs to
-the command and is overwritten.
+taken as it is. A source that is not Markdown (`benchmarks/results/record.schema.json`) is
+taken whole, as a fenced code block in its language (its suffix: ```json). The markers
+stand alone on their lines; the text between them belongs to the command and is
+overwritten.
 
 The tables are taken from the committed `summary.md` files rather than recomputed from
 `results.jsonl`: `archbench report DIR` already generates those from the records (and
@@ -120,6 +122,12 @@ def render(source: str, root: pathlib.Path, where: str = '') -> str:
   if not file.is_file():
     raise UsageError(f'{where}: source file {path_text} does not exist')
   text = file.read_text(encoding='utf-8')
+  if path.suffix != '.md':  # a schema, a config: shown whole, as code
+    if hashed:
+      raise UsageError(f'{where}: source {path_text} is not Markdown: it has no sections')
+    if '```' in text:
+      raise UsageError(f'{where}: source {path_text} holds ``` itself')
+    return f'```{path.suffix.lstrip(".")}\n{text.strip(chr(10))}\n```'
   body = select_section(text, section, where) if hashed else text.strip('\n')
   if _MARKER_START in body or CLOSE in body:
     raise UsageError(f'{where}: source {path_text} holds archbench:table markers itself')

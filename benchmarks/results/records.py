@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import importlib.resources
 import json
 import math
 import os
@@ -22,6 +23,11 @@ from archbench.benchmarks.core import Cell, UsageError
 SCHEMA = 4
 RECORD_KEYS = ('schema', 'run_id', 'cell_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
                'status', 'error', 'metrics', 'perf', 'curves', 'env', 'ran_on')
+# A record's status: 'ok', or how the cell failed (its `error` says why).
+STATUSES = ('ok', 'diverged', 'oom', 'timeout', 'error')
+# The JSON Schema (draft 2020-12) of a record, every version up to SCHEMA, shipped in this
+# package so that a record can be checked without archbench's code (docs/results-format.md).
+SCHEMA_FILE = 'record.schema.json'
 
 
 # The mark, in every table, of a cell whose backbone cannot see its whole input (its
@@ -150,6 +156,28 @@ def repair(path: pathlib.Path) -> int:
       f.truncate(keep)
       os.fsync(f.fileno())
   return len(content) - keep
+
+
+def json_schema() -> dict[str, Any]:
+  """The record's JSON Schema (SCHEMA_FILE), read from the installed package."""
+  return json.loads((importlib.resources.files(__package__) / SCHEMA_FILE).read_text('utf-8'))
+
+
+def load_run(path) -> list[dict[str, Any]]:
+  """The records of a run: `path` is its directory (holding results.jsonl) or the file. A
+  missing or unreadable run, or one without a record, is a UsageError naming it."""
+  path = pathlib.Path(path)
+  file = path / 'results.jsonl' if path.is_dir() else path
+  if not file.is_file():
+    raise UsageError(f'{path}: no such run (neither a results.jsonl nor a directory with one)')
+  try:
+    records = load_records(file)
+  except (OSError, UnicodeDecodeError) as e:
+    raise UsageError(f'{file}: cannot read it ({e})') from None
+  records = [r for r in records if isinstance(r, dict) and 'arch' in r and 'status' in r]
+  if not records:
+    raise UsageError(f'{file}: holds no readable archbench record')
+  return records
 
 
 def load_records(path: pathlib.Path) -> list[dict[str, Any]]:
