@@ -20,7 +20,10 @@ from archbench.benchmarks.core import Cell, UsageError
 # 4: curves: {'train/loss': [[step, loss], ...]}, the mean training loss of every dispatch
 #    (series that change with how a cell ran, unlike the metrics: a resumed cell holds only
 #    the dispatches it ran after its checkpoint). Older records have none.
-SCHEMA = 4
+# 5: env.protocol, what the cells measure (core.PROTOCOL), so that runs of different code
+#    share a table only where it is the same (results/merge.py); ran_on.reused_from on a
+#    record copied from another run (archbench run --reuse).
+SCHEMA = 5
 RECORD_KEYS = ('schema', 'run_id', 'cell_id', 'suite', 'arch', 'task', 'size', 'seed', 'config',
                'status', 'error', 'metrics', 'perf', 'curves', 'env', 'ran_on')
 # A record's status: 'ok', or how the cell failed (its `error` says why).
