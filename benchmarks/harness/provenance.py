@@ -16,6 +16,8 @@ from typing import Any
 
 import jax
 
+import archbench
+
 from archbench.benchmarks.core import PROTOCOL
 from archbench.benchmarks.results.records import utc_now
 
@@ -126,6 +128,7 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
       'compile_cache': (jax.config.jax_compilation_cache_dir
                         if jax.config.jax_enable_compilation_cache else None),
       'platform': platform.platform(),
+      'archbench': archbench.__version__,  # the release; code_version: the exact source
       'code_version': code_version(),
       'protocol': PROTOCOL,  # what its cells measure (core.PROTOCOL)
       'git_commit': git_commit(),
