@@ -128,8 +128,7 @@ def plot(rows: dict[str, list[dict]], column: str, path: pathlib.Path) -> bool:
   for ax, (name, record) in zip(axes.ravel(), shown):
     m = record['metrics']
     levels = int(m.get(LEVELS) or (np.max(m[IMAGES]) + 1))
-    cmap = plt.get_cmap('gray_r').copy()
-    cmap.set_bad('#d8d8e8')  # the gaps between images
+    cmap = plt.get_cmap('gray_r').with_extremes(bad='#d8d8e8')  # bad: the gaps (NaN)
     ax.imshow(_mosaic(m[IMAGES]) / max(levels - 1, 1), cmap=cmap, vmin=0.0, vmax=1.0,
               interpolation='nearest')
     bits = m.get(BITS)
