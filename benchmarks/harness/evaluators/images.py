@@ -38,7 +38,7 @@ register(EvaluatorSpec(
     name='images',
     description='samples images from a trained pixel model, scores them with the task\'s '
                 'check and keeps a few for the report (image generation)',
-    applies=lambda cell, task: getattr(task, 'image_samples', None) is not None,
+    applies=lambda cell, task: task.image_samples is not None,
     after_training=_after_training,
     metrics=('eval/<score>', 'samples/images', 'samples/levels'),
     perf=('sample_compile_s',), section='images'))
