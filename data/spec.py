@@ -106,6 +106,9 @@ class TaskSpec:
     padded: examples are shorter than T and padded at the end; batches then carry
       `lengths` (see the module docstring). Such a task takes a `pad_to` parameter
       (`pad_further`), which pads every example further without changing it.
+    bits_metric: the name under which a causal per_token task's loss is also reported in
+      bits (eval/<bits_metric> = eval/loss / ln 2): bits per character for text, bits per
+      dimension for pixel sequences (data/pixels.py), where a position is one pixel.
   """
   name: str
   kind: str
@@ -123,6 +126,7 @@ class TaskSpec:
   causal: bool = False
   padded: bool = False
   unpadded_length: int | None = None  # `length` before `pad_to` padded further
+  bits_metric: str = 'bits_per_char'
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -158,6 +162,27 @@ class TaskSpec:
     return hash((self.name, self.kind, self.length))
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageSamples:
+  """What an image generation task tells the harness about its samples (Task.image_samples).
+
+  The task is causal per_token on tokens: inputs are a start token then every pixel but the
+  last, row-major; targets are the pixels. A sample is drawn from the start token alone
+  and one token past the inputs' length, so that it holds every pixel (the targets'
+  shape), not the inputs' (benchmarks/harness/evaluators/images.py).
+
+  Attributes:
+    shape: (H, W), the image the H * W pixels fill in row-major order.
+    levels: pixel values are 0 .. levels - 1, intensity = value / (levels - 1), 0 the
+      background.
+    score: pixels [N, H * W] sampled from the model -> {name: value}, each recorded as
+      eval/<name>: what the task checks of its samples (e.g. how many look like data).
+  """
+  shape: tuple[int, int]
+  levels: int
+  score: Callable[[np.ndarray], dict[str, float]]
+
+
 def real_lengths(inputs: np.ndarray, pad_id: int) -> np.ndarray:
   """[N] int32: the real positions of each row of end-padded inputs [N, T] (`pad_id` never
   occurs inside an example)."""
@@ -187,6 +212,9 @@ class Task:
       `prompt_length` tokens of held-out inputs and records each score as `eval/<name>`.
       None: the task does not score samples.
     prompt_length: how many held-out tokens prompt each sample.
+    image_samples: for image generation (data/pixels.py): how the harness draws, scores
+      and records images sampled from the trained model (ImageSamples). None: the task
+      does not generate images.
   """
   spec: TaskSpec
   params: dict[str, Any]
@@ -195,6 +223,7 @@ class Task:
   score_samples: Callable[[np.ndarray], dict[str, float]] | None = None
   prompt_length: int = 1
   val_data: dict[str, np.ndarray] | None = None
+  image_samples: ImageSamples | None = None
 
   @property
   def eval_size(self) -> int:

@@ -273,7 +273,7 @@ def test_every_task_has_a_validation_set_apart_from_test_and_training(name):
   assert set(task.val_data) == set(task.eval_data)
   val, test = _rows(task.val_data['inputs']), _rows(task.eval_data['inputs'])
   drawn = _rows(task.train_batch(jax.random.PRNGKey(0), 256)['inputs'])
-  if name in ('digits', 'pdigits', 'listops', 'translate', 'forecast'):  # dataset rows
+  if name in ('digits', 'pdigits', 'pixels', 'listops', 'translate', 'forecast'):  # dataset rows
     assert not val & test and not val & drawn
   else:  # generated: a stream of its own (short strings of a small alphabet recur by chance)
     assert len(val - test) > 0.5 * len(val) and len(drawn - val) > 0.5 * len(drawn)

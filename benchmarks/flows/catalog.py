@@ -3,6 +3,8 @@ paths) and evaluators, as plain data or text (specs only: dataset tasks are desc
 reading their data)."""
 from __future__ import annotations
 
+import math
+
 from archbench import archs, data
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.harness import evaluators
@@ -39,7 +41,8 @@ def describe() -> dict:
     entry = data.get(name)
     task_info[name] = {
         'description': entry.description, 'kind': spec.kind, 'metric': spec.metric,
-        'baselines': spec.baselines, 'solved': spec.solved,
+        # NaN: a dataset task whose threshold, like its baselines, is computed from its data.
+        'baselines': spec.baselines, 'solved': spec.solved if math.isfinite(spec.solved) else None,
         'causal': spec.causal, 'defaults': entry.defaults, 'reads_data': entry.reads_data}
   suite_info = {}
   for name in config_lib.suite_files():
@@ -74,8 +77,9 @@ def text(info: dict) -> str:
   for name, t in info['tasks'].items():
     base = (', '.join(f'{k} {v:.3g}' for k, v in t['baselines'].items())
             or 'computed from the data')
-    lines.append(f'  {name:{w}s} {t["kind"]:9s} {t["description"]} '
-                 f'[baseline {base}; solved at {t["metric"]} {t["solved"]:.4g}]')
+    solved = ('solved threshold computed from the data' if t['solved'] is None
+              else f'solved at {t["metric"]} {t["solved"]:.4g}')
+    lines.append(f'  {name:{w}s} {t["kind"]:9s} {t["description"]} [baseline {base}; {solved}]')
   lines.append('Suites (config paths: set any with --config.<path>=<value>; '
                '`archbench list --suite NAME` shows each value):')
   for name, s in info['suites'].items():

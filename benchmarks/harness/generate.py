@@ -43,9 +43,17 @@ def _buffer(prompts, length: int):
   return jnp.zeros((b, length), jnp.int32).at[:, :p].set(prompts.astype(jnp.int32))
 
 
+def _append(tokens, logits, key, temperature: float):
+  """[B, L] tokens and the logits [B, V] of their last position -> [B, L + 1]: token L
+  drawn (`one_more`)."""
+  drawn = _draw(logits, key, tokens.shape[1], temperature)
+  return jnp.concatenate([tokens, drawn[:, None]], axis=1)
+
+
 def sample_recompute(params, prompts, key, *, model, length: int,
-                     temperature: float = 1.0) -> jax.Array:
-  """[B, P] prompt tokens -> [B, length] tokens by rerunning the whole model per token.
+                     temperature: float = 1.0, one_more: bool = False) -> jax.Array:
+  """[B, P] prompt tokens -> [B, length] tokens by rerunning the whole model per token
+  ([B, length + 1] with `one_more`, see `sample`).
 
   Pure and jittable. Each step reruns the model on the whole buffer (0 beyond the tokens
   drawn so far) and reads the logits at position i - 1, which predict token i; causality
@@ -59,7 +67,10 @@ def sample_recompute(params, prompts, key, *, model, length: int,
     last = jax.lax.dynamic_index_in_dim(logits, i - 1, 1, keepdims=False)  # [B, V]
     return tokens.at[:, i].set(_draw(last, key, i, temperature))
 
-  return jax.lax.fori_loop(prompts.shape[1], length, body, tokens)
+  tokens = jax.lax.fori_loop(prompts.shape[1], length, body, tokens)
+  if not one_more:
+    return tokens
+  return _append(tokens, model.apply(params, tokens, train=False)[:, -1], key, temperature)
 
 
 def decodes(model) -> bool:
@@ -94,12 +105,14 @@ def decode_logits(params, tokens, *, model):
 
 
 def sample_cached(params, prompts, key, *, model, length: int,
-                  temperature: float = 1.0) -> jax.Array:
-  """[B, P] prompt tokens -> [B, length] tokens through the model's decode path.
+                  temperature: float = 1.0, one_more: bool = False) -> jax.Array:
+  """[B, P] prompt tokens -> [B, length] tokens through the model's decode path ([B,
+  length + 1] with `one_more`, see `sample`).
 
   Pure and jittable. The prompt's first P - 1 tokens only fill the cache (prefill); then
   each step reads the last token and draws the next from the step's logits. One step per
   token, with a cache sized `length`; the same draws (`_draw`) as `sample_recompute`.
+  `one_more` takes one step more, reading token length - 1 at the cache's last position.
   """
   _require_decoding(model)
   tokens = _buffer(prompts, length)
@@ -113,21 +126,30 @@ def sample_cached(params, prompts, key, *, model, length: int,
     cache, logits = step(cache, tokens[:, i - 1])
     return cache, tokens.at[:, i].set(_draw(logits, key, i, temperature))
 
-  return jax.lax.fori_loop(p, length, body, (cache, tokens))[1]
+  cache, tokens = jax.lax.fori_loop(p, length, body, (cache, tokens))
+  if not one_more:
+    return tokens
+  return _append(tokens, step(cache, tokens[:, length - 1])[1], key, temperature)
 
 
 def sample(params, prompts, key, *, model, length: int,
-           temperature: float = 1.0) -> jax.Array:
+           temperature: float = 1.0, one_more: bool = False) -> jax.Array:
   """[B, P] prompt tokens -> [B, length] tokens: the prompt, then one token at a time drawn
   from the model's next-token distribution (softmax of logits / temperature; argmax at
   temperature 0, a Python number).
+
+  `one_more`: [B, length + 1], one more token drawn from the last position's logits. The
+  model reads `length` positions and predicts a token after each, so a task whose
+  targets are its inputs behind a start token (image generation: the start, then every
+  pixel but the last) has its whole target sequence in tokens 1 .. length.
 
   Pure and jittable: through the model's decode path where it has one (`sample_cached`),
   else by recomputing the whole prefix per token (`sample_recompute`). Both give the same
   tokens for the same key.
   """
   fn = sample_cached if decodes(model) else sample_recompute
-  return fn(params, prompts, key, model=model, length=length, temperature=temperature)
+  return fn(params, prompts, key, model=model, length=length, temperature=temperature,
+            one_more=one_more)
 
 
 def sample_and_score(params, task: Task, key: jax.Array, *, model, num_samples: int,
@@ -144,3 +166,17 @@ def sample_and_score(params, task: Task, key: jax.Array, *, model, num_samples: 
   compiled, compile_s = timing.compile_ahead(run, params, prompts, key, fast=fast)
   samples = np.asarray(compiled(params, prompts, key))  # [N, T]
   return {f'eval/{k}': v for k, v in task.score_samples(samples).items()}, compile_s
+
+
+def sample_images(params, task: Task, key: jax.Array, *, model, num_samples: int,
+                  fast: bool = False) -> tuple[np.ndarray, float]:
+  """`num_samples` images drawn from the trained model of an image generation task
+  (Task.image_samples) at temperature 1: each from the start token alone (every held-out
+  input's first token) to its last pixel (`sample` with `one_more`).
+
+  Returns (pixels [N, H * W] in row-major order, compile seconds).
+  """
+  prompts = jnp.asarray(task.eval_data['inputs'][:num_samples, :1], jnp.int32)  # [N, 1]
+  run = functools.partial(sample, model=model, length=task.spec.length, one_more=True)
+  compiled, compile_s = timing.compile_ahead(run, params, prompts, key, fast=fast)
+  return np.asarray(compiled(params, prompts, key))[:, 1:], compile_s

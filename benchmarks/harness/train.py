@@ -113,8 +113,8 @@ def finalize(spec: TaskSpec, sums: dict[str, Any], prefix: str) -> dict[str, flo
     out[f'{prefix}/mae'] = float(sums['mae'] / sums['count'])
   else:
     out[f'{prefix}/accuracy'] = float(sums['correct'] / sums['metric_count'])
-  if spec.kind == 'per_token' and spec.causal:  # language modelling: the loss in bits
-    out[f'{prefix}/bits_per_char'] = out[f'{prefix}/loss'] / math.log(2)
+  if spec.kind == 'per_token' and spec.causal:  # language or pixel modelling: the loss in bits
+    out[f'{prefix}/{spec.bits_metric}'] = out[f'{prefix}/loss'] / math.log(2)
   if 'exact' in sums:  # seq2seq evaluation decodes greedily
     out[f'{prefix}/token_accuracy'] = float(sums['greedy_correct'] / sums['metric_count'])
     out[f'{prefix}/exact_match'] = float(sums['exact'] / sums['examples'])

@@ -9,7 +9,9 @@ predictor's value of <key>, baseline/<name>/<metric> another trivial baseline of
 eval/<metric> (baseline/chance/accuracy, a uniform guess; baseline/root_operator/accuracy,
 ListOps' lookup by root operator; baseline/floor/<metric> is not one: FLOOR), lrd/… the long-range probes, length/<L>/<name> the metric
 <name> (eval/<name>) on a held-out set of length L, ood/<name> its mean over the lengths
-beyond training. Perf keys live in the record's own `perf` section.
+beyond training, samples/… what a generative model drew (samples/images: a few images as
+lists of pixel rows, for the report's picture; not a number). Perf keys live in the
+record's own `perf` section.
 
 Direction: a record's `task_spec` names its task's headline metric and says whether higher
 is better; that comes first. Every other metric is looked up in METRICS by the end of its
@@ -45,6 +47,11 @@ METRICS = {
     'mae': Metric('MAE', higher_is_better=False, bounded=False),
     'loss': Metric('loss', higher_is_better=False, bounded=False),
     'bits_per_char': Metric('bits/char', higher_is_better=False, bounded=False),
+    'bits_per_dim': Metric('bits/dim', higher_is_better=False, bounded=False),
+    # Image generation's checks of its samples (data/pixels.py): the share that lies as
+    # near the training images as held-out images do, and the share that copies one.
+    'sample_plausible': Metric('plausible samples', higher_is_better=True, bounded=True),
+    'sample_copied': Metric('copied samples', higher_is_better=False, bounded=True),
 }
 
 

@@ -27,6 +27,7 @@ def get_config():
           'digits': task_plan(),
           'translate': task_plan({'max_value': 1000, 'test_size': 64}),
           'pdigits': task_plan(archs=('cnn', 'vit', 'bigru')),
+          'pixels': task_plan({'levels': 4}, archs=('lstm', 'decoder', 'tcn')),
           'selective_copy': task_plan({'length': 16, 'num_tokens': 4, 'eval_size': 64},
                                       archs=('gru', 'transformer', 'lru')),
           'mqar': task_plan({'num_pairs': 8, 'num_queries': 4, 'vocab_size': 32,
