@@ -14,7 +14,7 @@ from absl import logging
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import tuning
 from archbench.benchmarks.core import Execution, UsageError
-from archbench.benchmarks.harness import executors, runner, suite
+from archbench.benchmarks.harness import executors, runner, slurm, suite
 from archbench.benchmarks.harness.provenance import code_version, environment
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
@@ -29,7 +29,7 @@ class Plan:
   cells: list
   workers: int = 1
   execution: Execution = runner.DEFAULT_EXECUTION
-  dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, ...
+  dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, slurm
   run_id: str | None = None
   resume: bool = False
 
@@ -68,7 +68,8 @@ def plan_cells(config, name: str, cells, workers: int | None = None) -> Plan:
     dispatch['tensorboard'] = True
     tensorboard_events.require()
   workers = workers or config.workers
-  executors.Executor.resolve(dispatch['executor'], workers)  # Ray missing, etc.
+  if executors.Executor.resolve(dispatch['executor'], workers) is executors.Executor.SLURM:
+    slurm.require(slurm.SlurmOptions.from_settings(dispatch['slurm']))  # no sbatch here
   return Plan(name, cells, workers, config_lib.execution(config), dispatch)
 
 
