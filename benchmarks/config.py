@@ -525,8 +525,11 @@ def _invalid(where: str):
 def explain_override_error(suite, argv: list[str], error: Exception) -> str | None:
   """One line for the --config.<path>=<value> in argv that config_flags refused with
   `error`: the bad key and the valid ones there, or the bad value and the type expected;
-  None when no override of `suite` is to blame."""
-  for arg in argv:
+  None when no override of `suite` is to blame. The override whose path the error names
+  is looked at first (another's value may appear in the error's text: 'slurm')."""
+  def named(arg: str) -> bool:
+    return arg[len('--'):].partition('=')[0] in str(error)
+  for arg in sorted(argv, key=lambda a: not named(a)):
     if suite is None or not arg.startswith('--config.'):
       continue
     path, _, value = arg[len('--config.'):].partition('=')

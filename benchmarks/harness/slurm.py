@@ -108,7 +108,8 @@ class SlurmOptions:
     if not isinstance(self.extra, Mapping):
       bad('extra', self.extra, "a dict of sbatch options, e.g. {'qos': 'high'}")
     for key, value in self.extra.items():
-      if not isinstance(key, str) or not key.strip('-').replace('-', '_').isidentifier():
+      if not isinstance(key, str) or key.startswith(('-', '_')) \
+          or not key.replace('-', '_').isidentifier():
         bad('extra', key, "sbatch option names such as 'qos' or 'mail-type' (no leading --)")
       if key.replace('_', '-') in RESERVED:
         bad('extra', key, f'any sbatch option but {", ".join(RESERVED)} (submitit sets those)')
