@@ -163,6 +163,32 @@ def test_a_driver_stopped_early_cancels_its_jobs(fake_slurm, tmp_path):
   assert (state / 'scancel').read_text().split() == ['1000_1']
 
 
+def test_a_job_out_of_time_records_timeout_and_its_log_says_where_it_started(
+    tmp_path, monkeypatch, capsys):
+  """In a job (submitit's local environment): the log line of each start, from the
+  latest whole checkpoint; the job id in the record; and submitit giving up after the
+  last time-out (it raises in the middle of training, which run_cell records as an
+  error) recorded as the cell's `timeout`."""
+  monkeypatch.setenv('SUBMITIT_EXECUTOR', 'local')
+  monkeypatch.setenv('SUBMITIT_LOCAL_JOB_ID', '4242')
+  for name in ('100', '200', '300.orbax-checkpoint-tmp-7'):  # the last one unfinished
+    (tmp_path / name).mkdir()
+  error = f'{slurm.TIMED_OUT}. (at selectors.py:468)'
+  job = slurm.CellJob(lambda cell: {'status': 'error', 'error': error, 'ran_on': {}}, [],
+                      CELLS[0], tmp_path)
+  record = job()
+  assert capsys.readouterr().err.strip() == (
+      f'archbench: job 4242 runs {CELLS[0].name} (cell {CELLS[0].digest}), from its '
+      'checkpoint at step 200')
+  assert record['status'] == 'timeout' and record['ran_on'] == {'job_id': '4242'}
+  assert 'time limit 4 times' in record['error'] and '--config.slurm.time' in record['error']
+  requeued = job.checkpoint()  # submitit's hook: the same call again
+  assert requeued.function is job and not requeued.args
+  ok = slurm.CellJob(lambda cell: {'status': 'ok', 'error': None}, [], CELLS[0], None)()
+  assert ok == {'status': 'ok', 'error': None, 'ran_on': {'job_id': '4242'}}
+  assert capsys.readouterr().err.strip().endswith('from step 0')
+
+
 # ---------------------------------------------------------------------------------------
 # Settings: refused in one line, naming what is wrong and what is valid.
 
@@ -330,16 +356,34 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
   assert 'this job is preempted' in log and f'Requeued job {job_id}' in log
 
 
+def _job_starts(out) -> tuple[str, list[str]]:
+  """The job's id and the lines its starts wrote to its log (slurm.CellJob)."""
+  ledger = out / 'slurm' / slurm.JOBS_FILE
+  if not ledger.is_file():
+    return '', []
+  job_id = next(iter(json.loads(ledger.read_text()).values()))['job_id']
+  log = out / 'slurm' / f'{job_id}_0_log.err'
+  text = log.read_text() if log.is_file() else ''
+  return job_id, [line for line in text.splitlines() if line.startswith('archbench: job')]
+
+
 @pytest.mark.slow
-def test_a_timed_out_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
-  """A 30 s time limit on a cell that needs longer: told 7 s before the limit, the job
-  requeues (one time-out counted) and the cell continues from its checkpoint."""
-  proc = _archbench(*LONG_CELL, '--config.train.steps=3000', '--config.slurm.time=0.5',
+def test_a_timed_out_job_is_requeued_from_its_checkpoint_and_an_interrupt_cancels_it(
+    tmp_path):
+  """A 30 s time limit on a cell that needs minutes: told 7 s before the limit, the job
+  requeues (one time-out counted) and its next start takes the cell up at its checkpoint.
+  Then the driver is interrupted (Ctrl-C): it stops, and cancels the job it leaves
+  behind. (What a job that runs out of requeues records: test_a_job_out_of_time_...)"""
+  proc = _archbench(*LONG_CELL, '--config.train.steps=30000', '--config.slurm.time=0.5',
                     '--out', str(tmp_path))
-  _, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-3000:]
-  [record] = _records(tmp_path)
-  assert record['status'] == 'ok', record['error']
-  assert record['perf']['resumed_at_step'] >= 100 and record['metrics']['train/steps'] == 3000
-  log = (tmp_path / 'slurm' / f'{record["ran_on"]["job_id"]}_0_log.err').read_text()
-  assert 'this job is timed-out' in log and 'remaining timeouts' in log
+  _wait_for(lambda: len(_job_starts(tmp_path)[1]) == 2, 300, 'second start of the job')
+  job_id, (first, second) = _job_starts(tmp_path)
+  log = (tmp_path / 'slurm' / f'{job_id}_0_log.err').read_text()
+  assert 'this job is timed-out' in log and '(2 remaining timeouts)' in log, log[-3000:]
+  assert first.endswith('from step 0'), first
+  step = int(second.rpartition('from its checkpoint at step ')[2])
+  assert 100 <= step < 30000, second
+  proc.send_signal(signal.SIGINT)
+  proc.wait(timeout=120)
+  _wait_for(lambda: not slurm._controller_alive(int(job_id)), 60, 'cancelled job')
+  assert not (tmp_path / 'results.jsonl').exists() or not _records(tmp_path)

@@ -62,8 +62,8 @@ def check(cells) -> None:
 def plan_cells(config, name: str, cells, workers: int | None = None) -> Plan:
   """The plan of `cells` run the way suite `config` says (execution, executor, workers):
   everything refused here is refused before --out is made."""
+  dispatch = config_lib.executor(config)  # settings first: no model is built to refuse them
   check(cells)
-  dispatch = config_lib.executor(config)
   if config.get('tensorboard'):
     dispatch['tensorboard'] = True
     tensorboard_events.require()

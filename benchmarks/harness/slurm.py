@@ -35,6 +35,7 @@ import pickle
 import shlex
 import shutil
 import signal
+import sys
 import time
 from typing import Any, Callable, Iterator, Mapping
 
@@ -51,6 +52,7 @@ SETTINGS = ('partition', 'time', 'cpus_per_cell', 'gpus_per_cell', 'mem_gb', 'ex
 RESERVED = ('output', 'error', 'array', 'signal', 'open-mode')
 JOBS_FILE = 'jobs.json'  # under OUT/slurm/: cell_id -> the job that runs it
 MAX_TIMEOUTS = 3  # requeues after a time-out (submitit's default); preemptions are not counted
+TIMED_OUT = 'UncompletedJobError: Job not requeued because: timed-out too many times'
 # Slurm states of a job that will still produce its result (submitit's own list, plus the
 # transient states sacct reports on the way).
 UNFINISHED = ('READY', 'PENDING', 'RUNNING', 'REQUEUED', 'COMPLETING', 'PREEMPTED',
@@ -178,16 +180,32 @@ def require(options: SlurmOptions) -> None:
 @dataclasses.dataclass
 class CellJob:
   """One cell as a submitit job: the driver's plug-ins first, then the cell; its record
-  says which job ran it. checkpoint() is submitit's hook on preemption or time-out."""
+  says which job ran it. checkpoint() is submitit's hook on preemption or time-out.
+  `checkpoint_dir`: where the cell checkpoints, so that the job's log says where each of
+  its starts (a requeued job's too) takes the cell up."""
   run: Callable[..., dict[str, Any]]
   plugin_sources: list[str]
   cell: Cell
+  checkpoint_dir: pathlib.Path | None = None
 
   def __call__(self) -> dict[str, Any]:
     import submitit
+    job_id = submitit.JobEnvironment().job_id
+    steps = sorted(int(p.name) for p in (self.checkpoint_dir.glob('*') if self.checkpoint_dir
+                                         else ()) if p.name.isdigit())
+    print(f'archbench: job {job_id} runs {self.cell.name} (cell {self.cell.digest}), '
+          + (f'from its checkpoint at step {steps[-1]}' if steps else 'from step 0'),
+          file=sys.stderr, flush=True)
     plugins.load_all(self.plugin_sources)
     record = self.run(self.cell)
-    record.setdefault('ran_on', {})['job_id'] = submitit.JobEnvironment().job_id
+    record.setdefault('ran_on', {})['job_id'] = job_id
+    # submitit gives up on a job that timed out once too often by raising, from its signal
+    # handler, in the middle of training: run_cell records that as an error. It is the
+    # cell's time running out, and the record says so.
+    if str(record.get('error')).startswith(TIMED_OUT):
+      record.update(status='timeout', error=(
+          f'slurm job {job_id} reached its time limit {MAX_TIMEOUTS + 1} times (requeued '
+          'from its checkpoint after each but the last); give it more: --config.slurm.time'))
     return record
 
   def checkpoint(self, *args, **kwargs):
@@ -383,6 +401,11 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
   ledger = _Ledger(out_dir.resolve() / 'slurm' / JOBS_FILE)
   executor = make_executor(options, folder, environment)
   sources = plugins.loaded()
+  checkpoints = out_dir.resolve() / 'checkpoints'  # as suite.run_suite's cells save them
+
+  def job(cell: Cell) -> CellJob:
+    return CellJob(run, sources, cell, checkpoints / cell.digest)
+
   poll_s = poll_s if poll_s is not None else (0.5 if options.local else 5.0)
   window = max(1, workers) if options.local else None
   per_job = options.gpus_per_cell
@@ -405,7 +428,7 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
       batch, waiting[:] = waiting[:], []
       try:
         with executor.batch():
-          jobs = [executor.submit(CellJob(run, sources, cell)) for _, cell in batch]
+          jobs = [executor.submit(job(cell)) for _, cell in batch]
       except Exception as e:  # sbatch refused them (a bad partition, option, ...)
         raise UsageError(f'slurm: submitting {len(batch)} job(s) failed: {one_line(e, 500)}') \
             from None
@@ -418,7 +441,7 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
         if per_job:
           executor.update_parameters(
               visible_gpus=tuple(int(g) for g in gpus[slot * per_job:(slot + 1) * per_job]))
-        new.append(_Running(i, cell, executor.submit(CellJob(run, sources, cell)), slot))
+        new.append(_Running(i, cell, executor.submit(job(cell)), slot))
     if not new:
       return
     running.update((r.cell.digest, r) for r in new)
