@@ -22,6 +22,8 @@ from archbench.benchmarks import cli
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import Cell, Execution, TrainConfig, UsageError
 from archbench.benchmarks.harness import executors, slurm, suite
+from archbench.benchmarks.progress import Progress
+from archbench.benchmarks.results import records
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec('submitit') is None,
                                 reason="submitit is not installed: pip install -e '.[slurm]'")
@@ -75,10 +77,11 @@ def fake_slurm(tmp_path, monkeypatch):
   return state, states
 
 
-def _result(out, job_id: str, record) -> None:
-  """What a job writes when its cell is done (submitit's result file)."""
+def _result(out, job_id: str, record, outcome: str = 'success') -> None:
+  """What a job writes when its call returns (submitit's result file); ('error', its
+  traceback) when the call raised."""
   from submitit.core import utils
-  utils.cloudpickle_dump(('success', record), out / 'slurm' / f'{job_id}_0_result.pkl')
+  utils.cloudpickle_dump((outcome, record), out / 'slurm' / f'{job_id}_0_result.pkl')
 
 
 def test_the_sbatch_script_asks_for_what_the_settings_say(fake_slurm, tmp_path, monkeypatch):
@@ -108,7 +111,7 @@ def test_the_sbatch_script_asks_for_what_the_settings_say(fake_slurm, tmp_path, 
 def test_cells_go_as_one_job_array_and_a_dead_job_is_an_error_record(fake_slurm, tmp_path):
   """Two cells, one sbatch (an array of two); the ids go to jobs.json; a job that ends
   without a result (sacct: FAILED) is an exception outcome that says which job and where
-  its log is, and the other job's record comes through as it was written."""
+  its log is, and so is one whose call raised (a plug-in that would not load there)."""
   state, states = fake_slurm
   states(**{'1000_0': 'FAILED', '1000_1': 'RUNNING'})
   options = slurm.SlurmOptions(**SETTINGS)
@@ -124,9 +127,13 @@ def test_cells_go_as_one_job_array_and_a_dead_job_is_an_error_record(fake_slurm,
   ledger = json.loads((tmp_path / 'slurm' / slurm.JOBS_FILE).read_text())
   assert {c.digest: ledger[c.digest]['job_id'] for c in CELLS} == {
       CELLS[0].digest: '1000_0', CELLS[1].digest: '1000_1'}
-  _result(tmp_path, '1000_1', {'cell_id': CELLS[1].digest})
-  assert next(outcomes) == (1, CELLS[1], {'cell_id': CELLS[1].digest})
-  assert list(outcomes) == [] and not (state / 'scancel').exists()
+  _result(tmp_path, '1000_1', 'Traceback (most recent call last):\n  ...\n'
+          "ModuleNotFoundError: No module named 'my_plugin'\n", outcome='error')
+  [(i, cell, outcome)] = list(outcomes)
+  assert (i, cell) == (1, CELLS[1]) and isinstance(outcome, slurm.JobFailed)
+  assert "slurm job 1000_1 of rnn/adding" in str(outcome)
+  assert "it raised ModuleNotFoundError: No module named 'my_plugin'" in str(outcome)
+  assert not (state / 'scancel').exists()
 
 
 def test_resume_reattaches_to_live_jobs_and_resubmits_the_others(fake_slurm, tmp_path):
@@ -324,6 +331,27 @@ def test_a_killed_driver_resumes_without_submitting_twice(tmp_path):
     assert r['status'] == 'ok', r['error']
     assert r['ran_on']['job_id'] == submitted[r['cell_id']]['job_id']
   assert len(list((tmp_path / 'slurm').glob('*_submitted.pkl'))) == 2
+
+
+def _die(cell, on_step=None, **_):
+  """A job killed in the middle of its cell (out of memory, a crash in XLA)."""
+  print('Fatal Python error: Segmentation fault', file=sys.stderr, flush=True)
+  os._exit(3)
+
+
+@pytest.mark.slow
+def test_a_job_that_dies_is_an_error_record_and_the_run_goes_on(monkeypatch, tmp_path):
+  import cloudpickle  # submitit pickles with it: _die goes by value, tests/ is not importable
+  cloudpickle.register_pickle_by_value(sys.modules[__name__])
+  monkeypatch.setattr(suite, '_run_cell_in_worker', _die)
+  done = suite.run_suite(CELLS, tmp_path, suite='t', executor='slurm', workers=2,
+                         slurm={'local': True}, progress=Progress(2, log=lambda *_: None))
+  assert [r['status'] for r in done] == ['error', 'error']
+  for r in done:
+    assert r['ran_on'] == {'executor': 'slurm'}
+    assert 'local job' in r['error'] and 'without a result' in r['error'], r['error']
+    assert 'Segmentation fault' in r['error'] and 'its log:' in r['error'], r['error']
+  assert len(records.load_records(tmp_path / 'results.jsonl')) == 2
 
 
 LONG_CELL = ['--suite', 'smoke', '--archs', 'lstm', '--tasks', 'adding', '--seed', '0',

@@ -50,6 +50,8 @@ SETTINGS = ('partition', 'time', 'cpus_per_cell', 'gpus_per_cell', 'mem_gb', 'ex
             'folder', 'local')
 # sbatch options that submitit sets itself and reads back (log paths, array, signal).
 RESERVED = ('output', 'error', 'array', 'signal', 'open-mode')
+# Lines of a job's log that say nothing of why it ended: submitit's and CellJob's own.
+OWN_LOG_LINES = ('submitit ', 'INFO:submitit', 'WARNING:submitit', 'archbench: job ')
 JOBS_FILE = 'jobs.json'  # under OUT/slurm/: cell_id -> the job that runs it
 MAX_TIMEOUTS = 3  # requeues after a time-out (submitit's default); preemptions are not counted
 TIMED_OUT = 'UncompletedJobError: Job not requeued because: timed-out too many times'
@@ -363,24 +365,22 @@ def _failure(r: _Running, local: bool) -> JobFailed:
     except Exception:  # an unreadable result is reported as such
       why = 'its result could not be read'
   if why is None:
-    process = getattr(r.job, '_process', None)
-    if local:
-      code = process.poll() if process is not None else None
-      state = ('gone' if code is None else f'killed by signal {-code}' if code < 0
-               else f'exit code {code}')
-    else:
-      state = r.job.state
+    # Slurm's state says how it ended (OUT_OF_MEMORY, NODE_FAIL, ...); locally the exit code
+    # is its controller's, not the job's.
+    state = '' if local else f' ({r.job.state})'
     tail = ''
-    if paths.stderr.is_file():
-      lines = [line for line in paths.stderr.read_text(errors='replace').splitlines()
-               if line.strip()]
-      tail = f': {lines[-1].strip()}' if lines else ''
-    why = f'it ended ({state}) without a result{tail}'
+    if paths.stderr.is_file():  # the last line the job wrote itself, if any
+      lines = [line.strip() for line in paths.stderr.read_text(errors='replace').splitlines()
+               if line.strip() and not line.startswith(OWN_LOG_LINES)]
+      tail = f': {lines[-1]}' if lines else ''
+    why = f'it ended{state} without a result{tail}'
   text = f'{"local" if local else "slurm"} job {r.job.job_id} of {r.cell.name}: {why}'
   return JobFailed(f'{" ".join(text.split())[:300]}; its log: {paths.stderr}')
 
 
 def _outcome(r: _Running, local: bool):
+  if local and not r.job.paths.result_pickle.exists():  # its process is gone: no waiting
+    return _failure(r, local)
   try:
     outcome = r.job.result()
   except Exception:  # a job's failure is its cell's record, never the run's
@@ -403,7 +403,7 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
   sources = plugins.loaded()
   checkpoints = out_dir.resolve() / 'checkpoints'  # as suite.run_suite's cells save them
 
-  def job(cell: Cell) -> CellJob:
+  def cell_job(cell: Cell) -> CellJob:
     return CellJob(run, sources, cell, checkpoints / cell.digest)
 
   poll_s = poll_s if poll_s is not None else (0.5 if options.local else 5.0)
@@ -428,7 +428,7 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
       batch, waiting[:] = waiting[:], []
       try:
         with executor.batch():
-          jobs = [executor.submit(job(cell)) for _, cell in batch]
+          jobs = [executor.submit(cell_job(cell)) for _, cell in batch]
       except Exception as e:  # sbatch refused them (a bad partition, option, ...)
         raise UsageError(f'slurm: submitting {len(batch)} job(s) failed: {one_line(e, 500)}') \
             from None
@@ -441,7 +441,7 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
         if per_job:
           executor.update_parameters(
               visible_gpus=tuple(int(g) for g in gpus[slot * per_job:(slot + 1) * per_job]))
-        new.append(_Running(i, cell, executor.submit(job(cell)), slot))
+        new.append(_Running(i, cell, executor.submit(cell_job(cell)), slot))
     if not new:
       return
     running.update((r.cell.digest, r) for r in new)

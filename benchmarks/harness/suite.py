@@ -90,6 +90,9 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   """
   chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
   slurm_options = slurm_lib.SlurmOptions.from_settings(slurm)
+  if slurm_options.folder:  # where this process runs now, also for a --resume from elsewhere
+    slurm_options = dataclasses.replace(
+        slurm_options, folder=str(pathlib.Path(slurm_options.folder).expanduser().resolve()))
   if chosen is executors.Executor.SLURM:
     slurm_lib.require(slurm_options)
   executors.start_driver_backend(chosen)
