@@ -45,13 +45,18 @@ def _never_runs(cell, on_step=None):
 
 # ---------------------------------------------------------------------------------------
 # A stand-in Slurm: sbatch keeps each script and answers with the next job id, sacct
-# reports the states the test writes, scancel notes what it cancels.
+# reports the states the test writes (or, with $FAKE_NO_SACCT, that accounting is off, as
+# on a cluster without its database), squeue lists those still pending or running, scancel
+# notes what it cancels.
 
 FAKE = {
     'sbatch': 'n=$(cat "$FAKE_SLURM/next"); echo $((n + 1)) > "$FAKE_SLURM/next"\n'
               'cp "$1" "$FAKE_SLURM/sbatch_$n.sh"\necho "Submitted batch job $n"\n',
     'srun': 'exit 0\n',
-    'sacct': 'echo "JobID|State|NodeList"\ncat "$FAKE_SLURM/states" 2>/dev/null; exit 0\n',
+    'sacct': 'if [ -n "$FAKE_NO_SACCT" ]; then echo "Slurm accounting storage is disabled" >&2;'
+             ' exit 1; fi\necho "JobID|State|NodeList"\ncat "$FAKE_SLURM/states" 2>/dev/null\n',
+    'squeue': 'grep -E "[|](PENDING|RUNNING)[|]" "$FAKE_SLURM/states" | cut -d"|" -f1,2\n'
+              'exit 0\n',
     'scancel': 'echo "$@" >> "$FAKE_SLURM/scancel"\n',
 }
 
@@ -136,10 +141,14 @@ def test_cells_go_as_one_job_array_and_a_dead_job_is_an_error_record(fake_slurm,
   assert not (state / 'scancel').exists()
 
 
-def test_resume_reattaches_to_live_jobs_and_resubmits_the_others(fake_slurm, tmp_path):
+@pytest.mark.parametrize('asked', ['squeue', 'sacct'])
+def test_resume_reattaches_to_live_jobs_and_resubmits_the_others(asked, fake_slurm, tmp_path):
   """jobs.json from a killed driver: the job still running is waited for, not submitted
-  again; the cancelled one is cancelled for good measure and its cell submitted anew."""
+  again; the cancelled one is cancelled for good measure and its cell submitted anew.
+  Slurm is asked with squeue, or with sacct where squeue does not answer."""
   state, states = fake_slurm
+  if asked == 'sacct':
+    (state / 'bin' / 'squeue').write_text('#!/bin/bash\nexit 1\n')
   folder = str(tmp_path / 'slurm')
   (tmp_path / 'slurm').mkdir()
   (tmp_path / 'slurm' / slurm.JOBS_FILE).write_text(json.dumps({
@@ -156,6 +165,25 @@ def test_resume_reattaches_to_live_jobs_and_resubmits_the_others(fake_slurm, tmp
   ledger = json.loads((tmp_path / 'slurm' / slurm.JOBS_FILE).read_text())
   assert [ledger[c.digest]['job_id'] for c in CELLS] == ['900_0', '1000']
   _result(tmp_path, '1000', {'cell_id': CELLS[1].digest})
+  assert list(outcomes) == [(1, CELLS[1], {'cell_id': CELLS[1].digest})]
+
+
+def test_without_accounting_a_job_that_left_the_queue_has_ended(fake_slurm, tmp_path,
+                                                                 monkeypatch):
+  """No sacct (no accounting database): a job that squeue stops listing, twice in a row,
+  without a result, has died; its cell's outcome says it left the queue."""
+  state, states = fake_slurm
+  monkeypatch.setenv('FAKE_NO_SACCT', '1')
+  states(**{'1000_0': 'RUNNING', '1000_1': 'RUNNING'})
+  outcomes = slurm.run_jobs(list(enumerate(CELLS)), _never_runs, slurm.SlurmOptions(),
+                            out_dir=tmp_path, poll_s=0.02, queue_check_s=0.1)
+  started = time.monotonic()
+  states(**{'1000_1': 'RUNNING'})  # 1000_0 killed: out of the queue, no result
+  i, cell, outcome = next(outcomes)
+  assert i == 0 and isinstance(outcome, slurm.JobFailed), outcome
+  assert 'slurm job 1000_0' in str(outcome) and 'left the queue' in str(outcome)
+  assert time.monotonic() - started >= 0.2  # two answers without it, not one
+  _result(tmp_path, '1000_1', {'cell_id': CELLS[1].digest})
   assert list(outcomes) == [(1, CELLS[1], {'cell_id': CELLS[1].digest})]
 
 

@@ -17,8 +17,10 @@ OUT/checkpoints/<cell_id>/ as it trains (core.Execution; under slurm at least ev
 quarter of the job's time limit), and the requeued job continues from there.
 
 Resume: `archbench run --resume OUT` re-attaches to the jobs of the cells without a record
-that are still queued or running, or finished without their record written (the driver
-was killed), and submits only the others, which continue from their checkpoints.
+that are still queued or running (squeue; sacct where squeue does not answer), or finished
+without their record written (the driver was killed), and submits only the others, which
+continue from their checkpoints. A job that dies without a result is seen through sacct
+(submitit's watcher) or, on a cluster without accounting, through squeue.
 
 submitit is an optional extra (`pip install 'archbench[slurm]'`), imported here only when
 a slurm run starts or a job runs.
@@ -35,6 +37,7 @@ import pickle
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from typing import Any, Callable, Iterator, Mapping
@@ -304,14 +307,46 @@ def _controller_alive(pid: int) -> bool:
   return True
 
 
-def _finished(job, local: bool) -> bool:
+def _queued(job_ids) -> set[str] | None:
+  """The jobs among `job_ids` that Slurm still has queued or running, from squeue (which,
+  unlike sacct, needs no accounting database); None if squeue cannot say."""
+  try:
+    listing = subprocess.run(['squeue', '--noheader', '--array', '--me', '--format=%i|%T'],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+  except (OSError, subprocess.SubprocessError):
+    return None
+  states = dict(line.split('|', 1) for line in listing.split() if '|' in line)
+  return {j for j in job_ids if states.get(j, '').upper() in UNFINISHED}
+
+
+class _Gone:
+  """Slurm jobs that left the queue without a result: submitit learns of them from sacct,
+  which not every cluster keeps (accounting); squeue, asked every `every_s`, tells too. A
+  job missing from two answers in a row has ended."""
+
+  def __init__(self, every_s: float):
+    self.every_s, self.last, self.missing = every_s, time.monotonic(), set()
+
+  def __call__(self, jobs) -> set[str]:
+    if time.monotonic() - self.last < self.every_s:
+      return set()
+    self.last = time.monotonic()
+    ids = {job.job_id for job in jobs if not job.paths.result_pickle.exists()}
+    queued = _queued(ids)
+    if queued is None:
+      return set()
+    gone, self.missing = self.missing & (ids - queued), ids - queued
+    return gone
+
+
+def _finished(job, local: bool, gone: set[str] = frozenset()) -> bool:
   if job.paths.result_pickle.exists():
     return True
   if local:
     process = getattr(job, '_process', None)
     return process.poll() is not None if process is not None else \
         not _controller_alive(int(job.job_id))
-  return job.done()
+  return job.job_id in gone or job.done()
 
 
 def _cancel(job, local: bool) -> None:
@@ -335,14 +370,19 @@ def _reattach(entries: dict[str, Any], todo, options: SlurmOptions) -> dict[str,
     if entry and entry.get('local') == options.local:
       candidates[cell.digest] = _Running(i, cell, job_class(entry['folder'], entry['job_id']),
                                          entry.get('slot'))
+  queued = None
   if candidates and not options.local:
-    submitit.SlurmJob.watcher.update()  # one sacct call for all of them
+    queued = _queued({r.job.job_id for r in candidates.values()})
+    if queued is None:  # no squeue answer: sacct's, for all of them in one call
+      submitit.SlurmJob.watcher.update()
   attached = {}
   for digest, r in candidates.items():
     if r.job.paths.result_pickle.exists():
       alive = True
     elif options.local:
       alive = _controller_alive(int(r.job.job_id))
+    elif queued is not None:
+      alive = r.job.job_id in queued
     else:
       alive = r.job.watcher.get_state(r.job.job_id, mode='cache').upper() in UNFINISHED
     if alive:
@@ -367,7 +407,7 @@ def _failure(r: _Running, local: bool) -> JobFailed:
   if why is None:
     # Slurm's state says how it ended (OUT_OF_MEMORY, NODE_FAIL, ...); locally the exit code
     # is its controller's, not the job's.
-    state = '' if local else f' ({r.job.state})'
+    state = '' if local else f' ({r.job.state})'.replace(' (UNKNOWN)', ' (left the queue)')
     tail = ''
     if paths.stderr.is_file():  # the last line the job wrote itself, if any
       lines = [line.strip() for line in paths.stderr.read_text(errors='replace').splitlines()
@@ -378,9 +418,9 @@ def _failure(r: _Running, local: bool) -> JobFailed:
   return JobFailed(f'{" ".join(text.split())[:300]}; its log: {paths.stderr}')
 
 
-def _outcome(r: _Running, local: bool):
-  if local and not r.job.paths.result_pickle.exists():  # its process is gone: no waiting
-    return _failure(r, local)
+def _outcome(r: _Running, local: bool, gone: set[str] = frozenset()):
+  if not r.job.paths.result_pickle.exists() and (local or r.job.job_id in gone):
+    return _failure(r, local)  # it is gone (submitit would wait on sacct, or for 15 s)
   try:
     outcome = r.job.result()
   except Exception:  # a job's failure is its cell's record, never the run's
@@ -391,7 +431,8 @@ def _outcome(r: _Running, local: bool):
 def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
              options: SlurmOptions, *, out_dir: pathlib.Path, workers: int = 1,
              environment: Mapping[str, str] | None = None, gpus: list[str] | None = None,
-             poll_s: float | None = None) -> Iterator[tuple[int, Cell, Any]]:
+             poll_s: float | None = None,
+             queue_check_s: float = 60.0) -> Iterator[tuple[int, Cell, Any]]:
   """Yield (index, cell, record or exception) as each cell's job finishes. On Slurm every
   cell is submitted at once (one job array); locally, `workers` jobs run at a time, each
   with gpus_per_cell of `gpus` of its own. Stopped early (interrupted), the jobs still
@@ -449,13 +490,15 @@ def run_jobs(todo: list[tuple[int, Cell]], run: Callable[..., dict[str, Any]],
     logging.info('slurm: submitted %d job(s) (%s); logs in %s', len(new),
                  ', '.join(r.job.job_id for r in new), folder)
 
+  gone_from_queue = _Gone(queue_check_s)
   try:
     submit()
     while running:
-      done = [d for d, r in running.items() if _finished(r.job, options.local)]
+      gone = set() if options.local else gone_from_queue(r.job for r in running.values())
+      done = [d for d, r in running.items() if _finished(r.job, options.local, gone)]
       for digest in done:
         r = running.pop(digest)
-        yield r.index, r.cell, _outcome(r, options.local)
+        yield r.index, r.cell, _outcome(r, options.local, gone)
       submit()
       if not done:
         time.sleep(poll_s)
