@@ -57,6 +57,7 @@ RESERVED = ('output', 'error', 'array', 'signal', 'open-mode')
 OWN_LOG_LINES = ('submitit ', 'INFO:submitit', 'WARNING:submitit', 'archbench: job ')
 JOBS_FILE = 'jobs.json'  # under OUT/slurm/: cell_id -> the job that runs it
 MAX_TIMEOUTS = 3  # requeues after a time-out (submitit's default); preemptions are not counted
+# How run_cell records submitit giving up on a job (CellJob makes it the cell's timeout).
 TIMED_OUT = 'UncompletedJobError: Job not requeued because: timed-out too many times'
 # Slurm states of a job that will still produce its result (submitit's own list, plus the
 # transient states sacct reports on the way).

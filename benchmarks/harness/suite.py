@@ -83,10 +83,11 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   the `slurm` settings say: slurm.SlurmOptions; `workers` at a time with slurm.local).
   `workers` > 1 with 'local' means 'processes'. XLA compiles on one thread, so several
   workers speed up compile-bound suites (smoke) on a multi-core CPU; the cells then share
-  the machine, so their timings are not comparable, and timing suites keep one worker. The record's env says how many
-  workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
-  Whatever the executor, this process alone writes the records. `tensorboard`: it also
-  writes each cell's training curve as TensorBoard event files (tensorboard_events.py).
+  the machine, so their timings are not comparable, and timing suites keep one worker.
+  The record's env says how many workers ran and its `ran_on` where its cell ran. Workers
+  load this process's plug-ins. Whatever the executor, this process alone writes the
+  records. `tensorboard`: it also writes each cell's training curve as TensorBoard event
+  files (tensorboard_events.py).
   """
   chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
   slurm_options = slurm_lib.SlurmOptions.from_settings(slurm)
