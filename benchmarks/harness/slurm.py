@@ -164,6 +164,7 @@ class SlurmOptions:
 
 
 def require_submitit() -> None:
+  """Refuse the slurm executor in one line, before any cell runs, without submitit."""
   if importlib.util.find_spec('submitit') is None:
     raise UsageError(f'executor slurm needs submitit, which is not installed: {INSTALL_SLURM} '
                      "(from a checkout: pip install -e '.[slurm]')")
