@@ -324,11 +324,21 @@ SMOKE = ['--suite', 'smoke', '--archs', 'lstm,transformer', '--tasks', 'adding',
 
 @pytest.mark.slow
 def test_smoke_through_local_slurm_jobs(tmp_path):
+  """Every cell ok, recorded by the driver, run by its job; the plug-in's architecture
+  too (each job loads the driver's plug-ins before its cell)."""
   proc = _archbench(*SMOKE, '--out', str(tmp_path))
   _, err = proc.communicate(timeout=600)
   assert proc.returncode == 0, err[-3000:]
   records = _records(tmp_path)
   assert sorted(r['arch'] for r in records) == ['lstm', 'transformer']
+  plugged = tmp_path / 'plugin'
+  proc = _archbench('--suite', 'smoke', '--archs', 'mingru', '--tasks', 'adding',
+                    '--plugin', 'examples/mingru.py', '--config.executor=slurm',
+                    '--config.slurm.local=True', '--out', str(plugged))
+  _, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0, err[-3000:]
+  [plugin_record] = _records(plugged)
+  assert plugin_record['status'] == 'ok' and plugin_record['ran_on']['executor'] == 'slurm'
   ledger = json.loads((tmp_path / 'slurm' / slurm.JOBS_FILE).read_text())
   for r in records:
     assert r['status'] == 'ok' and r['ran_on']['executor'] == 'slurm', r['error']
