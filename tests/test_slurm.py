@@ -1,9 +1,11 @@
 """The slurm executor (harness/slurm.py): the sbatch script a cell's job gets, its settings
 refused in one line when bad, the job array, the job ids kept for --resume and the jobs
-re-attached from them, all against a stand-in Slurm (sbatch, srun, sacct and scancel as
-small scripts, so no cluster is needed); then, slow, real runs through submitit's local
-mode: a suite end to end, a driver killed and resumed without submitting twice, a job
-preempted or timed out and requeued from its checkpoint.
+re-attached from them, dead jobs, with or without Slurm's accounting, all against a
+stand-in Slurm (sbatch, srun, sacct, squeue and scancel as small scripts, so no cluster is
+needed); then, slow, real runs through submitit's local mode: a suite end to end (a
+plug-in's architecture too), a job killed mid-cell, a driver killed and resumed without
+submitting twice, a job preempted or timed out and requeued from its checkpoint, a driver
+interrupted.
 
 Skipped only where submitit is not installed (`pip install -e '.[slurm]'`; the `test`
 extra includes it)."""
