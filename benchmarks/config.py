@@ -7,11 +7,18 @@ command line with `--config.<path>=<value>` (ml_collections' `config_flags`). Th
   name, doc, size, seeds, archs, depth, fast_compile   the suite as a whole
   precision                        'float32' or 'bfloat16' (mixed): part of every cell
   executor, workers                where cells run: 'local' (this process, one at a time),
-                                   'processes' (a pool of `workers`, one device each) or
-                                   'ray' (a Ray cluster); workers > 1 with 'local' means
-                                   'processes'
+                                   'processes' (a pool of `workers`, one device each),
+                                   'ray' (a Ray cluster) or 'slurm' (a Slurm job per cell);
+                                   workers > 1 with 'local' means 'processes'
   ray.{address, num_cpus_per_cell, num_gpus_per_cell}   the Ray cluster to join (None:
                                    start a local one) and what each cell's task requests
+  slurm.{partition, time, cpus_per_cell, gpus_per_cell, mem_gb, extra, folder, local}
+                                   what each cell's Slurm job asks for (time: minutes,
+                                   default 60; extra: other sbatch options as a dict,
+                                   --config.slurm.extra="{'qos': 'high'}"), where submitit
+                                   keeps its files (None: OUT/slurm) and local=True: the
+                                   jobs run on this machine, `workers` at once
+                                   (harness/slurm.py)
   execution.{time_limit_s, checkpoint_every_s, checkpoint_every_steps, checkpoint_min_s,
              devices}              how cells run (core.Execution; not part of a cell's
                                    identity); devices: data parallelism within a cell
@@ -84,6 +91,7 @@ from archbench.benchmarks.core import (PRECISIONS, Cell, Execution, TrainConfig,
                                        usage_errors)
 from archbench.benchmarks.harness import evaluators as evaluators_lib
 from archbench.benchmarks.harness import executors
+from archbench.benchmarks.harness import slurm as slurm_lib
 from archbench.benchmarks.harness import model as model_lib
 from archbench.benchmarks.results import trackers as trackers_lib
 from archbench.benchmarks.results import wandb_runs
@@ -194,6 +202,11 @@ def suite_config(name: str, doc: str, size: str, tasks: dict[str, dict], *,
   c.tuning.seeds = tuple(c.tuning.seeds)
   c.ray = {'address': config_dict.placeholder(str), 'num_cpus_per_cell': 1.0,
            'num_gpus_per_cell': config_dict.placeholder(float)}
+  slurm = slurm_lib.SlurmOptions()
+  c.slurm = {'partition': config_dict.placeholder(str), 'time': slurm.time,
+             'cpus_per_cell': slurm.cpus_per_cell, 'gpus_per_cell': slurm.gpus_per_cell,
+             'mem_gb': config_dict.placeholder(float), 'extra': {},
+             'folder': config_dict.placeholder(str), 'local': slurm.local}
   defaults = Execution(**(execution or {}))
   c.execution = {k: _maybe(getattr(defaults, k), _hint_type(hint))
                  for k, hint in typing.get_type_hints(Execution).items()}
@@ -255,15 +268,23 @@ def execution(config) -> Execution:
 
 
 def executor(config) -> dict[str, Any]:
-  """run_suite's dispatch arguments from the suite's `executor`, `workers` and `ray`."""
+  """run_suite's dispatch arguments from the suite's `executor`, `workers`, `ray` and
+  `slurm` (checked whatever the executor: a bad setting is an error, not a silent no-op)."""
   name = config.get('executor', 'local')
   valid = [e.value for e in executors.Executor]
   if name not in valid:
     raise UsageError(f'config.executor {name!r} is not known; valid: {", ".join(valid)}')
   ray = config.get('ray') or {}
-  return {'executor': name, 'ray_address': ray.get('address'),
-          'ray_cpus_per_cell': ray.get('num_cpus_per_cell', 1.0),
-          'ray_gpus_per_cell': ray.get('num_gpus_per_cell')}
+  try:
+    slurm = slurm_lib.SlurmOptions.from_settings(config.get('slurm'))
+  except UsageError as e:
+    raise UsageError(f'config.{e}') from None
+  dispatch = {'executor': name, 'ray_address': ray.get('address'),
+              'ray_cpus_per_cell': ray.get('num_cpus_per_cell', 1.0),
+              'ray_gpus_per_cell': ray.get('num_gpus_per_cell')}
+  if name == executors.Executor.SLURM.value:
+    dispatch['slurm'] = slurm.to_dict()
+  return dispatch
 
 
 def trackers(config) -> dict[str, Any]:
@@ -541,13 +562,19 @@ def _invalid(where: str):
 def explain_override_error(suite, argv: list[str], error: Exception) -> str | None:
   """One line for the --config.<path>=<value> in argv that config_flags refused with
   `error`: the bad key and the valid ones there, or the bad value and the type expected;
-  None when no override of `suite` is to blame."""
-  for arg in argv:
+  None when no override of `suite` is to blame. The override whose path the error names
+  is looked at first (another's value may appear in the error's text: 'slurm')."""
+  def named(arg: str) -> bool:
+    return arg[len('--'):].partition('=')[0] in str(error)
+  for arg in sorted(argv, key=lambda a: not named(a)):
     if suite is None or not arg.startswith('--config.'):
       continue
     path, _, value = arg[len('--config.'):].partition('=')
     node, walked = suite, []
     for key in path.split('.'):
+      if hasattr(node, 'keys') and not node.keys() and walked:  # a dict set whole
+        return (f'unknown config key config.{path}; config.{".".join(walked)} is a dict, '
+                f'set whole: --config.{".".join(walked)}="{{\'{key}\': ...}}"')
       if not hasattr(node, 'keys') or key not in node.keys():
         where = f'under config.{".".join(walked)}' if walked else 'at the top'
         valid = ', '.join(node.keys()) if hasattr(node, 'keys') else 'none (a leaf)'

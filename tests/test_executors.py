@@ -80,8 +80,8 @@ def test_resume_dispatches_only_unfinished_cells(executor, local_run, tmp_path):
 def test_workers_above_one_mean_processes_and_unknown_executors_are_refused(monkeypatch):
   assert executors.Executor.resolve('local', 2) is executors.Executor.PROCESSES
   assert executors.Executor.resolve('local', 1) is executors.Executor.LOCAL
-  with pytest.raises(UsageError, match='valid: local, processes, ray'):
-    executors.Executor.resolve('slurm', 1)
+  with pytest.raises(UsageError, match='valid: local, processes, ray, slurm'):
+    executors.Executor.resolve('kubernetes', 1)
   # Without Ray, asking for it is a one-line usage error before any cell runs.
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, 'find_spec',

@@ -14,7 +14,7 @@ from absl import logging
 from archbench.benchmarks import config as config_lib
 from archbench.benchmarks import tuning
 from archbench.benchmarks.core import Execution, UsageError
-from archbench.benchmarks.harness import executors, runner, suite
+from archbench.benchmarks.harness import executors, runner, slurm, suite
 from archbench.benchmarks.harness.provenance import code_version, environment
 from archbench.benchmarks.progress import Progress
 from archbench.benchmarks.results import records as records_lib
@@ -29,7 +29,7 @@ class Plan:
   cells: list
   workers: int = 1
   execution: Execution = runner.DEFAULT_EXECUTION
-  dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, log
+  dispatch: dict[str, Any] = dataclasses.field(default_factory=dict)  # executor, ray_*, slurm, log
   run_id: str | None = None
   resume: bool = False
   reuse: list[str] = dataclasses.field(default_factory=list)  # runs to copy cells from
@@ -63,14 +63,15 @@ def check(cells) -> None:
 def plan_cells(config, name: str, cells, workers: int | None = None) -> Plan:
   """The plan of `cells` run the way suite `config` says (execution, executor, workers):
   everything refused here is refused before --out is made."""
+  dispatch = config_lib.executor(config)  # settings first: no model is built to refuse them
   check(cells)
-  dispatch = config_lib.executor(config)
   log = config_lib.trackers(config)
   if log:
     dispatch['log'] = log
     trackers.require(trackers.Settings.of(log))  # an extra missing, W&B online unready
   workers = workers or config.workers
-  executors.Executor.resolve(dispatch['executor'], workers)  # Ray missing, etc.
+  if executors.Executor.resolve(dispatch['executor'], workers) is executors.Executor.SLURM:
+    slurm.require(slurm.SlurmOptions.from_settings(dispatch['slurm']))  # no sbatch here
   return Plan(name, cells, workers, config_lib.execution(config), dispatch)
 
 

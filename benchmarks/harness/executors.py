@@ -9,14 +9,18 @@
              GPU when the cluster has them). `ray.address` joins a running cluster ('auto',
              'HOST:PORT' or 'ray://HOST:10001'); without it a local cluster starts for the
              run, listening on 127.0.0.1 only, and stops at its end.
+  slurm      a Slurm cluster through submitit (slurm.py): each cell a job (one job array
+             per submission), requeued from its checkpoint when preempted or timed out;
+             `slurm.local` runs the jobs on this machine with submitit's LocalExecutor.
 
 Every executor takes the cells still to run and one picklable function that runs a cell and
 returns its record (it never raises), and yields (index, cell, outcome) in the order the
 cells finish: outcome is the record, or the exception that ended the worker or task before
 it returned one. The driver (suite.run_suite) alone writes the records. None of this is a
-scheduler of ours: the pool is concurrent.futures', the cluster is Ray's.
+scheduler of ours: the pool is concurrent.futures', the clusters are Ray's and Slurm's.
 
-Ray is an optional extra (`pip install -e '.[ray]'`), imported only by the `ray` executor.
+Ray and submitit are optional extras (`pip install -e '.[ray]'`, `'.[slurm]'`), imported
+only by the `ray` and `slurm` executors.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import ipaddress
 import math
 import multiprocessing
 import os
+import pathlib
 import subprocess
 import warnings
 from typing import Any, Callable, Iterator
@@ -36,6 +41,8 @@ import jax
 
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import Cell, UsageError
+from archbench.benchmarks.harness import slurm as slurm_lib
+from archbench.benchmarks.harness.slurm import SlurmOptions
 
 # run(cell, on_step=None) -> record: module-level (a functools.partial of one), so that it
 # pickles into worker processes and Ray tasks.
@@ -46,8 +53,8 @@ Outcome = tuple[int, Cell, 'dict[str, Any] | Exception']
 # backend starts (0.75 unless the user sets another).
 MEM_FRACTION, PREALLOCATE = 'XLA_PYTHON_CLIENT_MEM_FRACTION', 'XLA_PYTHON_CLIENT_PREALLOCATE'
 JAX_DEFAULT_MEM_FRACTION = 0.75
-# What Ray workers get from the driver's environment, so that a joined cluster's workers
-# compile and cache like this process (a local cluster's inherit it anyway): archbench's
+# What Ray workers and Slurm jobs get from the driver's environment, so that a cluster's
+# workers compile and cache like this process (local ones inherit it anyway): archbench's
 # settings (compilation cache, data directories), JAX's, XLA's, TFDS's. A multi-host
 # launch's identity belongs to the processes it launched, never to the cells dispatched.
 FORWARDED_PREFIXES = ('ARCHBENCH_', 'JAX_', 'XLA_', 'TFDS_')
@@ -65,6 +72,7 @@ class Executor(str, enum.Enum):
   LOCAL = 'local'
   PROCESSES = 'processes'
   RAY = 'ray'
+  SLURM = 'slurm'
 
   @classmethod
   def resolve(cls, name: str, workers: int) -> Executor:
@@ -77,6 +85,8 @@ class Executor(str, enum.Enum):
                        f'{", ".join(e.value for e in cls)}') from None
     if executor is cls.RAY and importlib.util.find_spec('ray') is None:  # before any cell
       raise UsageError(f'executor ray needs Ray, which is not installed: {INSTALL_RAY}')
+    if executor is cls.SLURM:
+      slurm_lib.require_submitit()
     return cls.PROCESSES if executor is cls.LOCAL and workers > 1 else executor
 
 
@@ -92,10 +102,12 @@ class RayOptions:
 
 def dispatch(executor: Executor, todo: list[tuple[int, Cell]], run: RunCell, *,
              workers: int = 1, started: Callable[[int, Cell], Any] | None = None,
-             ray: RayOptions = RayOptions()) -> Iterator[Outcome]:
+             ray: RayOptions = RayOptions(), slurm: SlurmOptions | None = None,
+             out_dir: pathlib.Path | None = None) -> Iterator[Outcome]:
   """Run the cells of `todo` ((index, cell) pairs) with `executor`, yielding (index, cell,
   outcome) as each finishes. `started(index, cell)`, called by the local executor as a
-  cell starts, returns the on_step callback to train it with (progress per step)."""
+  cell starts, returns the on_step callback to train it with (progress per step).
+  `out_dir`: the run's directory, where the slurm executor keeps its jobs' files."""
   if not todo:
     return
   if executor is Executor.LOCAL:
@@ -103,8 +115,21 @@ def dispatch(executor: Executor, todo: list[tuple[int, Cell]], run: RunCell, *,
       yield i, cell, run(cell, on_step=started(i, cell) if started else None)
   elif executor is Executor.PROCESSES:
     yield from _processes(todo, run, workers)
-  else:
+  elif executor is Executor.RAY:
     yield from _ray(todo, run, workers, ray)
+  else:
+    if out_dir is None:
+      raise ValueError('the slurm executor needs the run directory (out_dir)')
+    slurm = slurm or SlurmOptions()
+    yield from slurm_lib.run_jobs(todo, run, slurm, out_dir=out_dir, workers=workers,
+                                  environment=forwarded_environment(),
+                                  gpus=visible_gpus() if slurm.local else [])
+
+
+def forwarded_environment() -> dict[str, str]:
+  """The driver's variables that Ray tasks and Slurm jobs get (FORWARDED_PREFIXES)."""
+  return {k: v for k, v in os.environ.items()
+          if k.startswith(FORWARDED_PREFIXES) and k not in NOT_FORWARDED}
 
 
 def start_driver_backend(executor: Executor) -> None:
@@ -251,8 +276,7 @@ def _ray(todo, run: RunCell, workers: int, options: RayOptions) -> Iterator[Outc
       if asked > total.get(name, 0) and options.address is None:  # it would wait forever
         raise UsageError(f'each cell asks for {asked:g} {name}s (ray.num_{name.lower()}s_per_'
                          f'cell) but the local Ray cluster has {total.get(name, 0):g}')
-    env_vars = {k: v for k, v in os.environ.items()
-                if k.startswith(FORWARDED_PREFIXES) and k not in NOT_FORWARDED}
+    env_vars = forwarded_environment()
     env_vars.update(_memory_share(gpus) if gpus > 0 else {})
     # Ray pins a task to its GPUs itself (CUDA_VISIBLE_DEVICES), and, given num_gpus here,
     # runs each GPU task in a fresh worker. No retries: a cell that killed its worker (out

@@ -17,6 +17,7 @@ from typing import Any
 from archbench.benchmarks import plugins
 from archbench.benchmarks.core import Cell, Execution, UsageError
 from archbench.benchmarks.harness import executors, provenance
+from archbench.benchmarks.harness import slurm as slurm_lib
 from archbench.benchmarks.harness.parallel import is_writer
 from archbench.benchmarks.harness.runner import DEFAULT_EXECUTION, OnStep, base_record, run_cell
 from archbench.benchmarks.progress import Progress
@@ -75,9 +76,10 @@ def reusable(runs, cells: list[Cell], out_dir: pathlib.Path) -> dict[int, dict[s
 def write_plan(out_dir: pathlib.Path, cells: list[Cell], *, suite: str, run_id: str,
                workers: int, execution: Execution,
                dispatch: dict[str, Any] | None = None) -> None:
-  """`dispatch`: run_suite's executor arguments (executor, ray_*, and log, its trackers),
-  which --resume passes back to it, so that a resumed run dispatches its cells, and feeds
-  its trackers, as the run began to (plans written before `log` say `tensorboard`)."""
+  """`dispatch`: run_suite's executor arguments (executor, ray_*, slurm, and log, its
+  trackers), which --resume passes back to it, so that a resumed run dispatches its cells,
+  and feeds its trackers, as the run began to (plans written before `log` say
+  `tensorboard`)."""
   plan = {'suite': suite, 'run_id': run_id, 'workers': workers,
           'execution': dataclasses.asdict(execution), 'dispatch': dispatch or {},
           'code_version': provenance.code_version(), 'command': ' '.join(sys.argv),
@@ -102,7 +104,7 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
               progress: Progress | None = None, execution: Execution = DEFAULT_EXECUTION,
               run_id: str | None = None, resume: bool = False, executor: str = 'local',
               ray_address: str | None = None, ray_cpus_per_cell: float = 1.0,
-              ray_gpus_per_cell: float | None = None,
+              ray_gpus_per_cell: float | None = None, slurm: dict[str, Any] | None = None,
               log: dict[str, Any] | None = None, tensorboard: bool = False,
               reuse=()) -> list[dict[str, Any]]:
   """Run cells, appending each record to out_dir/results.jsonl as it finishes and
@@ -113,28 +115,37 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
   recorded (by cell_id) are skipped, and a cell with a checkpoint continues from it.
 
   `executor` says where cells run (executors.py): 'local' (here, one at a time),
-  'processes' (a pool of `workers` processes, one GPU each on a GPU machine) or 'ray' (a
+  'processes' (a pool of `workers` processes, one GPU each on a GPU machine), 'ray' (a
   Ray cluster: `ray_address` joins one, None starts a local one; each cell's task asks for
-  `ray_cpus_per_cell` CPUs and `ray_gpus_per_cell` GPUs). `workers` > 1 with 'local'
-  means 'processes'. XLA compiles on one thread, so several workers speed up compile-bound
-  suites (smoke) on a multi-core CPU; the cells then share the machine, so their timings
-  are not comparable, and timing suites keep one worker. The record's env says how many
-  workers ran and its `ran_on` where its cell ran. Workers load this process's plug-ins.
-  Whatever the executor, this process alone writes the records, and feeds each record, as
-  written, to the experiment trackers `log` asks for (results/trackers.py's Settings:
-  TensorBoard, W&B); a tracker that fails is one warning line, never a lost record.
-  `tensorboard=True` is the older spelling of log['tensorboard'], which plans written
-  before `log` existed carry.
+  `ray_cpus_per_cell` CPUs and `ray_gpus_per_cell` GPUs) or 'slurm' (a job per cell, as
+  the `slurm` settings say: slurm.SlurmOptions; `workers` at a time with slurm.local).
+  `workers` > 1 with 'local' means 'processes'. XLA compiles on one thread, so several
+  workers speed up compile-bound suites (smoke) on a multi-core CPU; the cells then share
+  the machine, so their timings are not comparable, and timing suites keep one worker.
+  The record's env says how many workers ran and its `ran_on` where its cell ran. Workers
+  load this process's plug-ins. Whatever the executor, this process alone writes the
+  records, and feeds each record, as written, to the experiment trackers `log` asks for
+  (results/trackers.py's Settings: TensorBoard, W&B); a tracker that fails is one warning
+  line, never a lost record. `tensorboard=True` is the older spelling of
+  log['tensorboard'], which plans written before `log` existed carry.
   `reuse`: runs whose records of the same cells, by the same code, are copied instead of
   run (reusable()).
   """
   chosen = executors.Executor.resolve(executor, workers)  # refused before anything runs
+  slurm_options = slurm_lib.SlurmOptions.from_settings(slurm)
+  if slurm_options.folder:  # where this process runs now, also for a --resume from elsewhere
+    slurm_options = dataclasses.replace(
+        slurm_options, folder=str(pathlib.Path(slurm_options.folder).expanduser().resolve()))
+  if chosen is executors.Executor.SLURM:
+    slurm_lib.require(slurm_options)
   executors.start_driver_backend(chosen)
   tracking = trackers.Settings.of(log, tensorboard)
   trackers.require(tracking)
   dispatch = {'executor': executor, 'ray_address': ray_address,
               'ray_cpus_per_cell': ray_cpus_per_cell, 'ray_gpus_per_cell': ray_gpus_per_cell,
               **({'log': tracking.to_dict()} if tracking.any() else {})}
+  if chosen is executors.Executor.SLURM:  # so that --resume submits its jobs the same way
+    dispatch['slurm'] = slurm_options.to_dict()
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / 'results.jsonl'
   writer = is_writer()  # on several hosts, process 0 alone writes
@@ -152,7 +163,10 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
           if cell.digest not in recorded and i not in reused]
   env = dict(env or provenance.environment(), workers=workers, plugins=plugins.loaded())
   progress = progress or Progress(len(todo))
-  checkpoints = out_dir / 'checkpoints'
+  # Absolute: a Slurm job may start elsewhere than this process's working directory.
+  checkpoints = out_dir.resolve() / 'checkpoints'
+  if chosen is executors.Executor.SLURM:  # checkpoints often enough for the jobs' time limit
+    execution = slurm_options.execution(execution)
   run = functools.partial(_run_cell_in_worker, suite=suite, run_id=run_id, env=env,
                           execution=execution, checkpoints=checkpoints)
   done: list[dict[str, Any]] = []
@@ -191,7 +205,9 @@ def run_suite(cells: list[Cell], out_dir: pathlib.Path, *, suite: str,
       write(i, cells[i], record)
     try:
       with contextlib.closing(executors.dispatch(chosen, todo, run, workers=workers,
-                                                 started=started, ray=ray)) as outcomes:
+                                                 started=started, ray=ray,
+                                                 slurm=slurm_options,
+                                                 out_dir=out_dir)) as outcomes:
         for i, cell, outcome in outcomes:
           finish(i, cell, outcome)
     finally:
