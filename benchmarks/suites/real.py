@@ -1,7 +1,10 @@
-"""Real datasets through TFDS: images, pixel sequences, byte-level text, characters.
+"""Real datasets through TFDS: images, pixel sequences, byte-level text, characters,
+speech; and spoken digits synthesised by espeak-ng.
 
 Command: archbench data prepare NAME   (once per dataset, on a machine with internet:
-           mnist, fashion_mnist, cifar10, imdb, shakespeare; needs the `prepare` extra)
+           mnist, fashion_mnist, cifar10, imdb, shakespeare, speech_commands; needs the
+           `prepare` extra; spoken_digits needs no network but espeak-ng:
+           `apt-get install espeak-ng`, then `archbench data prepare spoken_digits`)
          archbench run --suite real [--data_dir DIR]
 Runtime: not measured (it was written where neither an accelerator nor the data was
 available). Estimated from its step counts at about 1-1.5 h on one current GPU, most
@@ -18,7 +21,10 @@ CNNs 70-80%. smnist / pmnist (Arjovsky et al. 2016; Bai et al. 2018): LSTM ~98% 
 (LRA Text, bytes; LRA truncates at 4,000, here 1,024): Transformers ~64-65%, S4 ~87%,
 LRU ~89%. shakespeare: eval/loss in nats per character (÷ ln 2 for bits) against the
 unigram baseline computed from the data; nanoGPT's 10.7M-parameter character model
-reaches ~1.47 nats, a 100k model lands well above that.
+reaches ~1.47 nats, a 100k model lands well above that. speech_commands (12 classes,
+log-mel): keyword-spotting models of 20-500k parameters reach 90-96% (Zhang et al. 2017,
+"Hello Edge"), LSTMs near the low end. spoken_digits (log-mel, 5 unheard test voices,
+noise at 5-25 dB): not measured beyond a CPU check (docs/tasks.md).
 """
 from archbench.benchmarks.config import suite_config, task_plan
 
@@ -27,6 +33,9 @@ _IMAGE = dict(steps=3000, batch_size=128, lr=3e-3, warmup_steps=100, steps_per_d
 _PIXEL = dict(steps=5000, batch_size=128, lr=1e-3, warmup_steps=200, steps_per_dispatch=100,
               eval_batch_size=1000)
 _SEQUENCE_ARCHS = ('lstm', 'gru', 'transformer', 'tcn', 'lru')
+# Speech as 100 log-mel frames of 40 bands; features computed on device per batch.
+_SPEECH = dict(steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, steps_per_dispatch=100,
+               eval_batch_size=500)
 
 
 def get_config():
@@ -48,4 +57,6 @@ def get_config():
               steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, steps_per_dispatch=100,
               eval_batch_size=100),
               archs=('lstm', 'gru', 'transformer', 'decoder', 'tcn', 'lru')),
+          'spoken_digits': task_plan({}, _SPEECH, archs=_SEQUENCE_ARCHS),
+          'speech_commands': task_plan({}, {**_SPEECH, 'steps': 6000}, archs=_SEQUENCE_ARCHS),
       })

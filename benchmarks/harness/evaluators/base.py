@@ -35,8 +35,9 @@ from archbench.benchmarks.core import Cell
 
 # The built-in evaluators' modules (each registers the evaluator of the same name), in the
 # order their hooks run: before training, the sweep marker, then the gradient probe; after
-# training, the gradient probe, the lengths, then sampling (the order of a record's keys).
-BUILT_IN = ('length_sweep', 'gradient', 'cost', 'lengths', 'sampling')
+# training, the gradient probe, the lengths, sampling, then the speech tasks' example
+# spectrograms (the order of a record's keys).
+BUILT_IN = ('length_sweep', 'gradient', 'cost', 'lengths', 'sampling', 'spectrograms')
 
 
 @dataclasses.dataclass
