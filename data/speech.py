@@ -669,8 +669,9 @@ SPEECH_TASKS = {NAME: DIGITS, MINI: DIGITS, COMMANDS_NAME: COMMANDS_LABELS}  # -
 def example_spectrograms(task: Task, per_class: int = 2) -> list[dict[str, Any]]:
   """The first `per_class` test examples of each class as the models read them (noise and
   shift included), each its standardised log-mel [N_MELS, FRAMES] (mel band x time)
-  quantised to 8 bits over its own range, zlib-compressed and base64-encoded: a few
-  kilobytes each in a record, which the report (JAX-free) decodes and draws."""
+  quantised to 16 levels over its own range (the report's 64-colour PNGs show little more),
+  packed, compressed and base64-encoded (`encode`): about 2 kB each in a record, which the
+  report (JAX-free) decodes and draws."""
   classes = SPEECH_TASKS[task.spec.name]
   x, y = task.eval_data['inputs'], task.eval_data['targets']
   features = task.params['features']
@@ -686,10 +687,15 @@ def example_spectrograms(task: Task, per_class: int = 2) -> list[dict[str, Any]]
   return out
 
 
+LEVELS = 16  # of an encoded image: 4 bits a pixel
+
+
 def encode(image: np.ndarray) -> dict[str, Any]:
-  """A float image [H, W] as {'shape', 'lo', 'hi', 'pixels'}: uint8 levels over [lo, hi],
-  row-major, zlib-compressed, base64 (the inverse is in benchmarks/results/spectrograms)."""
+  """A float image [H, W] (H * W even) as {'shape', 'lo', 'hi', 'pixels'}: LEVELS levels over
+  [lo, hi], row-major, two pixels a byte (the first in the high nibble), zlib, base64. The
+  inverse is benchmarks/results/spectrograms.decode."""
   lo, hi = float(image.min()), float(image.max())
-  levels = np.round((image - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+  levels = np.round((image - lo) / max(hi - lo, 1e-12) * (LEVELS - 1)).astype(np.uint8).ravel()
+  packed = (levels[0::2] << 4) | levels[1::2]
   return {'shape': list(image.shape), 'lo': round(lo, 4), 'hi': round(hi, 4),
-          'pixels': base64.b64encode(zlib.compress(levels.tobytes(), 9)).decode('ascii')}
+          'pixels': base64.b64encode(zlib.compress(packed.tobytes(), 9)).decode('ascii')}

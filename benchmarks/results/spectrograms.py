@@ -24,10 +24,14 @@ KEY = 'examples/logmel'  # the evaluator's metric (benchmarks/harness/evaluators
 HEADING = 'Speech: log-mel spectrograms of held-out examples'
 
 
+LEVELS = 16  # an example's pixels are 4-bit levels, two a byte (data.speech.encode)
+
+
 def decode(example: dict) -> np.ndarray:
-  """An example's float image [mel bands, frames] from its 8-bit levels over [lo, hi]."""
-  levels = np.frombuffer(zlib.decompress(base64.b64decode(example['pixels'])), np.uint8)
-  image = levels.reshape(example['shape']).astype(np.float32) / 255.0
+  """An example's float image [mel bands, frames] from its levels over [lo, hi]."""
+  packed = np.frombuffer(zlib.decompress(base64.b64decode(example['pixels'])), np.uint8)
+  levels = np.stack([packed >> 4, packed & 0x0F], axis=-1).reshape(example['shape'])
+  image = levels.astype(np.float32) / (LEVELS - 1)
   return example['lo'] + image * (example['hi'] - example['lo'])
 
 

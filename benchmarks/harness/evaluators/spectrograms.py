@@ -2,9 +2,10 @@
 (data/speech.py), as log-mel spectrograms, for the report's `spectrograms` section.
 
 The report is drawn from records alone (the results layer imports neither JAX nor data/),
-so the pictures must travel in the record: each example is its log-mel quantised to 8 bits,
-compressed and base64-encoded (data.speech.example_spectrograms), about 3 kB, under the
-list-valued metric `examples/logmel` (lists stay out of the tables and the CSV). The
+so the pictures must travel in the record: each example is its log-mel quantised to 16
+levels, compressed and base64-encoded (data.speech.example_spectrograms), about 2 kB (some
+40 kB a cell), under the list-valued metric `examples/logmel` (lists stay out of the
+tables and the CSV). The
 examples are the first of each class in the test set, which is fixed by the task's
 split_seed: every cell of a task records the same ones, and the report draws them once.
 """
