@@ -667,17 +667,20 @@ SPEECH_TASKS = {NAME: DIGITS, MINI: DIGITS, COMMANDS_NAME: COMMANDS_LABELS}  # -
 # Example spectrograms, for the report (the `spectrograms` evaluator records them).
 
 def example_spectrograms(task: Task, per_class: int = 2) -> list[dict[str, Any]]:
-  """The first `per_class` test examples of each class as the models read them (noise and
-  shift included), each its standardised log-mel [N_MELS, FRAMES] (mel band x time)
-  quantised to 16 levels over its own range (the report's 64-colour PNGs show little more),
-  packed, compressed and base64-encoded (`encode`): about 2 kB each in a record, which the
-  report (JAX-free) decodes and draws."""
+  """`per_class` test examples of each class, spread evenly over the class's examples in
+  stored order (so over its voices), as the models read them (noise and shift included),
+  each its standardised log-mel [N_MELS, FRAMES] (mel band x time) quantised to 16 levels
+  over its own range (the report's 64-colour PNGs show little more), packed, compressed and
+  base64-encoded (`encode`): about 2 kB each in a record, which the report (JAX-free)
+  decodes and draws."""
   classes = SPEECH_TASKS[task.spec.name]
   x, y = task.eval_data['inputs'], task.eval_data['targets']
   features = task.params['features']
   out = []
   for label in range(len(classes)):
-    for row in np.flatnonzero(y == label)[:per_class]:
+    rows = np.flatnonzero(y == label)
+    spread = np.unique(np.linspace(0, len(rows) - 1, per_class).round().astype(int))
+    for row in rows[spread] if len(rows) else []:
       if features == 'raw':
         spectrogram = np.asarray(jax.jit(features_of, static_argnums=1)(
             x[row].reshape(1, -1), 'logmel'))[0]

@@ -71,8 +71,8 @@ def markdown(records) -> list[str]:
                       if k in ('features', 'snr_min', 'snr_max', 'shift', 'source'))
     rows.append([task, shown, str(len(classes)), str(per_class), name])
   return [f'## {HEADING}',
-          'The first test examples of each class as the models read them (the noise and '
-          'time shift of the held-out set included): log power in mel bands (up) against '
+          'Test examples of each class, spread over its voices, as the models read them (the '
+          'noise and time shift of the held-out set included): log power in mel bands (up) against '
           'time (across), standardised per example; brighter is louder. Raw-waveform cells '
           'show the log-mel of their waveform.',
           records_lib.markdown_table(['task', 'parameters', 'classes', 'examples per class',

@@ -6,7 +6,7 @@ so the pictures must travel in the record: each example is its log-mel quantised
 levels, compressed and base64-encoded (data.speech.example_spectrograms), about 2 kB (some
 40 kB a cell), under the list-valued metric `examples/logmel` (lists stay out of the
 tables and the CSV). The
-examples are the first of each class in the test set, which is fixed by the task's
+examples are spread over each class of the test set, which is fixed by the task's
 split_seed: every cell of a task records the same ones, and the report draws them once.
 """
 from __future__ import annotations
