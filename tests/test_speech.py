@@ -538,17 +538,22 @@ def test_example_spectrograms_round_trip_into_the_report(tmp_path, mini):
 # End to end (slow): every view through the harness, the evaluator writing the examples.
 
 @pytest.mark.slow
-@pytest.mark.parametrize('arch,params', [('lstm', {}), ('cnn', {'features': 'image'}),
-                                         ('tcn', {'features': 'raw', 'samples_per_step': 8})])
-def test_spoken_digits_mini_through_a_training_cell(arch, params):
+@pytest.mark.parametrize('arch,task,params', [
+    ('lstm', 'spoken_digits_mini', {}),
+    ('cnn', 'spoken_digits_mini', {'features': 'image'}),
+    ('tcn', 'spoken_digits_mini', {'features': 'raw', 'samples_per_step': 8}),
+    ('vit', 'speech_commands', {'features': 'image'})])
+def test_speech_through_a_training_cell(arch, task, params, monkeypatch):
   from archbench.benchmarks.core import Cell, TrainConfig
   from archbench.benchmarks.harness import runner
+  monkeypatch.setenv(tfds_tasks.ENV_VAR, str(FIXTURES / 'tfds'))
   train = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, steps_per_dispatch=2,
                       eval_batch_size=32)
-  cell = Cell(arch, 'spoken_digits_mini', 'tiny', train=train, fast_compile=True,
-              task_params=params)
+  cell = Cell(arch, task, 'tiny', train=train, fast_compile=True, task_params=params)
   record = runner.run_cell(cell, suite='test', run_id='test', env={})
   assert record['status'] == 'ok', record['error']
   assert 0 <= record['metrics']['eval/accuracy'] <= 1
-  # One test voice: one example of each word (the evaluator asks for two).
-  assert [e['class'] for e in record['metrics']['examples/logmel']] == list(speech.DIGITS)
+  # The evaluator's examples: two a class where the test set has them (one test voice of
+  # spoken_digits_mini: one a word; one test clip a class in the speech_commands fixture).
+  classes = [e['class'] for e in record['metrics']['examples/logmel']]
+  assert classes == list(speech.SPEECH_TASKS[task])
