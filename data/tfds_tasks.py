@@ -137,10 +137,17 @@ def prepared_dir(name: str, root: str | os.PathLike | None = None) -> pathlib.Pa
 @functools.cache
 def read_split(name: str, split: str, root: str) -> dict[str, Any]:
   """Every example of one split as columns: numpy arrays for tensors and labels, lists of
-  bytes for text. Read once per process (cached by name, split and directory).
+  bytes for text (and lists of arrays for tensors of several lengths). Read once per
+  process (cached by name, split and directory): `read_columns`, remembered.
 
   Examples come in the order TFDS stored them, which is fixed by the prepared files.
   """
+  return read_columns(name, split, root)
+
+
+def read_columns(name: str, split: str, root: str) -> dict[str, Any]:
+  """read_split without remembering the columns: for a task that keeps a converted copy
+  of its own (speech_commands keeps 8 kHz clips, not the 16 kHz ones it read)."""
   ds = dataset(name)
   path = prepared_dir(name, root)
   import tensorflow_datasets as tfds  # imported only once the data is known to be there
