@@ -11,7 +11,8 @@ other offline tasks each run with three architectures of different families (the
 Chomsky-hierarchy tasks with one each), so each generator, spec and metric goes through
 the harness without paying for every pair; spoken_digits_mini (speech synthesised by
 espeak-ng, bundled with archbench) runs with every sequence architecture.
-A plug-in architecture (--plugin) runs on every one of the first four tasks it can serve.
+A plug-in architecture (--plugin) runs on every one of the first four tasks it can serve,
+and on spoken_digits_mini if it reads sequences.
 Results: meaningless accuracies (10 steps); every status `ok`. The tests run it.
 """
 from archbench.benchmarks.config import suite_config, task_plan
