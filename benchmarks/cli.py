@@ -216,21 +216,26 @@ def cmd_report(fv, args) -> int:
 
 def cmd_data(fv, args) -> int:
   """`data prepare NAME`; a failure other than usage is one line and exit code 1."""
-  from archbench.data import tfds_tasks
-  valid = ', '.join(tfds_tasks.DATASETS)
+  from archbench.data import speech, tfds_tasks
+  valid = ', '.join([*tfds_tasks.DATASETS, speech.NAME])
   if len(args) != 2 or args[0] != 'prepare':
     raise UsageError(f'data takes `prepare NAME` with NAME one of {valid}; {USAGE}')
-  if args[1] not in tfds_tasks.DATASETS:
+  if args[1] not in [*tfds_tasks.DATASETS, speech.NAME]:
     raise UsageError(f'unknown dataset {args[1]!r}; valid: {valid}')
+  synthesised = args[1] == speech.NAME
   try:
-    path, fresh = tfds_tasks.prepare(args[1])
-  except Exception as e:  # TensorFlow not installed, no network, a failed build: one line
+    path, fresh = speech.prepare() if synthesised else tfds_tasks.prepare(args[1])
+  except Exception as e:  # TensorFlow or espeak-ng missing, no network, a failed build
     why = e if isinstance(e, tfds_tasks.PrepareError) else \
         f'preparing {args[1]} failed: {one_line(e, 500)}'
     print(f'archbench: error: {why}', file=sys.stderr)
     return 1
-  sizes = ', '.join(f'{split} {n:,}' for split, n in tfds_tasks.split_sizes(args[1]).items())
-  print(f'{args[1]}: {"prepared" if fresh else "already prepared"} in {path} ({sizes} examples)')
+  if synthesised:
+    sizes = speech.describe(path)
+  else:
+    sizes = ', '.join(f'{split} {n:,}' for split, n in tfds_tasks.split_sizes(args[1]).items())
+    sizes += ' examples'
+  print(f'{args[1]}: {"prepared" if fresh else "already prepared"} in {path} ({sizes})')
   return 0
 
 

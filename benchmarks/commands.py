@@ -55,8 +55,9 @@ FLAG_SPECS = {
     'rates': (flags.DEFINE_string, 'results/scaling-cpu', 'A run (directory or '
               'results.jsonl) whose ok cells give each architecture\'s measured training '
               'rate.'),
-    'data_dir': (flags.DEFINE_string, None, 'Directory of prepared TFDS datasets (default: '
-                 '$ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).'),
+    'data_dir': (flags.DEFINE_string, None, 'Directory of prepared datasets, TFDS\'s and '
+                 'spoken_digits (default: $ARCHBENCH_DATA_DIR, else $TFDS_DATA_DIR, else '
+                 '~/tensorflow_datasets).'),
     'compile_cache': (flags.DEFINE_string, None, 'Directory of JAX\'s persistent compilation '
                       'cache, so a second run skips most compilation (default: '
                       '$ARCHBENCH_COMPILE_CACHE, else ~/.cache/archbench/jax); "off" turns '
@@ -115,7 +116,8 @@ COMMANDS = {
                    'features, devices, XLA flags, matmul precision, versions, code version and '
                    'commit.', ('json',)),
     'data': Command('prepare NAME [--data_dir DIR]', 'Download and prepare a TFDS dataset '
-                    '(needs network and the `prepare` extra).', ('data_dir',)),
+                    '(needs network and the `prepare` extra), or synthesise spoken_digits '
+                    '(needs espeak-ng).', ('data_dir',)),
 }
 USAGE = 'usage: archbench {' + ' | '.join(COMMANDS) + '} ...; archbench COMMAND --help'
 # The config paths users need most, shown by `archbench run --help`.

@@ -12,5 +12,6 @@ from archbench.data import listops, language, forecast  # noqa: F401
 from archbench.data import chomsky  # noqa: F401
 from archbench.data import pixels  # noqa: F401  (image generation; reads tfds_tasks)
 from archbench.data import tfds_tasks  # noqa: F401
+from archbench.data import speech  # noqa: F401
 
 __all__ = ['KINDS', 'Task', 'TaskSpec', 'at_length', 'build', 'get', 'names', 'register', 'spec_of']

@@ -3,6 +3,7 @@
 Tasks: `mnist`, `fashion_mnist`, `cifar10` (image classification); `smnist`, `pmnist`,
 `scifar` (the same images as pixel sequences, for sequence models); `imdb` (byte-level
 review sentiment, LRA's Text task); `shakespeare` (character-level language modelling).
+`speech_commands` is read here too, and made a task in data/speech.py.
 
 Data directory: the CLI's `--data_dir`, else `$ARCHBENCH_DATA_DIR`, else TFDS's own
 `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`. A dataset lives there as TFDS prepares it
@@ -19,7 +20,9 @@ Preparing (`archbench data prepare NAME`, see `prepare`) runs the real TFDS buil
 `file_format='array_record'` on a connected machine. It needs TensorFlow, which is therefore
 an optional extra (`pip install -e '.[prepare]'`): the builders read their raw downloads with
 `tf.io.gfile`, and `tfds.features.Image` encodes numpy images to PNG with
-`tf.image.encode_png`. Reading needs neither.
+`tf.image.encode_png`. Reading needs neither. A dataset with audio (speech_commands) is read
+from its array_record files directly (`read_records`): `tfds.features.Audio` needs
+TensorFlow merely to be constructed, so `tfds.data_source` cannot open it without it.
 
 Each split is read once per process into numpy arrays (`read_split` is cached); tasks keep
 compact copies on device (uint8 pixels, int16 bytes) and convert per training batch.
@@ -73,6 +76,7 @@ DATASETS = {
     'cifar10': Dataset('cifar10', '3.0.2'),
     'imdb': Dataset('imdb_reviews', '1.0.0', 'plain_text'),
     'shakespeare': Dataset('tiny_shakespeare', '1.0.0'),
+    'speech_commands': Dataset('speech_commands', '0.0.3'),
 }
 
 
@@ -133,28 +137,86 @@ def prepared_dir(name: str, root: str | os.PathLike | None = None) -> pathlib.Pa
 @functools.cache
 def read_split(name: str, split: str, root: str) -> dict[str, Any]:
   """Every example of one split as columns: numpy arrays for tensors and labels, lists of
-  bytes for text. Read once per process (cached by name, split and directory).
+  bytes for text (and lists of arrays for tensors of several lengths). Read once per
+  process (cached by name, split and directory): `read_columns`, remembered.
 
   Examples come in the order TFDS stored them, which is fixed by the prepared files.
   """
+  return read_columns(name, split, root)
+
+
+def read_columns(name: str, split: str, root: str) -> dict[str, Any]:
+  """read_split without remembering the columns: for a task that keeps a converted copy
+  of its own (speech_commands keeps 8 kHz clips, not the 16 kHz ones it read)."""
   ds = dataset(name)
-  prepared_dir(name, root)
+  path = prepared_dir(name, root)
   import tensorflow_datasets as tfds  # imported only once the data is known to be there
-  source = tfds.data_source(ds.full_name, split=split, data_dir=root, download=False,
-                            try_gcs=False)
-  n = len(source)
-  try:
-    examples = source.__getitems__(list(range(n)))  # batched reads, ~3x faster
-  except TypeError:  # tfds.testing.mock_data's source (TFDS 4.9) reads one at a time only
-    examples = [source[i] for i in range(n)]
+  features = json.loads((path / 'features.json').read_text()) if (
+      path / 'features.json').is_file() else {}
+  if _AUDIO in json.dumps(features):
+    examples = read_records(path, ds, split, features)
+  else:
+    source = tfds.data_source(ds.full_name, split=split, data_dir=root, download=False,
+                              try_gcs=False)
+    n = len(source)
+    try:
+      examples = source.__getitems__(list(range(n)))  # batched reads, ~3x faster
+    except TypeError:  # tfds.testing.mock_data's source (TFDS 4.9) reads one at a time only
+      examples = [source[i] for i in range(n)]
   columns = {}
   for key in examples[0]:
     values = [e[key] for e in examples]
     if isinstance(values[0], (str, bytes)):
       columns[key] = [v.encode('utf-8') if isinstance(v, str) else v for v in values]
     else:
-      columns[key] = np.stack([np.asarray(v) for v in values])
+      arrays = [np.asarray(v) for v in values]
+      # Variable-length tensors (audio clips) stay a list of arrays.
+      columns[key] = np.stack(arrays) if len({a.shape for a in arrays}) == 1 else arrays
   return columns
+
+
+_AUDIO = 'tensorflow_datasets.core.features.audio_feature.Audio'
+
+
+def _stand_in(name: str, feature: dict):
+  """A TensorFlow-free feature that decodes what `feature` (features.json) stored: an Audio
+  feature (decoded when prepared, not lazily) is stored as a plain tensor of samples."""
+  import tensorflow_datasets as tfds
+  if 'audio' in feature:
+    audio = feature['audio']
+    if audio.get('lazyDecode') or audio.get('encoding', 'NONE') != 'NONE':
+      raise NotPrepared(f'feature {name!r} is stored encoded (lazy_decode); archbench reads '
+                        'audio stored as samples, as TFDS prepares it by default')
+    shape = tuple(None if int(d) < 0 else int(d) for d in audio['shape']['dimensions'])
+    return tfds.features.Tensor(shape=shape, dtype=np.dtype(audio['dtype']))
+  if 'classLabel' in feature:
+    return tfds.features.ClassLabel(num_classes=int(feature['classLabel']['numClasses']))
+  raise NotPrepared(f'feature {name!r} of type {feature.get("pythonClassName")} has no '
+                    'TensorFlow-free reader here')
+
+
+def read_records(path: pathlib.Path, ds: Dataset, split: str, features: dict) -> list[dict]:
+  """Every example of one split, read from its array_record shards in order and decoded
+  with stand-ins for the stored features (_stand_in): for datasets tfds.data_source cannot
+  open without TensorFlow."""
+  import tensorflow_datasets as tfds
+  from array_record.python.array_record_module import ArrayRecordReader
+  decoder = tfds.features.FeaturesDict(
+      {k: _stand_in(k, f) for k, f in features['featuresDict']['features'].items()})
+  meta = json.loads((path / 'dataset_info.json').read_text())
+  info = next((s for s in meta.get('splits', []) if s['name'] == split), None)
+  if info is None:
+    raise NotPrepared(f'dataset {ds.tfds_name} in {path} has no split {split!r}')
+  shards = len(info.get('shardLengths', []))
+  examples = []
+  for i in range(shards):
+    reader = ArrayRecordReader(str(path / f'{ds.tfds_name}-{split}.array_record-'
+                                          f'{i:05d}-of-{shards:05d}'))
+    try:
+      examples += [decoder.deserialize_example_np(r) for r in reader.read_all()]
+    finally:
+      reader.close()
+  return examples
 
 
 def _split(name: str, split: str) -> dict[str, Any]:
@@ -476,11 +538,14 @@ def make_shakespeare(seed: int = 0, length: int = 256,
 # ---------------------------------------------------------------------------------------
 # Preparing (needs network and TensorFlow; never on the run path).
 
-def _missing_for_prepare() -> list[str]:
+def _missing_for_prepare(name: str = '') -> list[str]:
   """Modules that preparing needs and this environment lacks: TensorFlow (the builders read
-  raw files with tf.io.gfile; images are encoded with tf.image.encode_png) and
-  importlib_resources (imported by TFDS while downloading, not declared by it)."""
-  return [m for m in ('tensorflow', 'importlib_resources') if importlib.util.find_spec(m) is None]
+  raw files with tf.io.gfile; images are encoded with tf.image.encode_png),
+  importlib_resources (imported by TFDS while downloading, not declared by it) and, for
+  speech_commands, pydub (its builder reads the WAV files with it)."""
+  needed = ('tensorflow', 'importlib_resources') + (('pydub',) if name == 'speech_commands'
+                                                    else ())
+  return [m for m in needed if importlib.util.find_spec(m) is None]
 
 
 def prepare(name: str, root: str | os.PathLike | None = None) -> tuple[pathlib.Path, bool]:
@@ -493,12 +558,12 @@ def prepare(name: str, root: str | os.PathLike | None = None) -> tuple[pathlib.P
     return prepared_dir(name, root), False
   except NotPrepared:
     pass
-  missing = _missing_for_prepare()
+  missing = _missing_for_prepare(name)
   if missing:
     raise PrepareError(
         f'preparing {name} needs {" and ".join(missing)} (TFDS builders read their downloads '
-        f'with tf.io.gfile and encode images with tf.image); install the extra with '
-        f"`pip install -e '.[prepare]'` (reading prepared data needs neither)")
+        f'with tf.io.gfile and encode images with tf.image; pydub reads WAV); install the '
+        f"extra with `pip install -e '.[prepare]'` (reading prepared data needs none of them)")
   import tensorflow as tf
   tf.config.set_visible_devices([], 'GPU')  # TF only reads and encodes here
   import tensorflow_datasets as tfds

@@ -69,8 +69,9 @@ def test_plugin_file_registers_once_and_joins_every_suite(isolated_registries, t
     count = archs.registry.budget_params('mingru', size)
     assert abs(count - archs.SIZES[size]) <= 0.1 * archs.SIZES[size], (size, count)
   smoke = config_lib.cells(config_lib.load('smoke'))
+  # The first four tasks, and the speech task every sequence architecture runs.
   assert {c.task for c in smoke if c.arch == 'mingru'} == {'adding', 'copy', 'digits',
-                                                            'translate'}
+                                                            'translate', 'spoken_digits_mini'}
   assert all(c.arch_overrides == {'num_layers': 1} for c in smoke if c.arch == 'mingru')
   assert spec.flops(spec.config('small'), (16, spec.config('small').width)) > 0
 

@@ -33,11 +33,15 @@ FIXTURES = REPO / 'tests' / 'fixtures'
 sys.path.insert(0, str(FIXTURES))
 import tfds_fixture_data as raw  # noqa: E402  (the fixtures' raw data, no TensorFlow)
 
-PREPARED = FIXTURES / 'tfds'  # has mnist, cifar10, imdb, shakespeare (not fashion_mnist)
-TFDS_TASKS = [n for n in data.names() if data.get(n).reads_data]
+# Has mnist, cifar10, imdb, shakespeare, speech_commands (not fashion_mnist).
+PREPARED = FIXTURES / 'tfds'
+# Every task read from prepared data is a TFDS one, but spoken_digits (synthesised by
+# espeak-ng; tests/test_speech.py).
+TFDS_TASKS = [n for n in data.names() if data.get(n).reads_data and n != 'spoken_digits']
 TASK_DATASET = {'mnist': 'mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10',
                 'smnist': 'mnist', 'pmnist': 'mnist', 'scifar': 'cifar10', 'imdb': 'imdb',
-                'shakespeare': 'shakespeare', 'pixels_mnist': 'mnist'}
+                'shakespeare': 'shakespeare', 'pixels_mnist': 'mnist',
+                'speech_commands': 'speech_commands'}
 TINY = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, steps_per_dispatch=2,
                    eval_batch_size=32)
 

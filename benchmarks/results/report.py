@@ -5,7 +5,8 @@ the plots, `report.html` (html_report.py).
 This is the frame: the run's header and the core tables (tables.py) with their statistics
 (significance_report.py: pairwise tests, the aggregate, steps to solve), then every report
 section (sections.py: the built-in studies long_range.py, length_generalization.py,
-scaling.py and image_samples.py, then plug-ins' sections), then performance and the failed cells. The plots
+scaling.py, image_samples.py and spectrograms.py, then plug-ins' sections), then performance
+and the failed cells. The plots
 follow the same order (the performance profile first), then the training curves (curves.py).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from archbench.benchmarks.results import (curves, html_report, markup, merge, me
 from archbench.benchmarks.results import records as records_lib
 # The built-in studies register their report sections when imported.
 from archbench.benchmarks.results import length_generalization, long_range, scaling  # noqa: F401
-from archbench.benchmarks.results import image_samples  # noqa: F401
+from archbench.benchmarks.results import image_samples, spectrograms  # noqa: F401
 from archbench.common import files
 
 

@@ -7,8 +7,8 @@ writes, in this order: the run's header and core tables (accuracy, held-out loss
 registered section's Markdown (the built-in studies first, in BUILT_IN's order, then the
 others in registration order), the performance table and the failed cells; the plots follow
 the same order, then the training curves. The built-in studies register when report.py
-imports them (long_range.py, length_generalization.py, scaling.py, image_samples.py); a
-plug-in loaded before that still comes after them. An evaluator
+imports them (long_range.py, length_generalization.py, scaling.py, image_samples.py,
+spectrograms.py); a plug-in loaded before that still comes after them. An evaluator
 (benchmarks/harness/evaluators) names the section that shows what it measured; a section
 whose records hold nothing for it returns no blocks and writes no plot.
 """
@@ -32,7 +32,7 @@ class Section:
   plots: Callable[[pathlib.Path, Records], list[pathlib.Path]] | None = None
 
 
-BUILT_IN = ('lrd', 'length', 'scaling', 'images')  # the built-in studies' sections, in order
+BUILT_IN = ('lrd', 'length', 'scaling', 'images', 'spectrograms')  # in report order
 _SECTIONS: dict[str, Section] = {}
 
 

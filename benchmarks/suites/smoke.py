@@ -9,8 +9,10 @@ Every architecture runs on the first four tasks, which cover every task kind (pe
 causal per-token via translate's prefix LM, regression, classification, seq2seq); the
 other offline tasks each run with three architectures of different families (the
 Chomsky-hierarchy tasks with one each), so each generator, spec and metric goes through
-the harness without paying for every pair.
-A plug-in architecture (--plugin) runs on every one of the first four tasks it can serve.
+the harness without paying for every pair; spoken_digits_mini (speech synthesised by
+espeak-ng, bundled with archbench) runs with every sequence architecture.
+A plug-in architecture (--plugin) runs on every one of the first four tasks it can serve,
+and on spoken_digits_mini if it reads sequences.
 Results: meaningless accuracies (10 steps); every status `ok`. The tests run it.
 """
 from archbench.benchmarks.config import suite_config, task_plan
@@ -38,6 +40,9 @@ def get_config():
           'lm': task_plan({'length': 32, 'eval_size': 64}, archs=('lstm', 'decoder', 'tcn')),
           'forecast': task_plan({'length': 16, 'horizon': 4, 'train_length': 600,
                                  'test_length': 200}, archs=('gru', 'transformer', 'lru')),
+          # Speech on the clips bundled with archbench (nothing to prepare), as log-mel
+          # frames: every architecture that reads sequences of vectors.
+          'spoken_digits_mini': task_plan(),
           # The Chomsky-hierarchy tasks share one layout (data/chomsky.py): one
           # architecture each, every family once, so each generator runs through the
           # harness at little cost.

@@ -6,6 +6,7 @@ architectures and tasks (base.py: the contract and the registry). Built in:
   cost          forward-only inference timing, in place of the held-out evaluation
   lengths       accuracy at every evaluation length (length/<L>/…, ood/…)
   sampling      samples from a language model, scored by the task
+  spectrograms  log-mel spectrograms of a few held-out examples per class (speech tasks)
 
 A plug-in (`--plugin FILE`) adds its own with `register(EvaluatorSpec(...))` and its report
 section with benchmarks.results.sections.register; examples/weight_norm.py is one.

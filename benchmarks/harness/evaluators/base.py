@@ -35,9 +35,10 @@ from archbench.benchmarks.core import Cell
 
 # The built-in evaluators' modules (each registers the evaluator of the same name), in the
 # order their hooks run: before training, the sweep marker, then the gradient probe; after
-# training, the gradient probe, the lengths, then sampling text and images (the order of a
-# record's keys).
-BUILT_IN = ('length_sweep', 'gradient', 'cost', 'lengths', 'sampling', 'images')
+# training, the gradient probe, the lengths, then sampling text and images, then the speech
+# tasks' example spectrograms (the order of a record's keys).
+BUILT_IN = ('length_sweep', 'gradient', 'cost', 'lengths', 'sampling', 'images',
+            'spectrograms')
 
 
 @dataclasses.dataclass
