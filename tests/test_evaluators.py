@@ -91,7 +91,9 @@ def test_built_ins_come_first_in_hook_order_and_unknown_names_list_the_valid_one
 
 
 def test_a_cell_runs_the_built_ins_its_study_asks_for_and_those_it_names(registries):
-  plain, text = types.SimpleNamespace(score_samples=None), types.SimpleNamespace(score_samples=len)
+  plain = types.SimpleNamespace(score_samples=None, image_samples=None)
+  text = types.SimpleNamespace(score_samples=len, image_samples=None)
+  pixels = types.SimpleNamespace(score_samples=None, image_samples=object())
 
   def chosen(task=plain, **fields):
     cell = Cell('lstm', 'adding', 'tiny', 0, PARAMS, **fields)
@@ -101,6 +103,7 @@ def test_a_cell_runs_the_built_ins_its_study_asks_for_and_those_it_names(registr
   assert chosen(probes=('cost',)) == ['cost']
   assert chosen(eval_lengths=(8, 16)) == ['lengths']
   assert chosen(task=text) == ['sampling']
+  assert chosen(task=pixels) == ['images']
   assert chosen(evaluators=('weight_norm', 'gradient')) == ['gradient', 'weight_norm']
   with pytest.raises(KeyError, match="unknown evaluator 'nope'"):
     chosen(evaluators=('nope',))

@@ -33,7 +33,8 @@ def test_every_package_folder_is_installed_under_archbench():
   assert [p.relative_to(REPO).as_posix() for p in (REPO / 'src').rglob('*') if p.is_file()
           and '__pycache__' not in p.parts] == ['src/archbench/__init__.py']
   # The record's JSON Schema ships as package data (records.json_schema reads it).
-  assert project['package-data'] == {'archbench.benchmarks.results': ['record.schema.json']}
+  assert project['package-data'] == {'archbench.benchmarks.results': ['record.schema.json'],
+                                     'archbench.data': ['bundled/*/*/*']}
   assert (REPO / SCHEMA_FILE).is_file()
 
 
