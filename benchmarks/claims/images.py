@@ -1,0 +1,82 @@
+"""Claims about CNNs and images: locality, pooling, spatial hierarchies.
+
+The cpu size trains on the 8x8 digits (scikit-learn, bundled) at size small (100k
+parameters, every architecture within 10%), three seeds, the same settings for every
+architecture and a fixed step budget: no early stop, so accuracies compare at equal
+steps as well as equal parameters.
+"""
+from archbench.benchmarks.claims import Claim, register
+from archbench.benchmarks.results import claims as rules
+
+SEEDS = (0, 1, 2)
+_TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=30, steps_per_dispatch=50)
+
+
+def _steps(size: str) -> int:
+  return 600 if size == 'cpu' else 3000
+
+
+def _locality(size: str) -> dict:
+  from archbench.benchmarks.config import task_plan
+  plan = task_plan({}, {'steps': _steps(size)}, archs=('cnn', 'vit', 'transformer'))
+  return {'size': 'small', 'seeds': SEEDS, 'train': _TRAIN,
+          'tasks': {'digits': plan, 'pdigits': plan}}
+
+
+register(Claim(
+    name='locality',
+    text='CNNs exploit local patterns: that is why they beat other models on images',
+    source='the common textbook account (e.g. Goodfellow, Bengio & Courville 2016, '
+           'Deep Learning, ch. 9: sparse interactions, parameter sharing)',
+    family='CNN',
+    experiment='digits and pdigits (the same 8x8 images with one fixed permutation of '
+               'the 64 pixels, which destroys locality and nothing else): CNN, ViT and a '
+               'Transformer reading the 64 pixels as a sequence, size small (100k '
+               'parameters), 600 steps (full: 3000), seeds 0-2',
+    statistic='held-out accuracy, mean over seeds with its 95% t-interval',
+    threshold='on digits the CNN beats the ViT and the Transformer (paired t-test, '
+              'BH-adjusted p < 0.05); on pdigits it does not (the edge is locality)',
+    rule=rules.compare('eval/accuracy', 'cnn', ['vit', 'transformer'], [
+        rules.condition('digits', expect=True, task='digits'),
+        rules.condition('pdigits (pixels permuted)', expect=False, task='pdigits')]),
+    plans=_locality))
+
+
+def _hierarchy(size: str) -> dict:
+  from archbench.benchmarks.config import task_plan
+  return {'size': 'small', 'seeds': SEEDS, 'train': _TRAIN, 'tasks': {'digits': task_plan(
+      {}, {'steps': _steps(size)}, archs=('cnn',),
+      arch_variants={'cnn': {'stages': (1, 2, 3)}})}}
+
+
+register(Claim(
+    name='hierarchy',
+    text='CNNs learn spatial hierarchies: deeper stacks see larger patterns and do better',
+    source='the common textbook account (LeCun, Bengio & Hinton 2015, Deep learning, '
+           'Nature 521: "compositional hierarchies")',
+    family='CNN',
+    experiment='the CNN on digits with 1, 2 and 3 stages (each stage two 3x3 convs and a '
+               '2x2 pool; the width solved so every depth has 100k parameters), 600 steps '
+               '(full: 3000), seeds 0-2',
+    statistic='per seed, the least-squares slope of held-out accuracy on the number of '
+              'stages',
+    threshold='the slopes are positive: one-sample t-test over seeds, p < 0.05',
+    rule=rules.trend('eval/accuracy', 'arch.stages', ['cnn'],
+                     [rules.condition('digits', task='digits')], increasing=True),
+    plans=_hierarchy))
+
+
+register(Claim(
+    name='pooling',
+    text='Pooling makes CNNs faster and less prone to overfitting',
+    source='the common textbook account (e.g. Goodfellow et al. 2016, Deep Learning, '
+           '9.3: invariance to small translations, fewer activations)',
+    family='CNN',
+    experiment='declared: the same CNN with and without pooling at equal parameters on a '
+               'reduced digits training set: step time, peak memory and the train-'
+               'validation gap',
+    statistic='step time, peak memory, train-validation accuracy gap',
+    threshold='with pooling: faster, less memory, a smaller gap (paired t-tests)',
+    untestable='archbench\'s CNN has no setting that removes pooling (archs/cnn.py pools '
+               'after every stage) and digits has no training-set-size parameter; both are '
+               'needed first'))
