@@ -178,8 +178,11 @@ def seeds_of(records: list[dict], arch: str, where: dict, key: str) -> dict[int,
   return {s: statistics.fmean(v) for s, v in out.items()}
 
 
-def _interval(values) -> dict[str, Any]:
-  iv = significance.t_interval(list(values))
+def _interval(values, key: str | None = None) -> dict[str, Any]:
+  """Mean and 95% t-interval, clipped to the values `key` can take (an accuracy's [0, 1])."""
+  bounds = metrics.value_range(key) if key and not key.startswith('perf/') else (
+      -math.inf, math.inf)
+  iv = significance.t_interval(list(values), bounds=bounds)
   return {'mean': iv.mean, 'low': iv.low, 'high': iv.high, 'n': iv.n}
 
 
@@ -198,7 +201,8 @@ def _judge_compare(rule, records, higher):
                for a in [*rule['winner'], *rule['others']]}
     for a, seeds in by_arch.items():
       if seeds:
-        rows.append({'condition': cond['label'], 'arch': a, **_interval(seeds.values()),
+        rows.append({'condition': cond['label'], 'arch': a,
+                     **_interval(seeds.values(), rule['metric']),
                      'seeds': sorted(seeds)})
       if len(seeds) < MIN_SEEDS:
         missing.append(f'{a} in {cond["label"]}: {len(seeds)} ok seed(s), {MIN_SEEDS} needed')
@@ -239,7 +243,8 @@ def _seed_slopes(records, arch, where, rule) -> tuple[dict[int, float], list[dic
     if len(xy) >= 2:
       xs = sorted(xy)
       slopes[seed] = _slope(xs, [statistics.fmean(xy[x]) for x in xs], rule['log_x'])
-  evidence = [{'x': x, **_interval(v.values()), 'seeds': sorted(v)} for x, v in sorted(by_x.items())]
+  evidence = [{'x': x, **_interval(v.values(), rule['metric']), 'seeds': sorted(v)}
+              for x, v in sorted(by_x.items())]
   return slopes, evidence
 
 
@@ -279,11 +284,12 @@ def _judge_baseline(rule, records, higher):
       mine = seeds_of(records, a, cond['where'], rule['metric'])
       base = seeds_of(records, a, cond['where'], base_key)
       if mine:
-        rows.append({'condition': cond['label'], 'arch': a, **_interval(mine.values()),
+        rows.append({'condition': cond['label'], 'arch': a,
+                     **_interval(mine.values(), rule['metric']),
                      'seeds': sorted(mine)})
       if base:
         rows.append({'condition': cond['label'], 'arch': f'{rule["baseline"]} (baseline)',
-                     **_interval(base.values()), 'seeds': sorted(base)})
+                     **_interval(base.values(), rule['metric']), 'seeds': sorted(base)})
       shared = sorted(set(mine) & set(base))
       if len(shared) < MIN_SEEDS:
         missing.append(f'{a} in {cond["label"]}: {len(shared)} seed(s) with the model and '
