@@ -38,6 +38,8 @@ def get_config():
           'lm': task_plan({'length': 32, 'eval_size': 64}, archs=('lstm', 'decoder', 'tcn')),
           'forecast': task_plan({'length': 16, 'horizon': 4, 'train_length': 600,
                                  'test_length': 200}, archs=('gru', 'transformer', 'lru')),
+          'random_walk': task_plan({'length': 16, 'horizon': 4, 'train_length': 600,
+                                    'test_length': 200}, archs=('lstm', 'tcn')),
           # The Chomsky-hierarchy tasks share one layout (data/chomsky.py): one
           # architecture each, every family once, so each generator runs through the
           # harness at little cost.
