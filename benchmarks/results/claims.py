@@ -277,8 +277,7 @@ def _judge_trend(rule, records, higher):
 
 def _judge_baseline(rule, records, higher):
   rows, tests, missing = [], [], []
-  name = rule['metric'].rsplit('/', 1)[-1]
-  base_key = metrics.named_baseline_key(rule['baseline'], name)
+  base_key = metrics.named_baseline_key(rule['baseline'], rule['metric'])
   for cond in rule['conditions']:
     for a in rule['archs']:
       mine = seeds_of(records, a, cond['where'], rule['metric'])
