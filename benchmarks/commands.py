@@ -22,7 +22,7 @@ FLAG_SPECS = {
                'field of the suite (reproduce NAME: of the reproduction).',
                {'lock_config': True}),
     'plugin': (flags.DEFINE_multi_string, [], 'Python file or module registering your own '
-               'architectures, tasks, evaluators or report sections (repeatable).'),
+               'architectures, tasks, evaluators, report sections or claims (repeatable).'),
     'archs': (flags.DEFINE_list, None, 'Only these architectures (comma-separated).'),
     'tasks': (flags.DEFINE_list, None, 'Only these tasks (comma-separated).'),
     'size': (flags.DEFINE_string, None, 'Parameter budget (tiny, small, base, large): '
