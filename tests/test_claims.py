@@ -189,7 +189,8 @@ def test_claims_md_tex_and_plots_written_from_records(tmp_path):
   rules.write(tmp_path, rules.saved(tmp_path), records, wall_s=12.0)
   md = (tmp_path / rules.FILE_MD).read_text()
   assert '| t | t | **holds** | 3 |' in md
-  assert '| later | not yet | **not testable** |' in md and 'needs a task' in md
+  assert '| later | not yet | **not testable** (needs a task) | – | – | – |' in md
+  assert '| digits: cnn 0.985 [' in md and 'vs vit 0.905 [' in md  # the evidence column
   assert '0.985 [' in md and 'n=3' in md and 'BH-adjusted' in md
   tex = (tmp_path / rules.FILE_TEX).read_text()
   assert r'\begin{tabular}' in tex and 'holds' in tex

@@ -425,14 +425,49 @@ def plot_name(claim: dict) -> str:
   return f'claim_{claim["name"].replace("-", "_")}.png'
 
 
+def _short_interval(row: dict | None) -> str:
+  if row is None:
+    return '–'
+  if row['low'] is None:
+    return f'{_num(row["mean"])} {significance.SINGLE_SEED_MARK}'
+  return f'{_num(row["mean"])} [{_num(row["low"])}, {_num(row["high"])}]'
+
+
+def headline(c: dict) -> str:
+  """The evidence in a line per condition: the claimed winner's interval against the
+  closest contender's (the test with the largest adjusted p); a trend's slopes."""
+  if not c['evidence']:
+    return '–'
+  rows = {(e['condition'], e['arch'], e.get('point')): e for e in c['evidence']}
+  parts = []
+  for cond in c['rule']['conditions']:
+    label = cond['label']
+    tests = [t for t in c['tests'] if t['condition'] == label]
+    if c['rule']['kind'] == 'trend':
+      slopes = [f'{a} slope {_short_interval(rows.get((label, a, "slope")))}'
+                for a in c['rule']['archs'] if (label, a, 'slope') in rows]
+      parts.append(f'{label}: ' + ', '.join(slopes))
+      continue
+    if not tests:
+      continue
+    t = max(tests, key=lambda t: t['p_adjusted'])
+    other = (f'{t["b"]} (baseline)' if c['rule']['kind'] == 'beats_baseline' else t['b'])
+    parts.append(f'{label}: {t["a"]} {_short_interval(rows.get((label, t["a"], None)))} vs '
+                 f'{t["b"]} {_short_interval(rows.get((label, other, None)))}')
+  return '; '.join(parts) or '–'
+
+
 def verdict_table(judged: dict) -> str:
   rows = []
   for c in judged['claims']:
     verdict = f'**{c["verdict"]}**' + (f': {c["condition"]}' if c['condition'] else '')
+    if c['verdict'] in (NOT_TESTABLE, NO_VERDICT):
+      verdict += f' ({c["reason"]})'
     rows.append([c['name'], c['text'], verdict,
-                 str(c['seeds']) if c['seeds'] else '–', _test_text(c)])
+                 str(c['seeds']) if c['seeds'] else '–',
+                 headline(c) if c['rule'] else '–', _test_text(c)])
   return records_lib.markdown_table(['claim', 'as usually stated', 'verdict', 'seeds (min)',
-                                     'test'], rows)
+                                     'evidence: mean [95% interval]', 'test'], rows)
 
 
 def claim_markdown(c: dict, plots: bool = True) -> list[str]:
