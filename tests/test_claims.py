@@ -69,6 +69,28 @@ def test_compare_fails_when_the_other_model_wins_and_says_so():
   assert 'significantly the other way' in judged['reason']
 
 
+def test_edge_lost_needs_a_measurably_smaller_edge_not_a_missing_test():
+  """Locality: the CNN's edge over the ViT on digits must shrink on pdigits; a CNN that
+  keeps the same edge there fails that condition even where one of its tests there would
+  not reach significance."""
+  rule = rules.edge_lost('eval/accuracy', 'cnn', ['vit'],
+                         kept=rules.condition('digits', task='digits'),
+                         lost=rules.condition('pdigits', task='pdigits'))
+  digits = _accuracies('cnn', 'digits', CNN_WINS) + _accuracies('vit', 'digits', VIT_LOSES)
+  shrinks = _accuracies('cnn', 'pdigits', [0.90, 0.91, 0.905]) + _accuracies(
+      'vit', 'pdigits', [0.905, 0.912, 0.91])
+  judged = rules.judge_claim(_claim(rule), digits + shrinks)
+  assert judged['verdict'] == rules.HOLDS
+  edge = next(t for t in judged['tests'] if t['condition'] == 'pdigits')
+  assert edge['difference'] == pytest.approx(0.08 + 0.004, abs=1e-3) and edge['passes']
+  same_edge = _accuracies('cnn', 'pdigits', [0.96, 0.975, 0.97]) + _accuracies(
+      'vit', 'pdigits', [0.88, 0.89, 0.885])
+  judged = rules.judge_claim(_claim(rule), digits + same_edge)
+  assert judged['verdict'] == rules.DEPENDS and judged['condition'] == (
+      'holds digits; fails pdigits')
+  assert any(e['arch'] == 'edge cnn−vit, pdigits' for e in judged['evidence'])
+
+
 def test_a_difference_within_the_seeds_noise_does_not_hold():
   rule = rules.compare('eval/accuracy', 'cnn', ['vit'], [rules.condition('d', task='digits')])
   records = _accuracies('cnn', 'digits', [0.95, 0.90, 0.99]) + _accuracies(

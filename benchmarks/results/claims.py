@@ -55,7 +55,7 @@ NO_VERDICT, NOT_TESTABLE = 'no verdict', 'not testable'
 VERDICTS = (HOLDS, FAILS, DEPENDS, NO_VERDICT, NOT_TESTABLE)
 MIN_SEEDS = 3  # the fair-fights protocol's: an interval and a paired test need them
 ALPHA = significance.ALPHA
-KINDS = ('compare', 'trend', 'beats_baseline')
+KINDS = ('compare', 'edge_lost', 'trend', 'beats_baseline')
 SIZES = ('cpu', 'full')
 
 
@@ -83,6 +83,20 @@ def compare(metric: str, winner: str, others, conditions, *, higher: bool | None
           'winner': [winner] if isinstance(winner, str) else list(winner), 'others': list(others),
           'conditions': list(conditions), 'higher': _direction(higher),
           'margin': float(margin), 'factor': factor}
+
+
+def edge_lost(metric: str, winner, others, kept: dict, lost: dict, *,
+              higher: bool | None = None) -> dict[str, Any]:
+  """`winner` beats each of `others` where the claim's mechanism is at work (`kept`), and
+  its edge (winner minus other, per seed) is significantly smaller where it is not
+  (`lost`): a paired t-test of the per-seed edges, kept against lost. Both conditions
+  are predicted `shown`. Not beating the others in `lost` is not enough: that can be a
+  lack of seeds, while a smaller edge is measured."""
+  kept, lost = dict(kept, expect=True), dict(lost, expect=True)
+  return {'kind': 'edge_lost', 'metric': metric,
+          'winner': [winner] if isinstance(winner, str) else list(winner),
+          'others': list(others), 'conditions': [kept, lost], 'higher': _direction(higher),
+          'margin': 0.0, 'factor': None}
 
 
 def trend(metric: str, x: str, archs, conditions, *, increasing: bool = True,
@@ -220,6 +234,36 @@ def _judge_compare(rule, records, higher):
   return rows, tests, missing
 
 
+def _judge_edge(rule, records, higher):
+  """compare's rows and tests in the `kept` condition; in `lost`, per (winner, other) the
+  paired test of the per-seed edge there against the edge in `kept`."""
+  kept, lost = rule['conditions']
+  rows, tests, missing = _judge_compare({**rule, 'conditions': [kept]}, records, higher)
+  more_rows, _, more_missing = _judge_compare({**rule, 'conditions': [lost]}, records, higher)
+  rows += more_rows
+  missing += more_missing
+  for winner, other in ((w, o) for w in rule['winner'] for o in rule['others']):
+    edge = {}
+    for cond in (kept, lost):
+      w = seeds_of(records, winner, cond['where'], rule['metric'])
+      o = seeds_of(records, other, cond['where'], rule['metric'])
+      edge[cond['label']] = {s: w[s] - o[s] for s in set(w) & set(o)}
+    shared = sorted(set(edge[kept['label']]) & set(edge[lost['label']]))
+    if len(shared) < MIN_SEEDS:
+      continue
+    a = [edge[kept['label']][s] for s in shared]
+    b = [edge[lost['label']][s] for s in shared]
+    rows.append({'condition': lost['label'], 'arch': f'edge {winner}−{other}, {kept["label"]}',
+                 **_interval(a), 'seeds': shared})
+    rows.append({'condition': lost['label'], 'arch': f'edge {winner}−{other}, {lost["label"]}',
+                 **_interval(b), 'seeds': shared})
+    tests.append({'condition': lost['label'], 'a': f'edge {winner}−{other} on {kept["label"]}',
+                  'b': f'on {lost["label"]}', 'n': len(shared),
+                  'difference': statistics.fmean(a) - statistics.fmean(b), 'ratio': None,
+                  'p': significance.paired_p(a, b)})
+  return rows, tests, missing
+
+
 def _slope(xs, ys, log_x) -> float:
   x = np.log2(np.asarray(xs, float)) if log_x else np.asarray(xs, float)
   return float(np.polyfit(x, np.asarray(ys, float), 1)[0])
@@ -340,7 +384,7 @@ def judge_claim(claim: dict, records: list[dict]) -> dict[str, Any]:
   if not found:
     return {**out, 'reason': 'no record of this claim\'s cells in the run'}
   higher = _higher(rule, found)
-  judge = {'compare': _judge_compare, 'trend': _judge_trend,
+  judge = {'compare': _judge_compare, 'edge_lost': _judge_edge, 'trend': _judge_trend,
            'beats_baseline': _judge_baseline}[rule['kind']]
   rows, tests, missing = judge(rule, found, higher)
   for t, q in zip(tests, significance.bh_adjust([t['p'] for t in tests])):
@@ -451,6 +495,10 @@ def headline(c: dict) -> str:
     if not tests:
       continue
     t = max(tests, key=lambda t: t['p_adjusted'])
+    if t['a'].startswith('edge '):  # edge_lost's second condition: the edges compared
+      parts.append(f'{label}: {t["a"]} minus {t["b"]} = {_num(t["difference"])} '
+                   f'(adjusted p={t["p_adjusted"]:.2g})')
+      continue
     other = (f'{t["b"]} (baseline)' if c['rule']['kind'] == 'beats_baseline' else t['b'])
     parts.append(f'{label}: {t["a"]} {_short_interval(rows.get((label, t["a"], None)))} vs '
                  f'{t["b"]} {_short_interval(rows.get((label, other, None)))}')
