@@ -238,6 +238,35 @@ def test_built_in_claims_are_many_and_declared_honestly():
   assert claims_lib.get('pooling').why_untestable()  # no pooling switch yet: says so
 
 
+REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
+COMMITTED = REPO / 'results' / 'claims-cpu'
+
+
+def test_committed_study_is_current_complete_and_honest():
+  """results/claims-cpu holds every built-in claim as declared now (wording, rule), judged
+  on its records as claims.json says (re-judge: python tools/rejudge.py
+  results/claims-cpu); every testable claim has a verdict on at least three seeds, and the
+  random walk is judged against persistence."""
+  from archbench.benchmarks.results import records as records_lib
+  saved = json.loads((COMMITTED / rules.FILE_JSON).read_text())
+  built_in = {c.name: c for c in claims_lib.all_claims()}
+  assert [c['name'] for c in saved['spec']] == list(built_in)
+  for spec in saved['spec']:
+    claim = built_in[spec['name']]
+    assert spec['rule'] == (None if claim.why_untestable() else rules.plain(claim.rule))
+    assert (spec['text'], spec['threshold'], spec['untestable']) == (
+        claim.text, claim.threshold, claim.why_untestable()), 'stale: re-judge'
+  judged = rules.judge(saved['spec'], records_lib.load_records(COMMITTED / 'results.jsonl'))
+  assert [c['verdict'] for c in judged['claims']] == [c['verdict'] for c in saved['claims']]
+  for c in judged['claims']:
+    if c['verdict'] != rules.NOT_TESTABLE:
+      assert c['verdict'] in (rules.HOLDS, rules.FAILS, rules.DEPENDS), c['name']
+      assert c['seeds'] >= rules.MIN_SEEDS and c['tests'], c['name']
+      assert (COMMITTED / rules.plot_name(c)).is_file()
+  walk = next(c for c in judged['claims'] if c['name'] == 'stock-prices')
+  assert {t['b'] for t in walk['tests']} == {'persistence'}
+
+
 _PLUGIN = '''
 from archbench.benchmarks.claims import Claim, register
 from archbench.benchmarks.config import task_plan

@@ -57,6 +57,7 @@ MIN_SEEDS = 3  # the fair-fights protocol's: an interval and a paired test need 
 ALPHA = significance.ALPHA
 KINDS = ('compare', 'edge_lost', 'trend', 'beats_baseline')
 SIZES = ('cpu', 'full')
+LOG_SPAN = 50  # a bar plot's means spanning more than this factor get a log axis
 
 
 # ---------------------------------------------------------------------------------------
@@ -577,6 +578,20 @@ def to_markdown(judged: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def _bars(ax, rows: list[dict], labels: list[str], color: str, label: str | None = None):
+  """Means with their intervals as error bars, one bar per row; a log axis where the
+  means span more than LOG_SPAN (step times from T=64 to 1024)."""
+  means = [e['mean'] for e in rows]
+  err = [[e['mean'] - (e['low'] if e['low'] is not None else e['mean']) for e in rows],
+         [(e['high'] if e['high'] is not None else e['mean']) - e['mean'] for e in rows]]
+  if min(means) > 0 and max(means) / min(means) > LOG_SPAN:
+    ax.set_yscale('log')
+    err[0] = [min(lo, m * 0.999) for lo, m in zip(err[0], means)]  # a bar's floor above 0
+  ax.bar(range(len(rows)), means, yerr=err, capsize=3, color=color, label=label)
+  ax.set_xticks(range(len(rows)), labels, fontsize=7,
+                rotation=30 if len(rows) > 6 else 0, ha='right' if len(rows) > 6 else 'center')
+
+
 def write_plot(c: dict, path: pathlib.Path) -> bool:
   """A claim's evidence as a plot: means with their intervals per condition and model
   (a trend: against x). False when there is nothing to draw."""
@@ -600,12 +615,17 @@ def write_plot(c: dict, path: pathlib.Path) -> bool:
       ax.set_xscale('log', base=2)
     ax.set_xlabel(c['rule']['x'])
   else:
-    labels = [f'{e["arch"]}\n{e["condition"]}' for e in rows]
-    means = [e['mean'] for e in rows]
-    err = [[e['mean'] - (e['low'] if e['low'] is not None else e['mean']) for e in rows],
-           [(e['high'] if e['high'] is not None else e['mean']) - e['mean'] for e in rows]]
-    ax.bar(range(len(rows)), means, yerr=err, capsize=3, color='#4c72b0', label=metric)
-    ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=0)
+    edges = [e for e in rows if e['arch'].startswith('edge ')]
+    rows = [e for e in rows if not e['arch'].startswith('edge ')]
+    if edges:  # edge_lost: the edges beside the values, on their own axis
+      plt.close(fig)
+      fig, (ax, ax_edge) = plt.subplots(1, 2, figsize=(9.6, 3.8),
+                                        gridspec_kw={'width_ratios': [len(rows), len(edges)]})
+      _bars(ax_edge, edges, [e['arch'][5:].replace(', ', '\n') for e in edges], '#dd8452')
+      ax_edge.axhline(0, color='#555', linewidth=0.8)
+      ax_edge.set_ylabel(f'edge in {metric}')
+      ax_edge.grid(True, alpha=0.3)
+    _bars(ax, rows, [f'{e["arch"]}\n{e["condition"]}' for e in rows], '#4c72b0', metric)
   ax.set_ylabel(metric)
   ax.set_title(f'{c["name"]}: {c["verdict"]}', fontsize=10)
   plots.save(plt, fig, ax, path)
