@@ -369,3 +369,10 @@ def test_a_plugin_claim_runs_end_to_end_and_report_rejudges(plugin_claim, tmp_pa
   (out / rules.FILE_MD).unlink()
   assert cli.run(['archbench', 'report', str(out)]) == 0
   assert 'my-cnn-claim' in (out / rules.FILE_MD).read_text()
+  # A study that lost its last cell continues with --resume: that cell runs, then judging.
+  lines = (out / 'results.jsonl').read_text().splitlines(keepends=True)
+  (out / 'results.jsonl').write_text(''.join(lines[:-1]))
+  assert cli.run(['archbench', 'claims', '--resume', str(out), '--plugin',
+                  str(plugin_claim)]) == 0
+  assert len((out / 'results.jsonl').read_text().splitlines()) == len(lines)
+  assert json.loads((out / rules.FILE_JSON).read_text())['claims'][0]['seeds'] == 3
