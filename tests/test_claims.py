@@ -117,6 +117,28 @@ def test_margin_and_factor_are_thresholds_on_top_of_significance():
   assert rules.judge_claim(_claim(rule), times)['verdict'] == rules.HOLDS
 
 
+def test_rows_by_filter_and_a_metric_per_condition():
+  """Pooling's shape: one architecture in two settings (rows by filter), judged on step
+  time in one condition and on peak memory in the next (each lower is better)."""
+  def cnn(pool, seed, step_ms, peak):
+    return _record('cnn', 'digits', seed, {'eval/accuracy': 0.9},
+                   perf={'step_ms': step_ms + 0.01 * seed, 'peak_bytes': peak + seed},
+                   arch_config={'pool': pool})
+  records = ([cnn(True, s, 3.0, 1000) for s in range(3)]
+             + [cnn(False, s, 9.0, 1000) for s in range(3)])
+  rule = rules.compare('perf/step_ms', 'pooled', ['unpooled'], [
+      rules.condition('step time', task='digits'),
+      rules.condition('memory', metric='perf/peak_bytes', higher=False, task='digits')],
+      higher=False, rows={'pooled': {'arch': 'cnn', 'arch.pool': True},
+                          'unpooled': {'arch': 'cnn', 'arch.pool': False}})
+  judged = rules.judge_claim(_claim(rule), records)
+  assert judged['verdict'] == rules.DEPENDS  # faster, but no less memory
+  assert judged['condition'] == 'holds step time; fails memory'
+  assert {e['metric'] for e in judged['evidence']} == {'perf/step_ms', 'perf/peak_bytes'}
+  md = '\n'.join(rules.claim_markdown(judged))
+  assert '| memory | unpooled | perf/peak_bytes | 1e+03 [' in md
+
+
 def test_fewer_than_three_seeds_or_no_records_give_no_verdict():
   records = _accuracies('cnn', 'digits', CNN_WINS[:2]) + _accuracies('vit', 'digits',
                                                                       VIT_LOSES[:2])

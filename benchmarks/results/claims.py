@@ -63,11 +63,19 @@ LOG_SPAN = 50  # a bar plot's means spanning more than this factor get a log axi
 # ---------------------------------------------------------------------------------------
 # Building a claim's decision rule (what benchmarks/claims/ files call).
 
-def condition(label: str, expect: bool = True, **where) -> dict[str, Any]:
+def condition(label: str, expect: bool = True, *, metric: str | None = None,
+              higher: bool | None = None, **where) -> dict[str, Any]:
   """A named subset of the claim's records and the outcome the claim predicts there.
   `where` keys: task, arch, or 'task.<param>', 'arch.<field>', 'train.<field>' of the
-  records' resolved config (e.g. **{'task.length': 64})."""
-  return {'label': label, 'expect': bool(expect), 'where': dict(where)}
+  records' resolved config (e.g. **{'task.length': 64}). `metric` (and its direction
+  `higher`): this condition's own, in place of the rule's (compare only: e.g. step time
+  in one condition, peak memory in the next)."""
+  out = {'label': label, 'expect': bool(expect), 'where': dict(where)}
+  if metric is not None:
+    out['metric'] = metric
+  if higher is not None:
+    out['higher'] = _direction(higher)
+  return out
 
 
 def _direction(higher: bool | None) -> bool | None:
@@ -77,13 +85,19 @@ def _direction(higher: bool | None) -> bool | None:
 
 
 def compare(metric: str, winner: str, others, conditions, *, higher: bool | None = None,
-            margin: float = 0.0, factor: float | None = None) -> dict[str, Any]:
+            margin: float = 0.0, factor: float | None = None,
+            rows: dict[str, dict] | None = None) -> dict[str, Any]:
   """`winner` (an architecture, or several: each of them) beats each of `others` on
-  `metric` in each condition."""
-  return {'kind': 'compare', 'metric': metric,
-          'winner': [winner] if isinstance(winner, str) else list(winner), 'others': list(others),
-          'conditions': list(conditions), 'higher': _direction(higher),
-          'margin': float(margin), 'factor': factor}
+  `metric` in each condition. `rows`: label -> the records it stands for, where the
+  models compared are not architectures by name (e.g. {'pooled': {'arch': 'cnn',
+  'arch.pool': True}, 'unpooled': {...}}); a name without a row is that architecture."""
+  out = {'kind': 'compare', 'metric': metric,
+         'winner': [winner] if isinstance(winner, str) else list(winner),
+         'others': list(others), 'conditions': list(conditions),
+         'higher': _direction(higher), 'margin': float(margin), 'factor': factor}
+  if rows:
+    out['rows'] = {label: dict(where) for label, where in rows.items()}
+  return out
 
 
 def edge_lost(metric: str, winner, others, kept: dict, lost: dict, *,
@@ -174,19 +188,28 @@ def _matches(record: dict, where: dict) -> bool:
   return all(setting(record, k) == v for k, v in where.items())
 
 
+def _spec_of(records: list[dict]) -> dict:
+  return next((metrics.task_spec(r) for r in records if metrics.task_spec(r)), {})
+
+
 def _higher(rule: dict, records: list[dict]) -> bool:
   if rule.get('higher') is not None:
     return rule['higher']
-  spec = next((metrics.task_spec(r) for r in records if metrics.task_spec(r)), {})
-  return metrics.higher_is_better(rule['metric'], spec)
+  return metrics.higher_is_better(rule['metric'], _spec_of(records))
 
 
-def seeds_of(records: list[dict], arch: str, where: dict, key: str) -> dict[int, float]:
-  """seed -> value of `key` (a metric or perf/<figure>) over the ok records of `arch`
-  matching `where` (a seed recorded twice, or at several points: the mean)."""
+def _row_filter(rule: dict, name: str) -> dict:
+  return (rule.get('rows') or {}).get(name) or {'arch': name}
+
+
+def seeds_of(records: list[dict], arch: str | dict, where: dict, key: str) -> dict[int, float]:
+  """seed -> value of `key` (a metric or perf/<figure>) over the ok records of `arch` (an
+  architecture's name, or a row's filter) matching `where` (a seed recorded twice, or at
+  several points: the mean)."""
+  row = {'arch': arch} if isinstance(arch, str) else arch
   out: dict[int, list[float]] = {}
   for r in records:
-    if r['arch'] == arch and r.get('status') == 'ok' and _matches(r, where):
+    if r.get('status') == 'ok' and _matches(r, row) and _matches(r, where):
       v = value(r, key)
       if v is not None:
         out.setdefault(r['seed'], []).append(v)
@@ -212,13 +235,13 @@ def _judge_compare(rule, records, higher):
   """Evidence rows, tests (unadjusted), and per condition what is missing."""
   rows, tests, missing = [], [], []
   for cond in rule['conditions']:
-    by_arch = {a: seeds_of(records, a, cond['where'], rule['metric'])
+    metric = cond.get('metric') or rule['metric']
+    by_arch = {a: seeds_of(records, _row_filter(rule, a), cond['where'], metric)
                for a in [*rule['winner'], *rule['others']]}
     for a, seeds in by_arch.items():
       if seeds:
-        rows.append({'condition': cond['label'], 'arch': a,
-                     **_interval(seeds.values(), rule['metric']),
-                     'seeds': sorted(seeds)})
+        rows.append({'condition': cond['label'], 'arch': a, 'metric': metric,
+                     **_interval(seeds.values(), metric), 'seeds': sorted(seeds)})
       if len(seeds) < MIN_SEEDS:
         missing.append(f'{a} in {cond["label"]}: {len(seeds)} ok seed(s), {MIN_SEEDS} needed')
     for winner, other in ((w, o) for w in rule['winner'] for o in rule['others']):
@@ -229,9 +252,12 @@ def _judge_compare(rule, records, higher):
       a, b = [win[s] for s in shared], [by_arch[other][s] for s in shared]
       diff = statistics.fmean(a) - statistics.fmean(b)
       ratio = (statistics.fmean(a) / statistics.fmean(b)) if statistics.fmean(b) else None
-      tests.append({'condition': cond['label'], 'a': winner, 'b': other,
-                    'n': len(shared), 'difference': diff, 'ratio': ratio,
-                    'p': significance.paired_p(a, b)})
+      test = {'condition': cond['label'], 'a': winner, 'b': other, 'n': len(shared),
+              'difference': diff, 'ratio': ratio, 'p': significance.paired_p(a, b)}
+      if 'metric' in cond:  # its own metric, its own direction
+        test['higher'] = cond['higher'] if cond.get('higher') is not None else \
+            metrics.higher_is_better(metric, _spec_of(records))
+      tests.append(test)
   return rows, tests, missing
 
 
@@ -246,8 +272,8 @@ def _judge_edge(rule, records, higher):
   for winner, other in ((w, o) for w in rule['winner'] for o in rule['others']):
     edge = {}
     for cond in (kept, lost):
-      w = seeds_of(records, winner, cond['where'], rule['metric'])
-      o = seeds_of(records, other, cond['where'], rule['metric'])
+      w = seeds_of(records, _row_filter(rule, winner), cond['where'], rule['metric'])
+      o = seeds_of(records, _row_filter(rule, other), cond['where'], rule['metric'])
       edge[cond['label']] = {s: w[s] - o[s] for s in set(w) & set(o)}
     shared = sorted(set(edge[kept['label']]) & set(edge[lost['label']]))
     if len(shared) < MIN_SEEDS:
@@ -390,7 +416,7 @@ def judge_claim(claim: dict, records: list[dict]) -> dict[str, Any]:
   rows, tests, missing = judge(rule, found, higher)
   for t, q in zip(tests, significance.bh_adjust([t['p'] for t in tests])):
     t['p_adjusted'] = q
-    t['passes'] = _test_passes(t, rule, higher)
+    t['passes'] = _test_passes(t, rule, t.get('higher', higher))
   seeds = [r['n'] for r in rows if r.get('point') in (None, 'slope')]
   out.update(evidence=rows, tests=tests, higher_is_better=higher,
              seeds=min(seeds) if seeds else 0)
@@ -405,7 +431,8 @@ def judge_claim(claim: dict, records: list[dict]) -> dict[str, Any]:
       supported = any(t['passes'] for t in mine_tests)
     else:
       supported = all(t['passes'] for t in mine_tests)
-    why = '; '.join(_why_not(t, rule, higher) for t in mine_tests if not t['passes'])
+    why = '; '.join(_why_not(t, rule, t.get('higher', higher)) for t in mine_tests
+                    if not t['passes'])
     outcomes.append({'label': cond['label'], 'expect': cond['expect'],
                      'supported': supported, 'as_predicted': supported == cond['expect'],
                      'why': why})
@@ -534,11 +561,14 @@ def claim_markdown(c: dict, plots: bool = True) -> list[str]:
                                                               else '.')]
   if c['evidence']:
     metric = c['rule']['metric']
-    header = ['condition', 'arch'] + (['point'] if c['rule']['kind'] == 'trend' else []) + [
-        f'{metric} {metrics.arrow(metric) if c["rule"]["kind"] != "trend" else ""}'.strip(),
-        'seeds']
+    several = any('metric' in cond for cond in c['rule']['conditions'])
+    header = ['condition', 'arch'] + (['point'] if c['rule']['kind'] == 'trend' else []) + (
+        ['metric', 'value'] if several else
+        [f'{metric} {metrics.arrow(metric) if c["rule"]["kind"] != "trend" else ""}'.strip()]
+    ) + ['seeds']
     body = [[e['condition'], e['arch']] + ([_num(e['point'])]
                                            if c['rule']['kind'] == 'trend' else [])
+            + ([e.get('metric', metric)] if several else [])
             + [_interval_text(e), ','.join(map(str, e['seeds']))] for e in c['evidence']]
     lines += ['', f'### Evidence: {c["name"]}', '',
               'Mean over seeds [95% Student-t interval] n=seeds.', '',
