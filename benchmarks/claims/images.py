@@ -89,22 +89,18 @@ register(Claim(
            '9.3: invariance to small translations, fewer activations)',
     family='CNN',
     experiment='the same CNN with and without its 2x2 max pooling (pooling has no '
-               'parameters: both at 100k) on digits, 600 steps (full: 3000), seeds 0-2: '
-               'step time, peak memory and, on a reduced training set, the train-'
-               'validation gap',
-    statistic='training step time (perf/step_ms), the compiled step\'s peak memory '
-              '(perf/peak_bytes), validation loss minus training loss',
-    threshold='with pooling: faster and less memory (paired t-tests, BH-adjusted p < 0.05), '
-              'and a smaller train-validation gap',
+               'parameters: both at 100k) on digits, 600 steps (full: 3000), seeds 0-2; '
+               'the overfitting half (the train-validation gap on a reduced training set) '
+               'is not tested yet: digits has no training-set-size parameter and the rules '
+               'no gap statistic',
+    statistic='training step time (perf/step_ms, on the machine that ran it) and the '
+              'compiled training step\'s peak memory (perf/peak_bytes)',
+    threshold='with pooling: faster and less memory, each by at least 1.2x (paired t-tests, '
+              'BH-adjusted p < 0.05); the overfitting half is not judged',
     rule=rules.compare('perf/step_ms', 'pooled', ['unpooled'], [
         rules.condition('step time', task='digits'),
         rules.condition('peak memory', metric='perf/peak_bytes', higher=False,
-                        task='digits')], higher=False,
+                        task='digits')], higher=False, factor=1.2,
         rows={'pooled': {'arch': 'cnn', 'arch.pool': True},
               'unpooled': {'arch': 'cnn', 'arch.pool': False}}),
-    plans=_pooling,
-    untestable='archbench\'s CNN has no setting that removes pooling (archs/cnn.py pools '
-               'after every stage: a `pool` field is needed), digits has no training-set-'
-               'size parameter and the rules have no train-validation gap statistic yet; '
-               'the step-time and memory conditions are declared and run once the CNN has '
-               'the field'))
+    plans=_pooling))
