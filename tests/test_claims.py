@@ -257,7 +257,8 @@ def test_built_in_claims_are_many_and_declared_honestly():
     if claim.untestable is None:
       assert claim.rule['kind'] in rules.KINDS and claim.plans is not None
   assert claims_lib.get('stock-prices').rule['baseline'] == 'persistence'
-  assert claims_lib.get('pooling').why_untestable()  # no pooling switch yet: says so
+  assert claims_lib.get('pooling-overfitting').why_untestable()  # says what it needs
+  assert claims_lib.get('pooling').why_untestable() is None  # the CNN's pool field
 
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]

@@ -27,6 +27,13 @@ def rejudge_claims(run: pathlib.Path) -> str | None:
   """Re-judge the claims study in `run` with the registry's claims; the reason it cannot
   be, or None."""
   saved = claims_judging.saved(run)
+  size = saved[0]['size'] if saved else 'cpu'
+  known = {c['name'] for c in saved}
+  for claim in claims_lib.all_claims():  # a claim added since: only if it needs no cells
+    if claim.name not in known and not claim.why_untestable():
+      return f'claim {claim.name} was added since the run and needs cells: run it again'
+  saved = [next((c for c in saved if c['name'] == claim.name), claim.spec(size))
+           for claim in claims_lib.all_claims()]
   specs = []
   for old in saved:
     claim = claims_lib.get(old['name'])
