@@ -18,10 +18,12 @@ from archbench.archs import registry
 @dataclasses.dataclass(frozen=True)
 class CNNConfig:
   """`stages` blocks of two 3x3 convs (channels doubling per stage), each followed by 2x2
-  max pooling; then global average pooling and a dense layer of width `4 * channels`."""
+  max pooling (`pool` False: none, every stage at full resolution, the same parameters);
+  then global average pooling and a dense layer of width `4 * channels`."""
   channels: int = 32
   stages: int = 2
   kernel: int = 3
+  pool: bool = True
 
   @property
   def width(self) -> int:  # the [B, D] output
@@ -134,7 +136,8 @@ class CNN(nn.Module):
     for c in cfg.stage_channels():
       x = nn.relu(Conv(c, k, **types)(x))
       x = nn.relu(Conv(c, k, **types)(x))
-      x = max_pool_2x2(x)
+      if cfg.pool:
+        x = max_pool_2x2(x)
     x = jnp.mean(x, axis=(1, 2))  # global average pool: [B, H', W', C'] -> [B, C']
     return nn.relu(nn.Dense(cfg.width, **types)(x))
 
@@ -148,8 +151,8 @@ def same_conv_taps(n: int, k: int) -> int:
 
 def cnn_flops(cfg: CNNConfig, shape: tuple[int, ...]) -> float:
   """Forward FLOPs for one [H, W, C] image: convolutions over in-image taps, bias and ReLU
-  per output element, 3 comparisons per 2x2 max-pool output, the average pool, the dense
-  layer."""
+  per output element, 3 comparisons per 2x2 max-pool output (with `pool`), the average
+  pool, the dense layer."""
   h, w, c_in = shape
   flops = 0.0
   for c in cfg.stage_channels():
@@ -157,8 +160,9 @@ def cnn_flops(cfg: CNNConfig, shape: tuple[int, ...]) -> float:
     for _ in range(2):
       flops += 2.0 * taps * c_in * c + 2 * h * w * c  # conv, bias, ReLU
       c_in = c
-    h, w = -(-h // 2), -(-w // 2)
-    flops += h * w * c * 3  # 2x2 max pool
+    if cfg.pool:
+      h, w = -(-h // 2), -(-w // 2)
+      flops += h * w * c * 3  # 2x2 max pool
   flops += h * w * c_in  # global average pool
   flops += registry.dense_flops(c_in, cfg.width) + cfg.width
   return flops

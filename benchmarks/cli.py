@@ -51,7 +51,7 @@ def parse(argv: list[str]) -> tuple[str, flags.FlagValues, list[str]]:
   if rest[:1] != [command]:
     raise UsageError(f'unknown command {(rest or [""])[0]!r}; valid: {", ".join(COMMANDS)}. '
                      f'{USAGE}')
-  if rest[1:] and command not in ('report', 'compare', 'reproduce', 'data'):
+  if rest[1:] and command not in ('report', 'compare', 'reproduce', 'data', 'claims'):
     raise UsageError(f'unexpected argument(s) {" ".join(rest[1:])}; {USAGE}')
   return command, fv, rest[1:]
 
@@ -178,6 +178,34 @@ def cmd_reproduce(fv, args) -> int:
   return _print_run(records, out / 'reproduction.md', f'table in {out / "reproduction.md"}')
 
 
+def cmd_claims(fv, args) -> int:
+  """`claims --list`, `claims [NAME ...]` (run and judge) or `claims --resume DIR`."""
+  from archbench.benchmarks.flows import claims
+  if fv.list:
+    _drop(fv, ('out', 'workers', 'resume'), 'claims --list runs nothing')
+    if args:
+      raise UsageError(f'claims --list takes no claim name; {USAGE}')
+    print(claims.listing(pathlib.Path(fv.results), fv.size))
+    print('\nRun them: archbench claims [NAME ...] [--size cpu|full] [--out DIR]; the verdicts '
+          'land in DIR/claims.md')
+    return 0
+  _drop(fv, ('results',), '--results is read by claims --list only')
+  if fv.resume:
+    _drop(fv, ('size', 'out'), '--resume continues a claims study as it was planned')
+    if args:
+      raise UsageError('--resume continues the claims a study was planned with; drop the '
+                       'claim names')
+    out, judged, records = claims.resume(fv.resume, fv.workers)
+  else:
+    out, judged, records = claims.run(fv.size or 'cpu', args or None, fv.out, fv.workers)
+  from archbench.benchmarks.results import claims as judging
+  print(judging.verdict_table(judged))
+  failed = sum(r['status'] != 'ok' for r in records)
+  print(f'{len(records) - failed} cells ok, {failed} failed; verdicts and evidence in '
+        f'{out / judging.FILE_MD}')
+  return 1 if failed else 0
+
+
 def cmd_estimate(fv, args) -> int:
   from archbench.benchmarks.flows import estimate
   print(estimate.text(fv.config, fv.rates))
@@ -241,7 +269,7 @@ def cmd_data(fv, args) -> int:
 
 HANDLERS = {'list': cmd_list, 'run': cmd_run, 'tune': cmd_tune, 'report': cmd_report,
             'compare': cmd_compare,
-            'reproduce': cmd_reproduce, 'estimate': cmd_estimate, 'env': cmd_env,
+            'reproduce': cmd_reproduce, 'claims': cmd_claims, 'estimate': cmd_estimate, 'env': cmd_env,
             'data': cmd_data}
 
 

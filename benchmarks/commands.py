@@ -22,7 +22,7 @@ FLAG_SPECS = {
                'field of the suite (reproduce NAME: of the reproduction).',
                {'lock_config': True}),
     'plugin': (flags.DEFINE_multi_string, [], 'Python file or module registering your own '
-               'architectures, tasks, evaluators or report sections (repeatable).'),
+               'architectures, tasks, evaluators, report sections or claims (repeatable).'),
     'archs': (flags.DEFINE_list, None, 'Only these architectures (comma-separated).'),
     'tasks': (flags.DEFINE_list, None, 'Only these tasks (comma-separated).'),
     'size': (flags.DEFINE_string, None, 'Parameter budget (tiny, small, base, large): '
@@ -62,6 +62,21 @@ FLAG_SPECS = {
                       'cache, so a second run skips most compilation (default: '
                       '$ARCHBENCH_COMPILE_CACHE, else ~/.cache/archbench/jax); "off" turns '
                       'it off.'),
+}
+
+
+# A flag whose meaning differs for one command: that command's help for it.
+COMMAND_FLAG_HELP = {
+    ('claims', 'size'): 'cpu (default: sized for a 2-core CPU; 13 min measured with 2 '
+                        'workers, results/claims-cpu) or full (the accelerator budget; '
+                        '--list estimates its runtime).',
+    ('claims', 'list'): 'List the claims: wording, family, cells and estimated runtime at '
+                        'each size, decision rule, or why one cannot be tested.',
+    ('claims', 'resume'): 'Continue the killed claims study in this directory, then judge it.',
+    ('claims', 'results'): 'Folder of the committed runs whose step rates --list estimates '
+                           'runtimes from (default: ./results).',
+    ('claims', 'workers'): 'Cells run at once (default 2: the cpu size is sized for two; step '
+                           'times are then slower than alone, for every architecture).',
 }
 
 
@@ -115,6 +130,14 @@ COMMANDS = {
     'env': Command('[--json]', 'What this machine would record as provenance: CPU and its '
                    'features, devices, XLA flags, matmul precision, versions, code version and '
                    'commit.', ('json',)),
+    'claims': Command('[NAME ...] [--size cpu|full] [--out DIR] [--workers N] | --resume DIR | '
+                      '--list [--size S]', 'Test what people believe about CNNs, RNNs and '
+                      'Transformers (see --list): run each claim\'s experiment (all of them, '
+                      'or the NAMEs), then write claims.md, claims.tex, claims.json, a plot per '
+                      'claim and report.html, each claim with its verdict (holds, fails, '
+                      'depends), evidence and test; archbench report DIR re-judges.',
+                      ('list', 'size', 'out', 'workers', 'resume', 'results', 'plugin',
+                       'data_dir', 'compile_cache')),
     'data': Command('prepare NAME [--data_dir DIR]', 'Download and prepare a TFDS dataset '
                     '(needs network and the `prepare` extra), or synthesise spoken_digits '
                     '(needs espeak-ng).', ('data_dir',)),
@@ -156,6 +179,7 @@ def make_flags(command: str, argv: list[str] | None = None) -> flags.FlagValues:
   fv = flags.FlagValues()
   for name in COMMANDS[command].flags:
     define, default, help_text, *extra = FLAG_SPECS[name]
+    help_text = COMMAND_FLAG_HELP.get((command, name), help_text)
     kwargs = {**(extra[0] if extra else {}), **({'sys_argv': argv} if name == 'config' else {})}
     define(name, default, help_text, flag_values=fv, **kwargs)
   return fv

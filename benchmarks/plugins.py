@@ -1,11 +1,13 @@
-"""Plug-ins: a user's architectures, tasks, evaluators and report sections, registered from
-the user's own code.
+"""Plug-ins: a user's architectures, tasks, evaluators, report sections and claims,
+registered from the user's own code.
 
 A plug-in is a Python file or an importable module that, when imported, calls
 `archbench.archs.register`, `archbench.data.register`,
 `archbench.benchmarks.harness.evaluators.register` (a way of measuring a cell) or
 `archbench.benchmarks.results.sections.register` (its part of the report; keep it free of
-JAX, so that `archbench report --plugin FILE DIR` renders it without). It is loaded by
+JAX, so that `archbench report --plugin FILE DIR` renders it without) or
+`archbench.benchmarks.claims.register` (a claim about the families, with its experiment
+and decision rule: `archbench claims`). It is loaded by
 `--plugin PATH_OR_MODULE`
 (repeatable), or, for an installed package, through the entry-point group
 `archbench.plugins` (each entry point names a module, loaded on start-up). Once loaded, a

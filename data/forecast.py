@@ -162,3 +162,102 @@ def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_eve
             'train_length': train_length, 'val_length': val_length,
             'test_length': test_length, 'ar_order': order, 'data_seed': data_seed}
   return Task(spec, params, array_sampler(train), dict(test), val_data=dict(val))
+
+
+# ---------------------------------------------------------------------------------------
+# A random walk: the "stock prices" use case where nothing beats persistence.
+
+TRADING_DAYS = 252  # steps per year of the random walk (daily prices)
+
+
+@functools.cache
+def random_walk_series(num_samples: int, volatility: float, drift: float,
+                       data_seed: int, seed: int = 0) -> np.ndarray:
+  """[num_samples] log prices of a geometric Brownian motion sampled daily: log S_t =
+  log S_{t-1} + drift dt + volatility sqrt(dt) eps_t, dt = 1/252, eps ~ N(0, 1) from
+  (`data_seed`, `seed`), S_0 = 100. `drift` is the annual drift of the log price
+  (mu - sigma^2/2 of the price's own SDE)."""
+  dt = 1.0 / TRADING_DAYS
+  rng = np.random.default_rng([data_seed, seed])
+  steps = drift * dt + volatility * np.sqrt(dt) * rng.standard_normal(num_samples - 1)
+  return np.log(100.0) + np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def relative_windows(series: np.ndarray, length: int, horizon: int, scale: float):
+  """(past [N, T], future [N, H]) of a series, each window taken relative to its last
+  observed value and divided by `scale`: the past ends at 0, the future is the change
+  since then. What a random walk's forecast can depend on at all."""
+  past, future = windows(series, length, horizon)
+  last = past[:, -1:]
+  return (past - last) / scale, (future - last) / scale
+
+
+@functools.cache
+def _random_walk_prepared(length: int, horizon: int, volatility: float, drift: float,
+                          train_length: int, val_length: int, test_length: int, order: int,
+                          data_seed: int, seed: int):
+  """(train, validation, test arrays, persistence (MSE, MAE), linear AR (MSE, MAE)); the
+  segments split in time as the forecast task's."""
+  gap = length + horizon
+  log_price = random_walk_series(train_length + gap + test_length, volatility, drift,
+                                 data_seed, seed)
+  train_part = log_price[:train_length - val_length - gap]
+  val_part = log_price[train_length - val_length:train_length]
+  test_part = log_price[train_length + gap:]
+  scale = float(np.std(np.diff(train_part)))  # one day's change: 1 after scaling
+  train_past, train_future = relative_windows(train_part, length, horizon, scale)
+  val_past, val_future = relative_windows(val_part, length, horizon, scale)
+  test_past, test_future = relative_windows(test_part, length, horizon, scale)
+  persistence = _errors(persistence_forecast(test_past, horizon), test_future)
+  linear = _errors(fit_linear_ar(train_past, train_future, order)(test_past), test_future)
+
+  def arrays(past, future):
+    out = {'inputs': past[..., None].astype(np.float32), 'targets': future.astype(np.float32)}
+    for a in out.values():
+      a.setflags(write=False)
+    return out
+  return (arrays(train_past, train_future), arrays(val_past, val_future),
+          arrays(test_past, test_future), persistence, linear)
+
+
+@register('random_walk', 'daily log prices of a geometric Brownian motion: forecast the next '
+          'H (MSE); persistence is optimal')
+def make_random_walk(seed: int = 0, length: int = 32, horizon: int = 8,
+                     volatility: float = 0.2, drift: float = 0.0, train_length: int = 6000,
+                     val_length: int | None = None, test_length: int = 2000,
+                     ar_order: int | None = None, data_seed: int = 0) -> Task:
+  """The forecast task's protocol on a random walk (random_walk_series): from the last
+  `length` daily log prices, each window relative to its last value in units of one
+  day's change, predict the next `horizon` changes. With `drift` 0 the future change is
+  independent of the past with mean 0, so persistence (predict no change) is the optimal
+  forecast: its MSE, about (H + 1) / 2, is the floor no model beats but by chance. A
+  nonzero drift is worth (drift dt h / scale)^2 at step h: 1e-4 of that MSE at
+  drift 0.05. Baselines: persistence and the linear AR on the last `ar_order` values;
+  `solved`: below persistence.
+
+  Unlike the Mackey-Glass series, the walk is drawn from the run's seed too: one test
+  segment of one walk can favour some forecast by chance, and the claims' tests over
+  seeds must see that chance (every architecture of a seed still sees the same walk)."""
+  val_length = train_length // 6 if val_length is None else val_length
+  order = length if ar_order is None else ar_order
+  if not (1 <= horizon and 1 <= order <= length and volatility > 0
+          and min(train_length - val_length - length - horizon, val_length, test_length)
+          >= 2 * (length + horizon)):
+    raise ValueError('random_walk: need horizon >= 1, 1 <= ar_order <= length, volatility '
+                     '> 0, val_length, test_length >= 2 * (length + horizon) and '
+                     'train_length >= val_length + 3 * (length + horizon)')
+  train, val, test, persistence, linear = _random_walk_prepared(
+      length, horizon, volatility, drift, train_length, val_length, test_length, order,
+      data_seed, seed)
+  spec = TaskSpec(
+      name='random_walk', kind='regress', length=length, feature_dim=1, out_dim=horizon,
+      metric='eval/mse', higher_is_better=False,
+      baselines={'eval/mse': persistence[0], 'eval/mae': persistence[1],
+                 'eval/loss': persistence[0],
+                 'persistence/mse': persistence[0], 'persistence/mae': persistence[1],
+                 'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]},
+      solved=persistence[0])
+  params = {'length': length, 'horizon': horizon, 'volatility': volatility, 'drift': drift,
+            'train_length': train_length, 'val_length': val_length,
+            'test_length': test_length, 'ar_order': order, 'data_seed': data_seed}
+  return Task(spec, params, array_sampler(train), dict(test), val_data=dict(val))

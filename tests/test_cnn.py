@@ -1,5 +1,7 @@
 """The CNN's hand-written pieces against JAX's own: the convolution's custom backward pass
 against autodiff of `lax.conv_general_dilated`, the reshape max pool against `nn.max_pool`."""
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -48,3 +50,28 @@ def test_max_pool_2x2_equals_nn_max_pool(shape):
   cotangent = jax.random.normal(jax.random.PRNGKey(1), ref(x).shape)
   grad = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * cotangent))(x)
   np.testing.assert_array_equal(grad(cnn.max_pool_2x2), grad(ref))
+
+
+def test_cnn_without_pooling_has_the_same_parameters_and_counts_its_flops():
+  """`pool=False` (the pooling claim's control): every stage at full resolution, the same
+  parameters as with pooling, more FLOPs, and the analytic count still XLA's."""
+  from archbench import archs
+  from archbench.benchmarks.measure import timing
+  spec = archs.get('cnn')
+  pooled = spec.config('tiny')
+  unpooled = dataclasses.replace(pooled, pool=False)
+  x = jnp.zeros((4, 8, 8, 1), jnp.float32)
+  params = {}
+  for cfg in (pooled, unpooled):
+    module = spec.build(cfg)
+    params[cfg.pool] = module.init(jax.random.PRNGKey(0), x)
+    assert module.apply(params[cfg.pool], x).shape == (4, cfg.width)
+  assert jax.tree_util.tree_map(jnp.shape, params[True]) == jax.tree_util.tree_map(
+      jnp.shape, params[False])
+  assert spec.param_count(unpooled) == spec.param_count(pooled)
+  assert spec.flops(unpooled, (8, 8, 1)) > 2 * spec.flops(pooled, (8, 8, 1))
+  module = spec.build(unpooled)
+  cost = jax.jit(lambda p, v: module.apply(p, v)).lower(params[False], x).compile(
+      timing.FAST_COMPILE).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  assert abs(4 * spec.flops(unpooled, (8, 8, 1)) / float(cost['flops']) - 1) <= 0.10

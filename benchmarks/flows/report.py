@@ -1,5 +1,5 @@
 """`archbench report DIR`: a run's summaries, plots and HTML report rebuilt from its records
-(and a reproduction's verdicts re-judged); `archbench report DIR1 DIR2 … --out DIR`: one
+(and a reproduction's or a claims study's verdicts re-judged); `archbench report DIR1 DIR2 … --out DIR`: one
 summary, report and set of plots from several runs (results/merge.py). Imports no JAX: it
 reads records only."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pathlib
 
 from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.results import records as records_lib
-from archbench.benchmarks.results import merge, report, reproduction
+from archbench.benchmarks.results import claims, merge, report, reproduction
 from archbench.common import files
 
 
@@ -24,6 +24,9 @@ def rebuild(out: pathlib.Path) -> tuple[list[dict], bool]:
   spec = reproduction.saved(out)
   if spec is not None:  # a reproduction: its verdicts again, before report.html shows them
     reproduction.write(out, spec, found)
+  judged_claims = claims.saved(out)
+  if judged_claims is not None:  # a claims study: its verdicts again
+    claims.write(out, judged_claims, found)
   return report.write_summaries(out, plots=True), spec is not None
 
 

@@ -13,7 +13,7 @@ import base64
 import html
 import pathlib
 
-from archbench.benchmarks.results import compare, markup, reproduction
+from archbench.benchmarks.results import claims, compare, markup, reproduction
 from archbench.benchmarks.results import records as records_lib
 
 # Nothing from anywhere, except the embedded images and the inline style below.
@@ -58,9 +58,15 @@ def environment_table(records) -> str:
 
 
 def sections_of(out_dir: pathlib.Path) -> list[tuple[str, str]]:
-  """The extra sections a run directory holds: the verdicts of `archbench reproduce`,
+  """The extra sections a run directory holds: the claims' verdicts (`archbench claims`),
+  the verdicts of `archbench reproduce`,
   against a paper (reproduction.md) or against the run reproduced (comparison.md)."""
   sections = []
+  path = out_dir / claims.FILE_MD  # `archbench claims`
+  if path.is_file():
+    text = path.read_text(encoding='utf-8')
+    sections.append(('Claims: what people believe, tested',
+                     text.split('\n', 1)[1] if text.startswith('# ') else text))
   path = out_dir / reproduction.FILE_MD  # `archbench reproduce NAME`
   if path.is_file():
     text = path.read_text(encoding='utf-8')

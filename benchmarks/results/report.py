@@ -17,7 +17,7 @@ import math
 import pathlib
 from typing import Any
 
-from archbench.benchmarks.results import (curves, html_report, markup, merge, metrics,
+from archbench.benchmarks.results import (claims, curves, html_report, markup, merge, metrics,
                                            sections, significance, significance_report,
                                            tables)
 from archbench.benchmarks.results import records as records_lib
@@ -138,7 +138,7 @@ def write_summaries(out_dir: pathlib.Path, plots: bool = False) -> list[dict[str
   files.write_atomically(out_dir / 'summary.csv', summary_csv(records))
   files.write_atomically(out_dir / 'summary.tex', summary_latex(records))
   if plots:
-    written = write_plots(out_dir, records)
+    written = claims.plot_files(out_dir) + write_plots(out_dir, records)
     files.write_atomically(out_dir / 'report.html', html_report.page(
         records, summary, written, html_report.sections_of(out_dir)))
   return records

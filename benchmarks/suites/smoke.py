@@ -43,6 +43,8 @@ def get_config():
           # Speech on the clips bundled with archbench (nothing to prepare), as log-mel
           # frames: every architecture that reads sequences of vectors.
           'spoken_digits_mini': task_plan(),
+          'random_walk': task_plan({'length': 16, 'horizon': 4, 'train_length': 600,
+                                    'test_length': 200}, archs=('lstm', 'tcn')),
           # The Chomsky-hierarchy tasks share one layout (data/chomsky.py): one
           # architecture each, every family once, so each generator runs through the
           # harness at little cost.
