@@ -52,6 +52,7 @@ def test_max_pool_2x2_equals_nn_max_pool(shape):
   np.testing.assert_array_equal(grad(cnn.max_pool_2x2), grad(ref))
 
 
+@pytest.mark.slow  # two compilations; the pooling claim's control, not the quick loop's
 def test_cnn_without_pooling_has_the_same_parameters_and_counts_its_flops():
   """`pool=False` (the pooling claim's control): every stage at full resolution, the same
   parameters as with pooling, more FLOPs, and the analytic count still XLA's."""

@@ -103,7 +103,7 @@ def test_cached_tokens_equal_recompute(name):
 
 @pytest.mark.parametrize('name,overrides', [
     ('decoder', (('positions', transformer.Positions.LEARNED),)),
-    ('tcn', (('weight_norm', True),)),
+    pytest.param('tcn', (('weight_norm', True),), marks=pytest.mark.slow),  # whole suite only
 ])
 def test_cached_tokens_equal_recompute_variants(name, overrides):
   """Config choices the step mirrors: the learned position table, weight normalisation."""

@@ -31,7 +31,8 @@ def test_at_length_pins_both_ends_of_a_length_range():
     data.at_length({'eval_size': 9}, 40)
 
 
-@pytest.mark.parametrize('arch', ['lstm', 'transformer'])
+# The LSTM's case in the whole suite only: the Transformer's covers the quick loop.
+@pytest.mark.parametrize('arch', [pytest.param('lstm', marks=pytest.mark.slow), 'transformer'])
 def test_records_carry_accuracy_per_length_and_the_mean_beyond_training(arch):
   cell, out = _measure(arch)
   metrics = out['metrics']

@@ -80,11 +80,11 @@ def plan_suite(config, archs=None, tasks=None, size=None, seed=None, workers=Non
   """A suite's cells narrowed by the filters (--archs, --tasks, --size, --seed); with
   `tuned`, each pair's settings selected by the tuning run in that directory (--tuned);
   with `reuse`, the cells those runs recorded by this code are copied, not run (--reuse)."""
+  for run in reuse:  # readable before anything is built
+    merge.load(run)
   cells = config_lib.cells(config, archs, tasks, size, None if seed is None else [seed])
   if tuned is not None:
     cells = tuning.apply_tuned(config, cells, tuned)
-  for run in reuse:  # readable before anything runs
-    merge.load(run)
   return dataclasses.replace(plan_cells(config, config.name, cells, workers), reuse=list(reuse))
 
 
