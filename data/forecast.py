@@ -130,6 +130,14 @@ def _prepared(length: int, horizon: int, sample_every: float, noise: float, trai
           arrays(test_past, test_future), persistence, linear)
 
 
+def _baselines(persistence, linear) -> dict[str, float]:
+  """A forecasting task's baselines from (MSE, MAE) pairs: persistence is the one to beat
+  (eval/), the linear AR beside it."""
+  return {'eval/mse': persistence[0], 'eval/mae': persistence[1], 'eval/loss': persistence[0],
+          'persistence/mse': persistence[0], 'persistence/mae': persistence[1],
+          'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]}
+
+
 @register('forecast', 'Mackey-Glass chaotic series: forecast the next H noisy values (MSE)')
 def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_every: float = 1.0,
                   noise: float = 0.02, train_length: int = 6000, val_length: int | None = None,
@@ -153,10 +161,7 @@ def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_eve
   spec = TaskSpec(
       name='forecast', kind='regress', length=length, feature_dim=1, out_dim=horizon,
       metric='eval/mse', higher_is_better=False,
-      baselines={'eval/mse': persistence[0], 'eval/mae': persistence[1],
-                 'eval/loss': persistence[0],
-                 'persistence/mse': persistence[0], 'persistence/mae': persistence[1],
-                 'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]},
+      baselines=_baselines(persistence, linear),
       solved=linear[0])
   params = {'length': length, 'horizon': horizon, 'sample_every': sample_every, 'noise': noise,
             'train_length': train_length, 'val_length': val_length,
@@ -252,10 +257,7 @@ def make_random_walk(seed: int = 0, length: int = 32, horizon: int = 8,
   spec = TaskSpec(
       name='random_walk', kind='regress', length=length, feature_dim=1, out_dim=horizon,
       metric='eval/mse', higher_is_better=False,
-      baselines={'eval/mse': persistence[0], 'eval/mae': persistence[1],
-                 'eval/loss': persistence[0],
-                 'persistence/mse': persistence[0], 'persistence/mae': persistence[1],
-                 'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]},
+      baselines=_baselines(persistence, linear),
       solved=persistence[0])
   params = {'length': length, 'horizon': horizon, 'volatility': volatility, 'drift': drift,
             'train_length': train_length, 'val_length': val_length,
