@@ -183,6 +183,8 @@ def cmd_claims(fv, args) -> int:
   from archbench.benchmarks.flows import claims
   if fv.list:
     _drop(fv, ('out', 'workers', 'resume'), 'claims --list runs nothing')
+    if fv.config is not None and fv.config.to_dict() != claims.run_config().to_dict():
+      raise UsageError('claims --list runs nothing; drop --config')
     if args:
       raise UsageError(f'claims --list takes no claim name; {USAGE}')
     print(claims.listing(pathlib.Path(fv.results), fv.size))
@@ -197,7 +199,8 @@ def cmd_claims(fv, args) -> int:
                        'claim names')
     out, judged, records = claims.resume(fv.resume, fv.workers)
   else:
-    out, judged, records = claims.run(fv.size or 'cpu', args or None, fv.out, fv.workers)
+    out, judged, records = claims.run(fv.size or 'cpu', args or None, fv.out, fv.workers,
+                                      fv.config)
   from archbench.benchmarks.results import claims as judging
   print(judging.verdict_table(judged))
   failed = sum(r['status'] != 'ok' for r in records)

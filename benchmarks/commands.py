@@ -130,14 +130,15 @@ COMMANDS = {
     'env': Command('[--json]', 'What this machine would record as provenance: CPU and its '
                    'features, devices, XLA flags, matmul precision, versions, code version and '
                    'commit.', ('json',)),
-    'claims': Command('[NAME ...] [--size cpu|full] [--out DIR] [--workers N] | --resume DIR | '
-                      '--list [--size S]', 'Test what people believe about CNNs, RNNs and '
+    'claims': Command('[NAME ...] [--size cpu|full] [--out DIR] [--workers N] '
+                      '[--config.executor=local|ray|slurm --config.slurm.PATH=V ...] | '
+                      '--resume DIR | --list [--size S]', 'Test what people believe about CNNs, RNNs and '
                       'Transformers (see --list): run each claim\'s experiment (all of them, '
                       'or the NAMEs), then write claims.md, claims.tex, claims.json, a plot per '
                       'claim and report.html, each claim with its verdict (holds, fails, '
                       'depends), evidence and test; archbench report DIR re-judges.',
                       ('list', 'size', 'out', 'workers', 'resume', 'results', 'plugin',
-                       'data_dir', 'compile_cache')),
+                       'config', 'data_dir', 'compile_cache')),
     'data': Command('prepare NAME [--data_dir DIR]', 'Download and prepare a TFDS dataset '
                     '(needs network and the `prepare` extra), or synthesise spoken_digits '
                     '(needs espeak-ng).', ('data_dir',)),
@@ -249,6 +250,13 @@ def with_config_file(argv: list[str], command: str) -> list[str]:
     raise UsageError(f'--{recorded[0]} runs cells as they were recorded; drop --config')
   if 'resume' in recorded:
     return argv
+  if command == 'claims':  # how the claims run; their experiments are fixed
+    if files:
+      raise UsageError('claims takes --config.<path>=<value> (how its cells run: '
+                       f'{", ".join(config_lib.CLAIMS_RUN_SECTIONS)}), not a suite file')
+    if flag_values(argv, 'resume') and any(a.startswith('--config') for a in argv):
+      raise UsageError('--resume continues a claims study as it was planned; drop --config')
+    return [argv[0], f'--config={config_lib.CLAIMS_RUN_FILE}', *argv[1:]]
   if files and suites:
     raise UsageError('give --suite NAME or --config PATH, not both')
   if files:  # loaded here too: config_flags would reuse a module of the same name

@@ -98,6 +98,11 @@ from archbench.benchmarks.results import wandb_runs
 
 SUITES_DIR = pathlib.Path(__file__).resolve().parent / 'suites'
 REPRODUCTIONS_DIR = pathlib.Path(__file__).resolve().parent / 'reproductions'
+# How `archbench claims` runs its cells (executor, workers, ...): the sections a user may
+# override there; the claims' experiments are their own.
+CLAIMS_RUN_FILE = SUITES_DIR / '_claims.py'
+CLAIMS_RUN_SECTIONS = ('executor', 'workers', 'ray', 'slurm', 'log', 'tensorboard',
+                       'execution')
 # A reproduction file's get_config(size) builds each size; NAME is the full size (the
 # paper's budget), NAME-cpu the reduced one (results/reproduction.py).
 REPRODUCTION_SIZES = {'': 'full', '-cpu': 'cpu'}

@@ -173,6 +173,12 @@ TRAIN_ADDED = {'eval_every': None, 'stop_at_target': False, 'eval_weights': 'fin
                'budget_flops': 0.0, 'budget_s': 0.0}
 
 
+# Task parameters added after records were first written, and the default at which a
+# cell leaves them out: `pad_to` None (no further padding), `train_examples` None (the
+# whole training part).
+TASK_PARAMS_ADDED = {'pad_to': None, 'train_examples': None}
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """One measurement: an architecture on a task at a size and seed, fully resolved.
@@ -217,10 +223,11 @@ class Cell:
                        f'{", ".join(PRECISIONS)}')
     object.__setattr__(self, 'eval_lengths', tuple(sorted({int(n) for n in self.eval_lengths})))
     object.__setattr__(self, 'evaluators', tuple(dict.fromkeys(self.evaluators)))
-    if 'pad_to' in self.task_params and self.task_params['pad_to'] is None:
-      # No further padding is the cell of records from before padded tasks had `pad_to`.
-      object.__setattr__(self, 'task_params',
-                         {k: v for k, v in self.task_params.items() if k != 'pad_to'})
+    # A task parameter added later, at its default, is the cell of records from before it
+    # existed (TASK_PARAMS_ADDED): left out, so those cells keep their identity.
+    object.__setattr__(self, 'task_params', {
+        k: v for k, v in self.task_params.items()
+        if not (k in TASK_PARAMS_ADDED and v == TASK_PARAMS_ADDED[k])})
     if self.eval_lengths and ('length' not in self.task_params
                               or min(self.eval_lengths) < 1):
       raise UsageError(f'eval_lengths {self.eval_lengths} for {self.task}: needs the task\'s '

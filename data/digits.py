@@ -76,7 +76,7 @@ def image_spec(name: str, image_shape: tuple[int, int, int], num_classes: int,
 def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndarray],
                   test: tuple[np.ndarray, np.ndarray], to_inputs=None,
                   pad_id: int | None = None, *, val_count: int,
-                  split_seed: int = 0) -> Task:
+                  split_seed: int = 0, train_examples: int | None = None) -> Task:
   """A classification task on fixed (inputs, labels) train and test arrays: `val_count`
   training examples (chosen by `split_seed`) set apart as the validation set, the spec's
   baselines computed from the labels, training batches drawn on device from the rest of
@@ -88,8 +88,17 @@ def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndar
 
   `pad_id`: the stored inputs are end-padded sequences with this padding token; the
   batches then carry each example's `lengths` (a padded task, TaskSpec.padded).
+
+  `train_examples`: train on only this many of the training examples (chosen by
+  `split_seed`, the same ones for every run), the validation and test sets unchanged:
+  what a claim about overfitting needs.
   """
   rest, held = carve(np.arange(len(train[1])), val_count, split_seed)
+  if train_examples is not None:
+    if not 0 < train_examples < len(rest):
+      raise ValueError(f'{spec.name}: train_examples={train_examples}; valid: 1 to '
+                       f'{len(rest) - 1} (the training part holds {len(rest)})')
+    _, rest = carve(rest, train_examples, split_seed)
   val = (train[0][held], train[1][held])
   train = (train[0][rest], train[1][rest])
   spec = dataclasses.replace(spec, baselines=class_baselines(train[1], test[1], spec.num_classes))
@@ -105,24 +114,30 @@ def labelled_task(spec: TaskSpec, params: dict, train: tuple[np.ndarray, np.ndar
 
 
 def _image_task(name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,
-                val_fraction: float, split_seed: int, params: dict) -> Task:
+                val_fraction: float, split_seed: int, params: dict,
+                train_examples: int | None = None) -> Task:
   """A 10-class image task on the digits' train/validation/test split (fixed by
-  split_seed); both fractions are of all images."""
+  split_seed); both fractions are of all images. `train_examples`: a reduced training
+  set (labelled_task), named in the task's params only when given."""
   train, test = split_indices(len(labels), test_fraction, split_seed)
+  reduced = {} if train_examples is None else {'train_examples': train_examples}
   return labelled_task(image_spec(name, DIGITS_SHAPE, 10, solved=0.95),
                        {'test_fraction': test_fraction, 'val_fraction': val_fraction,
-                        'split_seed': split_seed, **params},
+                        'split_seed': split_seed, **params, **reduced},
                        (images[train], labels[train]), (images[test], labels[test]),
                        val_count=int(round(len(labels) * val_fraction)),
-                       split_seed=split_seed)
+                       split_seed=split_seed, train_examples=train_examples)
 
 
 @register('digits', '8x8 handwritten digits (scikit-learn), 10 classes, accuracy')
 def make_digits(seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1,
-                split_seed: int = 0) -> Task:
+                split_seed: int = 0, train_examples: int | None = None) -> Task:
+  """`train_examples`: train on that many of the 1,258 training images only (None: all),
+  e.g. to measure overfitting."""
   del seed  # the split is fixed by split_seed; training randomness comes from the harness
   images, labels = load_digits_arrays()
-  return _image_task('digits', images, labels, test_fraction, val_fraction, split_seed, {})
+  return _image_task('digits', images, labels, test_fraction, val_fraction, split_seed, {},
+                     train_examples)
 
 
 def pixel_permutation(permutation_seed: int, size: int = 64) -> np.ndarray:

@@ -189,6 +189,76 @@ def test_trend_tests_per_seed_slopes_and_versus_compares_them():
   assert test['difference'] == pytest.approx(-0.4 + (0.1 + 0.05 / 3))  # mean slopes' gap
 
 
+def test_a_trend_condition_may_have_its_own_x():
+  """Against parameters at the full step budget, and against training FLOPs (a derived
+  figure: FLOPs per step times the steps trained) over every run."""
+  lm = [_record(a, 'lm', s, {'eval/bits_per_char': 3.0 - drop * k * (1 + 0.1 * s) - 0.05 * j,
+                             'train/steps': 300 * 2 ** j}, perf={'params': 20000 * 2 ** k,
+                                                       'flops_per_step': 1e6 * 2 ** k})
+        for a, drop in (('decoder', 0.3), ('lstm', 0.1)) for s in range(3) for k in (0, 2)
+        for j in (0, 1)]
+  for r in lm:
+    r['config']['train'] = {'steps': r['metrics']['train/steps']}
+  assert rules.value(lm[-1], 'perf/train_flops') == 1e6 * 4 * 600
+  rule = rules.trend('eval/bits_per_char', 'perf/params', ['decoder', 'lstm'], [
+      rules.condition('parameters', **{'task': 'lm', 'train.steps': 600}),
+      rules.condition('FLOPs', x='perf/train_flops', task='lm')], increasing=False,
+      log_x=True, versus=('decoder', 'lstm'))
+  judged = rules.judge_claim(_claim(rule), lm)
+  assert judged['verdict'] == rules.HOLDS
+  slopes = {(e['condition'], e['arch']): e['mean'] for e in judged['evidence']
+            if e['point'] == 'slope'}
+  assert slopes[('parameters', 'decoder')] == pytest.approx(-0.3 * 1.1)  # per doubling
+  # Over FLOPs: 4 points per seed (sizes x steps), one least-squares line through them.
+  assert -0.3 * 1.1 < slopes[('FLOPs', 'decoder')] < -0.05
+  assert {e['point'] for e in judged['evidence'] if e['condition'] == 'FLOPs'} == {
+      'slope', 3e8, 6e8, 1.2e9, 2.4e9}
+
+
+def test_a_difference_of_two_metrics_is_a_metric_the_rules_read():
+  """The train-validation gap (val/loss minus train/loss): pooled against unpooled rows."""
+  def cnn(pool, gaps):
+    return [_record('cnn', 'digits', s, {'val/loss': 0.3 + g, 'train/loss': 0.3},
+                    arch_config={'pool': pool}) for s, g in enumerate(gaps)]
+  gap = rules.difference('val/loss', 'train/loss')
+  assert rules.value(cnn(True, [0.25])[0], gap) == pytest.approx(0.25)
+  assert rules.value({'metrics': {'val/loss': 1.0}}, gap) is None
+  rule = rules.compare(gap, 'pooled', ['unpooled'], [rules.condition('200', task='digits')],
+                       higher=False, rows={'pooled': {'arch': 'cnn', 'arch.pool': True},
+                                           'unpooled': {'arch': 'cnn', 'arch.pool': False}})
+  smaller = cnn(True, [0.10, 0.12, 0.11]) + cnn(False, [0.30, 0.33, 0.31])
+  assert rules.judge_claim(_claim(rule), smaller)['verdict'] == rules.HOLDS
+  larger = cnn(True, [0.30, 0.33, 0.31]) + cnn(False, [0.10, 0.12, 0.11])
+  judged = rules.judge_claim(_claim(rule), larger)
+  assert judged['verdict'] == rules.FAILS and 'significantly the other way' in judged['reason']
+  assert f'| {gap} ↓ |' in '\n'.join(rules.claim_markdown(judged))
+
+
+def test_the_equal_compute_budget_buys_attention_fewer_steps_at_long_range():
+  """long-range's equal-FLOPs cells: the LSTM trains its own 1000 steps, and the
+  Transformer, whose attention grows as T^2, fewer the longer T is."""
+  from archbench.benchmarks.harness import runner
+  steps = {}
+  for cell in claims_lib.get('long-range').cells('cpu'):
+    if cell.train.budget_flops and cell.seed == 0:
+      tc = runner.resolved_train(cell.train, runner.train_flops_per_example(cell))
+      steps[(cell.arch, cell.task_params['length'])] = tc.steps
+  assert steps[('lstm', 64)] == steps[('lstm', 256)] == 1000
+  assert steps[('transformer', 256)] < steps[('transformer', 64)] < 1000
+  spec = claims_lib.get('long-range').spec('cpu')
+  assert [c['where'].get('budget.matched') for c in spec['rule']['conditions']] == [
+      'steps', 'steps', 'flops', 'flops']
+
+
+def test_a_rule_may_depend_on_the_size():
+  """scalability's parameters condition reads each size's own full step budget."""
+  claim = claims_lib.get('scalability')
+  steps = {size: claim.spec(size)['rule']['conditions'][0]['where']['train.steps']
+           for size in claims_lib.SIZES}
+  assert steps == {size: max(c.train.steps for c in claim.cells(size))
+                   for size in claims_lib.SIZES}
+
+
 def test_random_walk_is_judged_against_persistence():
   """Models at persistence's MSE on every seed's own walk: no model beats it, fails."""
   def walk(arch, excess):
@@ -255,10 +325,11 @@ def test_built_in_claims_are_many_and_declared_honestly():
   for claim in built_in:
     assert claim.text and claim.source and claim.threshold and claim.statistic
     if claim.untestable is None:
-      assert claim.rule['kind'] in rules.KINDS and claim.plans is not None
+      for size in claims_lib.SIZES:
+        assert claim.rule_at(size)['kind'] in rules.KINDS and claim.plans is not None
   assert claims_lib.get('stock-prices').rule['baseline'] == 'persistence'
-  assert claims_lib.get('pooling-overfitting').why_untestable()  # says what it needs
-  assert claims_lib.get('pooling').why_untestable() is None  # the CNN's pool field
+  for name in ('pooling', 'pooling-overfitting'):  # the CNN's pool field; digits' reduced set
+    assert claims_lib.get(name).why_untestable() is None
 
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
@@ -276,7 +347,8 @@ def test_committed_study_is_current_complete_and_honest():
   assert [c['name'] for c in saved['spec']] == list(built_in)
   for spec in saved['spec']:
     claim = built_in[spec['name']]
-    assert spec['rule'] == (None if claim.why_untestable() else rules.plain(claim.rule))
+    assert spec['rule'] == (None if claim.why_untestable()
+                            else rules.plain(claim.rule_at(spec['size'])))
     assert (spec['text'], spec['threshold'], spec['untestable']) == (
         claim.text, claim.threshold, claim.why_untestable()), 'stale: re-judge'
   judged = rules.judge(saved['spec'], records_lib.load_records(COMMITTED / 'results.jsonl'))
@@ -370,11 +442,31 @@ def test_claims_list_names_every_built_in_claim(capsys):
     (['claims', '--list', '--workers', '2'], 'runs nothing'),
     (['claims', '--resume', '/nonexistent/dir'], 'no claims study'),
     (['claims', '--suite', 'quick'], 'claims does not take --suite'),
+    (['claims', '--config.train.steps=5'], 'the claims\' experiments are their own'),
+    (['claims', '--config.executor=warp'], "config.executor 'warp' is not known"),
+    (['claims', '--list', '--config.executor=ray'], 'claims --list runs nothing'),
+    (['claims', '--config', 'x.py'], 'not a suite file'),
+    (['claims', '--resume', '/tmp', '--config.workers=3'], 'drop --config'),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
   assert cli.run(['archbench', *argv]) == 2
   err = capsys.readouterr().err
   assert message in err and err.count('\n') == 1
+
+
+def test_the_claims_run_on_the_executor_the_user_names():
+  """--config.<path> sets how the cells run (workers, executor, Slurm), nothing else."""
+  from archbench.benchmarks.flows import claims as flow
+  _, fv, _ = cli.parse(['archbench', 'claims', '--config.workers=3',
+                        '--config.executor=slurm', '--config.slurm.local=True',
+                        '--config.execution.time_limit_s=60'])
+  _, plan = flow.plan('cpu', ['pooling'], config=fv.config)
+  assert plan.workers == 3 and plan.dispatch['executor'] == 'slurm'
+  assert plan.dispatch['slurm']['local'] is True and plan.execution.time_limit_s == 60
+  assert len(plan.cells) == 6
+  _, plan = flow.plan('cpu', ['pooling'], workers=1)  # the defaults: local, 2 workers
+  assert (plan.workers, plan.dispatch['executor']) == (1, 'local')
+  assert flow.plan('cpu', ['pooling'])[1].workers == 2
 
 
 @pytest.mark.slow

@@ -198,6 +198,31 @@ def test_digits_no_eval_image_in_training_set():
   assert all(bytes(r) in train_rows for r in drawn['inputs'].reshape(512, -1))
 
 
+def test_digits_reduced_training_set_keeps_validation_test_and_old_cells():
+  """train_examples: training draws from that many of the training images only, the same
+  ones for every run; validation and test unchanged; a cell at the default (None) is the
+  cell of records from before the parameter existed (the same digest)."""
+  from archbench.benchmarks.core import Cell
+  full, reduced = data.build('digits'), data.build('digits', seed=3, train_examples=50)
+  for part in ('eval_data', 'val_data'):
+    np.testing.assert_array_equal(getattr(full, part)['inputs'],
+                                  getattr(reduced, part)['inputs'])
+  drawn = {bytes(r) for r in _draw(reduced, jax.random.PRNGKey(0), 4096)['inputs']
+           .reshape(4096, -1)}
+  assert len(drawn) == 50  # 4096 draws with replacement from 50 images see them all
+  again = {bytes(r) for r in _draw(data.build('digits', train_examples=50),
+                                   jax.random.PRNGKey(1), 4096)['inputs'].reshape(4096, -1)}
+  assert drawn == again
+  assert reduced.params['train_examples'] == 50 and 'train_examples' not in full.params
+  with pytest.raises(ValueError, match='train_examples=5000; valid: 1 to 1257'):
+    data.build('digits', train_examples=5000)
+  old = {'test_fraction': 0.2, 'val_fraction': 0.1, 'split_seed': 0}
+  assert (Cell('cnn', 'digits', 'small', task_params={**old, 'train_examples': None}).digest
+          == Cell('cnn', 'digits', 'small', task_params=old).digest)
+  assert (Cell('cnn', 'digits', 'small', task_params={**old, 'train_examples': 50}).digest
+          != Cell('cnn', 'digits', 'small', task_params=old).digest)
+
+
 def test_digits_split_fixed_by_split_seed_not_run_seed():
   a = data.build('digits', seed=0)
   b = data.build('digits', seed=7)

@@ -42,7 +42,8 @@ BUILT_IN = ('images', 'recurrence', 'attention', 'sequences')
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-  """One claim (module docstring). `plans(size)`: suite_config keyword arguments, or None
+  """One claim (module docstring). `rule`: results/claims.py's rule, or a function of the
+  size returning it. `plans(size)`: suite_config keyword arguments, or None
   where `untestable` says why archbench cannot test it. `needs`: tasks and architectures
   the experiment needs (a missing one makes the claim not testable, saying which)."""
   name: str
@@ -63,6 +64,11 @@ class Claim:
       raise ValueError(f'claim name {self.name!r}: letters, digits, - and _')
     if (self.rule is None or self.plans is None) and not self.untestable:
       raise ValueError(f'claim {self.name}: give rule and plans, or untestable (why not)')
+
+  def rule_at(self, size: str) -> dict:
+    """The decision rule at `size`: `rule` itself, or `rule(size)` where the conditions
+    name a size's own settings (e.g. its step budget)."""
+    return self.rule(size) if callable(self.rule) else self.rule
 
   def missing(self) -> list[str]:
     """What the experiment needs that is not registered (tasks or architectures)."""
@@ -109,7 +115,8 @@ class Claim:
     why = self.why_untestable()
     return rules.spec(name=self.name, text=self.text, source=self.source, family=self.family,
                       experiment=self.experiment, statistic=self.statistic,
-                      rule=None if why else rules.plain(self.rule), threshold=self.threshold,
+                      rule=None if why else rules.plain(self.rule_at(size)),
+                      threshold=self.threshold,
                       untestable=why, cells=list(cells), size=size, runtime=self.runtime)
 
 

@@ -13,6 +13,7 @@ import pathlib
 import time
 
 from archbench.benchmarks import claims as claims_lib
+from archbench.benchmarks import config as config_lib
 from archbench.benchmarks.core import UsageError
 from archbench.benchmarks.flows import estimate
 from archbench.benchmarks.flows import run as run_flow
@@ -32,32 +33,50 @@ def selected(names=None) -> list[claims_lib.Claim]:
   return [claims_lib.get(n) for n in names]
 
 
-def plan(size: str, names=None, workers: int | None = None):
-  """(the claims' specs, the plan of their cells). The execution settings (executor,
-  time limits) are the first testable claim's suite config's."""
+def run_config(config=None):
+  """How the claims' cells run (benchmarks/suites/_claims.py with the user's --config.*
+  overrides): refused where an override reaches past CLAIMS_RUN_SECTIONS into what the
+  experiments are, since a claim's verdict is about its own experiment."""
+  default = config_lib.load(str(config_lib.CLAIMS_RUN_FILE))
+  if config is None:
+    return default
+  for key in default:
+    if key not in config_lib.CLAIMS_RUN_SECTIONS and _plain(config[key]) != _plain(default[key]):
+      raise UsageError(f'claims --config.{key}: the claims\' experiments are their own; '
+                       f'--config sets how they run: {", ".join(config_lib.CLAIMS_RUN_SECTIONS)}')
+  return config
+
+
+def _plain(value):
+  return value.to_dict() if hasattr(value, 'to_dict') else value
+
+
+def plan(size: str, names=None, workers: int | None = None, config=None):
+  """(the claims' specs, the plan of their cells), run as `config` says (run_config:
+  executor, workers, Ray, Slurm, trackers, execution limits)."""
   if size not in claims_lib.SIZES:
     raise UsageError(f'--size {size!r}: claims sizes are {", ".join(claims_lib.SIZES)}')
-  specs, cells, first = [], {}, None
+  config = run_config(config)
+  specs, cells = [], {}
   for claim in selected(names):
     if claim.why_untestable():
       specs.append(claim.spec(size))
       continue
-    configs = claim.configs(size)
-    first = first or configs[0]
     mine = claim.cells(size)
     specs.append(claim.spec(size, [c.digest for c in mine]))
     for cell in mine:
       cells.setdefault(cell.digest, cell)
   if not cells:
     raise UsageError('no claim chosen can be tested here (archbench claims --list says why)')
-  workers = workers or 2
-  return specs, run_flow.plan_cells(first, f'{NAME}-{size}', list(cells.values()), workers)
+  return specs, run_flow.plan_cells(config, f'{NAME}-{size}', list(cells.values()), workers)
 
 
-def run(size: str, names=None, out: str | None = None, workers: int | None = None):
+def run(size: str, names=None, out: str | None = None, workers: int | None = None,
+        config=None):
   """Run the claims at `size` into `out` and judge them: claims.md, .json, .tex, a plot
-  per claim and report.html's claims section. Returns (out, judged, records)."""
-  specs, the_plan = plan(size, names, workers)
+  per claim and report.html's claims section. `config`: how the cells run (run_config).
+  Returns (out, judged, records)."""
+  specs, the_plan = plan(size, names, workers, config)
   out_path = run_flow.out_dir(out, the_plan.name)
   if (out_path / 'results.jsonl').exists():
     raise UsageError(f'--out {out_path} already holds a run (results.jsonl); give a new '

@@ -64,8 +64,9 @@ def estimate(config, rates: dict, gpu: GPU = GPU()) -> dict:
     spec = data.get(cell.task).spec(**cell.task_params)
     backbone = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides,
                                         runner.longest_input(cell, spec))
-    tc = cell.train
-    step_flops = model_lib.train_flops(arch, backbone, spec) * tc.batch_size
+    per_example = runner.train_flops_per_example(cell)
+    tc = runner.resolved_train(cell.train, per_example)  # a FLOP budget's steps
+    step_flops = per_example * tc.batch_size
     tokens = tc.batch_size * spec.tokens_per_example
     row = rows.setdefault(cell.arch, {'cells': 0, 'flops': 0.0, 'cpu_s': None, 'gpu_s': 0.0,
                                       'gpu_cell_max_s': 0.0})

@@ -112,6 +112,15 @@ def prepare(cell: Cell, build_task: bool = True):
   return arch, config, task, model_lib.build_model(arch, config, spec, dtype=cell.precision)
 
 
+def train_flops_per_example(cell: Cell) -> float:
+  """The analytic training FLOPs of one example of the cell (forward and backward), from
+  its task's spec alone: what a FLOP budget (train.budget_flops) is spent in."""
+  arch, spec = archs.get(cell.arch), data.get(cell.task).spec(**cell.task_params)
+  config = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides,
+                                    longest_input(cell, spec))
+  return model_lib.train_flops(arch, config, spec)
+
+
 def longest_input(cell: Cell, spec) -> int:
   """The longest sequence the cell's model reads: its task's, or, where it is also
   evaluated at other lengths (`eval_lengths`), the longest of those; a backbone with a

@@ -40,6 +40,7 @@ import json
 import math
 import pathlib
 import statistics
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -64,15 +65,19 @@ LOG_SPAN = 50  # a bar plot's means spanning more than this factor get a log axi
 # Building a claim's decision rule (what benchmarks/claims/ files call).
 
 def condition(label: str, expect: bool = True, *, metric: str | None = None,
-              higher: bool | None = None, **where) -> dict[str, Any]:
+              higher: bool | None = None, x: str | None = None, **where) -> dict[str, Any]:
   """A named subset of the claim's records and the outcome the claim predicts there.
-  `where` keys: task, arch, or 'task.<param>', 'arch.<field>', 'train.<field>' of the
-  records' resolved config (e.g. **{'task.length': 64}). `metric` (and its direction
+  `where` keys: task, arch, or 'task.<param>', 'arch.<field>', 'train.<field>',
+  'budget.<field>' of the records' resolved config (e.g. **{'task.length': 64},
+  **{'budget.matched': 'flops'}). `metric` (and its direction
   `higher`): this condition's own, in place of the rule's (compare only: e.g. step time
-  in one condition, peak memory in the next)."""
+  in one condition, peak memory in the next). `x`: a trend's own x in this condition
+  (e.g. parameters in one, training FLOPs in the next)."""
   out = {'label': label, 'expect': bool(expect), 'where': dict(where)}
   if metric is not None:
     out['metric'] = metric
+  if x is not None:
+    out['x'] = x
   if higher is not None:
     out['higher'] = _direction(higher)
   return out
@@ -162,9 +167,37 @@ def plain(value):
 # ---------------------------------------------------------------------------------------
 # Reading records.
 
+# Figures a record implies but does not hold: the training FLOPs it spent (analytic
+# FLOPs of one step times the steps it trained; at stop_at_target, fewer than planned).
+DERIVED = {
+    'perf/train_flops': lambda r: _product((r.get('perf') or {}).get('flops_per_step'),
+                                           (r.get('metrics') or {}).get('train/steps')),
+}
+
+
+def _product(a, b):
+  return a * b if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      for v in (a, b)) else None
+
+
+def difference(a: str, b: str) -> str:
+  """The key of `a` minus `b` per record (e.g. the train-validation gap: 'val/loss -
+  train/loss'), a metric as the rules read it."""
+  return f'{a}{DIFFERENCE}{b}'
+
+
+DIFFERENCE = ' - '
+
+
 def value(record: dict, key: str) -> float | None:
-  """A record's `key`: a metric, or 'perf/<figure>' (step_ms, params, ...)."""
-  if key.startswith('perf/'):
+  """A record's `key`: a metric, 'perf/<figure>' (step_ms, params, ...), a DERIVED
+  figure, or `difference(a, b)`."""
+  if DIFFERENCE in key:
+    a, b = (value(record, k) for k in key.split(DIFFERENCE, 1))
+    return None if a is None or b is None else a - b
+  if key in DERIVED:
+    found = DERIVED[key](record)
+  elif key.startswith('perf/'):
     found = (record.get('perf') or {}).get(key[5:])
   else:
     found = (record.get('metrics') or {}).get(key)
@@ -319,12 +352,16 @@ def _seed_slopes(records, arch, where, rule) -> tuple[dict[int, float], list[dic
   return slopes, evidence
 
 
+def _x(rule: dict, cond: dict) -> str:
+  return cond.get('x') or rule['x']
+
+
 def _judge_trend(rule, records, higher):
   rows, tests, missing = [], [], []
   for cond in rule['conditions']:
     slopes = {}
     for a in rule['archs']:
-      s, evidence = _seed_slopes(records, a, cond['where'], rule)
+      s, evidence = _seed_slopes(records, a, cond['where'], {**rule, 'x': _x(rule, cond)})
       slopes[a] = s
       rows += [{'condition': cond['label'], 'arch': a, 'point': e['x'], **e} for e in evidence]
       if s:
@@ -332,7 +369,7 @@ def _judge_trend(rule, records, higher):
                      **_interval(s.values()), 'seeds': sorted(s)})
       if len(s) < MIN_SEEDS:
         missing.append(f'{a} in {cond["label"]}: slopes of {len(s)} seed(s), {MIN_SEEDS} '
-                       'needed (each over at least two values of ' + rule['x'] + ')')
+                       'needed (each over at least two values of ' + _x(rule, cond) + ')')
     pairs = ([tuple(rule['versus'])] if rule['versus'] else [(a, None) for a in rule['archs']])
     for a, b in pairs:
       shared = sorted(set(slopes.get(a, {})) & (set(slopes.get(b, {})) if b else set(slopes.get(a, {}))))
@@ -546,6 +583,11 @@ def verdict_table(judged: dict) -> str:
                                      'evidence: mean [95% interval]', 'test'], rows)
 
 
+def _arrow(c: dict) -> str:
+  higher = c.get('higher_is_better')
+  return metrics.arrow(c['rule']['metric']) if higher is None else ('↑' if higher else '↓')
+
+
 def claim_markdown(c: dict, plots: bool = True) -> list[str]:
   lines = [f'## {c["name"]}: {c["text"]}', '',
            f'*Source of the wording*: {c["source"]}. *Family*: {c["family"]}.', '',
@@ -564,7 +606,7 @@ def claim_markdown(c: dict, plots: bool = True) -> list[str]:
     several = any('metric' in cond for cond in c['rule']['conditions'])
     header = ['condition', 'arch'] + (['point'] if c['rule']['kind'] == 'trend' else []) + (
         ['metric', 'value'] if several else
-        [f'{metric} {metrics.arrow(metric) if c["rule"]["kind"] != "trend" else ""}'.strip()]
+        [f'{metric} {_arrow(c) if c["rule"]["kind"] != "trend" else ""}'.strip()]
     ) + ['seeds']
     body = [[e['condition'], e['arch']] + ([_num(e['point'])]
                                            if c['rule']['kind'] == 'trend' else [])
@@ -618,6 +660,7 @@ def _bars(ax, rows: list[dict], labels: list[str], color: str, label: str | None
     ax.set_yscale('log')
     err[0] = [min(lo, m * 0.999) for lo, m in zip(err[0], means)]  # a bar's floor above 0
   ax.bar(range(len(rows)), means, yerr=err, capsize=3, color=color, label=label)
+  labels = ['\n'.join(textwrap.fill(line, 14) for line in text.split('\n')) for text in labels]
   ax.set_xticks(range(len(rows)), labels, fontsize=7,
                 rotation=30 if len(rows) > 6 else 0, ha='right' if len(rows) > 6 else 'center')
 
@@ -633,29 +676,58 @@ def write_plot(c: dict, path: pathlib.Path) -> bool:
   fig, ax = plt.subplots(figsize=(6.4, 3.6))
   metric = c['rule']['metric']
   if c['rule']['kind'] == 'trend':
-    for cond in dict.fromkeys(e['condition'] for e in rows):
-      for arch in dict.fromkeys(e['arch'] for e in rows if e['condition'] == cond):
-        pts = [e for e in rows if (e['condition'], e['arch']) == (cond, arch)]
-        xs = [e['point'] for e in pts]
-        ys = [e['mean'] for e in pts]
-        err = [[e['mean'] - (e['low'] if e['low'] is not None else e['mean']) for e in pts],
-               [(e['high'] if e['high'] is not None else e['mean']) - e['mean'] for e in pts]]
-        ax.errorbar(xs, ys, yerr=err, marker='o', capsize=3, label=f'{arch} ({cond})')
-    if c['rule']['log_x']:
-      ax.set_xscale('log', base=2)
-    ax.set_xlabel(c['rule']['x'])
+    # One panel per x (parameters in one condition, training FLOPs in the next).
+    xs_of = {cond['label']: _x(c['rule'], cond) for cond in c['rule']['conditions']}
+    panels = list(dict.fromkeys(xs_of.values()))
+    if len(panels) > 1:
+      plt.close(fig)
+      fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), sharey=True)
+    else:
+      axes = [ax]
+    for x_name, panel in zip(panels, axes):
+      for cond in [k for k, v in xs_of.items() if v == x_name]:
+        for arch in dict.fromkeys(e['arch'] for e in rows if e['condition'] == cond):
+          pts = [e for e in rows if (e['condition'], e['arch']) == (cond, arch)]
+          err = [[e['mean'] - (e['low'] if e['low'] is not None else e['mean']) for e in pts],
+                 [(e['high'] if e['high'] is not None else e['mean']) - e['mean']
+                  for e in pts]]
+          panel.errorbar([e['point'] for e in pts], [e['mean'] for e in pts], yerr=err,
+                         marker='o', capsize=3, label=f'{arch} ({cond})')
+      if c['rule']['log_x']:
+        panel.set_xscale('log', base=2)
+      panel.set_xlabel(x_name)
+      if panel is not axes[0]:
+        panel.legend(fontsize=7)
+        panel.grid(True, alpha=0.3)
+    ax = axes[0]
   else:
     edges = [e for e in rows if e['arch'].startswith('edge ')]
     rows = [e for e in rows if not e['arch'].startswith('edge ')]
-    if edges:  # edge_lost: the edges beside the values, on their own axis
+    # One panel per metric (step time in one condition, time to target in the next), and
+    # edge_lost's edges beside the values, on their own axis.
+    by_metric = {}
+    for e in rows:
+      by_metric.setdefault(e.get('metric', metric), []).append(e)
+    panels = [(m, r, '#4c72b0', m) for m, r in by_metric.items()]
+    if edges:
+      panels.append((f'edge in {metric}', edges, '#dd8452', None))
+    if len(panels) > 1:
       plt.close(fig)
-      fig, (ax, ax_edge) = plt.subplots(1, 2, figsize=(9.6, 3.8),
-                                        gridspec_kw={'width_ratios': [len(rows), len(edges)]})
-      _bars(ax_edge, edges, [e['arch'][5:].replace(', ', '\n') for e in edges], '#dd8452')
-      ax_edge.axhline(0, color='#555', linewidth=0.8)
-      ax_edge.set_ylabel(f'edge in {metric}')
-      ax_edge.grid(True, alpha=0.3)
-    _bars(ax, rows, [f'{e["arch"]}\n{e["condition"]}' for e in rows], '#4c72b0', metric)
+      fig, axes = plt.subplots(1, len(panels), figsize=(min(4.0 + 2.4 * len(panels), 14), 3.8),
+                               gridspec_kw={'width_ratios': [len(p[1]) for p in panels]})
+    else:
+      axes = [ax]
+    for (label, some, color, legend), panel in zip(panels, axes):
+      if some is edges:
+        _bars(panel, some, [e['arch'][5:].replace(', ', '\n') for e in some], color)
+        panel.axhline(0, color='#555', linewidth=0.8)
+      else:
+        _bars(panel, some, [f'{e["arch"]}\n{e["condition"]}' for e in some], color, legend)
+      panel.set_ylabel(label)
+      if panel is not axes[0]:
+        panel.grid(True, alpha=0.3)
+    ax = axes[0]
+    metric = panels[0][0]
   ax.set_ylabel(metric)
   ax.set_title(f'{c["name"]}: {c["verdict"]}', fontsize=10)
   plots.save(plt, fig, ax, path)
