@@ -58,6 +58,20 @@ def test_cpu_time_is_flops_over_the_measured_rate(tmp_path):
   assert '| **all** | 4 |' in text
 
 
+def test_a_flop_budget_is_estimated_at_the_steps_it_buys():
+  """train.budget_flops: each cell trains what the budget buys, not its nominal steps."""
+  budget = 50 * _step_flops('lstm', 64)
+  suite = config_lib.suite_config(
+      'est', 'equal FLOPs', 'tiny', archs=('lstm', 'transformer'),
+      train=dict(steps=100, batch_size=4, budget_flops=budget),
+      tasks={'adding': config_lib.task_plan({'length': 64})})
+  rows = estimate.estimate(suite, {}, estimate.GPU())
+  for arch in ('lstm', 'transformer'):
+    step = _step_flops(arch, 64)
+    assert rows[arch]['flops'] == pytest.approx(int(budget // step) * step)
+    assert budget - step < rows[arch]['flops'] <= budget
+
+
 def test_a_recurrence_pays_for_every_scanned_position():
   gpu = estimate.GPU(mfu=1.0, step_floor_s=0.0, scan_position_s=1e-3)
   rows = estimate.estimate(_suite(), {}, gpu)
