@@ -250,6 +250,28 @@ def test_the_equal_compute_budget_buys_attention_fewer_steps_at_long_range():
       'steps', 'steps', 'flops', 'flops']
 
 
+@pytest.mark.parametrize('size', claims_lib.SIZES)
+def test_every_cell_is_judged_and_every_condition_has_cells(size):
+  """At each size, each built-in claim's conditions select some of its cells, and every
+  cell falls in some condition: no experiment run for nothing, no condition left empty
+  (a length the full size adds is a condition there too)."""
+  import dataclasses
+  for claim in claims_lib.all_claims():
+    if claim.why_untestable():
+      continue
+    conditions = claim.rule_at(size)['conditions']
+    cells = claim.cells(size)
+    settings = [{'arch': c.arch, 'task': c.task, 'config': {
+        'task': c.task_params, 'arch': c.arch_overrides,
+        'train': dataclasses.asdict(c.train),
+        'budget': {'matched': c.train.budget_matched}}} for c in cells]
+    for cond in conditions:
+      assert any(rules._matches(r, cond['where']) for r in settings), (claim.name, cond)
+    for r, cell in zip(settings, cells):
+      assert any(rules._matches(r, cond['where']) for cond in conditions), (claim.name,
+                                                                             cell.name)
+
+
 def test_a_rule_may_depend_on_the_size():
   """scalability's parameters condition reads each size's own full step budget."""
   claim = claims_lib.get('scalability')

@@ -34,9 +34,13 @@ def lstm_budget_flops(length: int, size: str) -> float:
   return runner.train_flops_per_example(cell) * _TRAIN['batch_size'] * _copy_steps(size)
 
 
+def _equal_steps_lengths(size: str) -> tuple[int, ...]:
+  return (16, 64) if size == 'cpu' else (16, 64, 256, 1024)
+
+
 def _long_range(size: str) -> list:
   from archbench.benchmarks.config import task_plan
-  lengths = (16, 64) if size == 'cpu' else (16, 64, 256, 1024)
+  lengths = _equal_steps_lengths(size)
   common = {'size': 'tiny', 'seeds': SEEDS, 'archs': ('transformer', 'lstm', 'gru')}
   equal_steps = {**common, 'train': _TRAIN, 'tasks': {'copy': task_plan(
       _COPY, {'steps': _copy_steps(size)}, sweep=('length', lengths))}}
@@ -62,12 +66,13 @@ register(Claim(
     statistic='held-out per-token accuracy',
     threshold='at every distance and budget the Transformer beats the LSTM and the GRU '
               '(paired t-tests, BH-adjusted p < 0.05, by at least 0.05 accuracy)',
-    rule=rules.compare('eval/accuracy', 'transformer', ['lstm', 'gru'], [
+    rule=lambda size: rules.compare('eval/accuracy', 'transformer', ['lstm', 'gru'], [
         *[rules.condition(f'T={n}', **{'task': 'copy', 'task.length': n,
-                                       'budget.matched': 'steps'}) for n in (16, 64)],
+                                       'budget.matched': 'steps'})
+          for n in _equal_steps_lengths(size)],
         *[rules.condition(f'T={n}, equal FLOPs', **{'task': 'copy', 'task.length': n,
                                                    'budget.matched': 'flops'})
-          for n in (64, 256)]], margin=0.05),
+          for n in _equal_flops_lengths(size)]], margin=0.05),
     plans=_long_range))
 
 
@@ -78,9 +83,13 @@ _TO_TARGET = dict(batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=25
                   eval_every=25, stop_at_target=True)
 
 
+def _step_lengths(size: str) -> tuple[int, ...]:
+  return (64, 256, 1024) if size == 'cpu' else (64, 256, 1024, 4096)
+
+
 def _parallel(size: str) -> list:
   from archbench.benchmarks.config import task_plan
-  lengths = (64, 256, 1024) if size == 'cpu' else (64, 256, 1024, 4096)
+  lengths = _step_lengths(size)
   common = {'size': 'small', 'seeds': SEEDS, 'archs': ('transformer', 'lstm')}
   step_time = {**common, 'train': dict(steps=4, steps_per_dispatch=1, warmup_steps=0,
                                        batch_size=8),
@@ -113,10 +122,10 @@ register(Claim(
     threshold='at every length the Transformer\'s step is faster than the LSTM\'s, and it '
               'reaches the target in less time and in fewer FLOPs (paired t-tests, '
               'BH-adjusted p < 0.05, by at least 1.2x)',
-    rule=rules.compare('perf/step_ms', 'transformer', ['lstm'], [
+    rule=lambda size: rules.compare('perf/step_ms', 'transformer', ['lstm'], [
         *[rules.condition(f'step T={n}', **{'task': 'adding', 'task.length': n,
                                             'train.stop_at_target': False})
-          for n in (64, 256, 1024)],
+          for n in _step_lengths(size)],
         rules.condition(f'time to target T={TARGET_LENGTH}', metric='time_to_target_s',
                         higher=False, **_TARGET),
         rules.condition(f'FLOPs to target T={TARGET_LENGTH}', metric='flops_to_target',

@@ -11,9 +11,13 @@ _TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50)
 _FAMILIES = ('rnn', 'lstm', 'gru', 'transformer', 'lru', 'tcn')
 
 
+def _gradient_length(size: str) -> int:
+  return 64 if size == 'cpu' else 512
+
+
 def _gradients(size: str) -> dict:
   from archbench.benchmarks.config import task_plan
-  length = 64 if size == 'cpu' else 512
+  length = _gradient_length(size)
   return {'size': 'tiny', 'seeds': SEEDS, 'train': _TRAIN, 'archs': _FAMILIES,
           'tasks': {'adding': task_plan({'eval_size': 500},
                                         {'steps': 1000 if size == 'cpu' else 5000},
@@ -37,15 +41,20 @@ register(Claim(
               'training (lrd/rate_trained; more negative: faster vanishing)',
     threshold='the Elman RNN\'s rate is below (decays faster than) each other family\'s: '
               'paired t-tests, BH-adjusted p < 0.05',
-    rule=rules.compare('lrd/rate_trained', 'rnn',
-                       ['lstm', 'gru', 'transformer', 'lru', 'tcn'],
-                       [rules.condition('adding T=64, trained', task='adding')], higher=False),
+    rule=lambda size: rules.compare(
+        'lrd/rate_trained', 'rnn', ['lstm', 'gru', 'transformer', 'lru', 'tcn'],
+        [rules.condition(f'adding T={_gradient_length(size)}, trained', task='adding')],
+        higher=False),
     plans=_gradients))
+
+
+def _gate_lengths(size: str) -> tuple[int, ...]:
+  return (32, 128) if size == 'cpu' else (32, 128, 512)
 
 
 def _gates(size: str) -> dict:
   from archbench.benchmarks.config import task_plan
-  lengths = (32, 128) if size == 'cpu' else (32, 128, 512)
+  lengths = _gate_lengths(size)
   return {'size': 'tiny', 'seeds': SEEDS, 'train': _TRAIN, 'archs': ('rnn', 'lstm', 'gru'),
           'tasks': {'adding': task_plan({'eval_size': 500},
                                         {'steps': 1000 if size == 'cpu' else 4000},
@@ -63,9 +72,9 @@ register(Claim(
     statistic='held-out MSE (the baseline, predicting the mean, scores 0.167)',
     threshold='at every length the LSTM and the GRU each beat the Elman RNN (paired '
               't-tests, BH-adjusted p < 0.05, MSE lower by at least 2x)',
-    rule=rules.compare('eval/mse', ['lstm', 'gru'], ['rnn'], [
-        rules.condition('T=32', **{'task': 'adding', 'task.length': 32}),
-        rules.condition('T=128', **{'task': 'adding', 'task.length': 128})], factor=2.0),
+    rule=lambda size: rules.compare('eval/mse', ['lstm', 'gru'], ['rnn'], [
+        rules.condition(f'T={n}', **{'task': 'adding', 'task.length': n})
+        for n in _gate_lengths(size)], factor=2.0),
     plans=_gates))
 
 
