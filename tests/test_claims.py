@@ -148,8 +148,13 @@ def test_fewer_than_three_seeds_or_no_records_give_no_verdict():
   assert '2 ok seed(s), 3 needed' in judged['reason']
   # A failed seed does not count.
   records = _accuracies('cnn', 'digits', CNN_WINS) + _accuracies('vit', 'digits', VIT_LOSES)
-  records[-1]['status'] = 'diverged'
-  assert rules.judge_claim(_claim(rule), records)['verdict'] == rules.NO_VERDICT
+  records[-1].update(status='error', error='NotPrepared: dataset x is not prepared. Prepare '
+                    'it with `archbench data prepare x` (at speech.py:476)')
+  judged = rules.judge_claim(_claim(rule), records)
+  assert judged['verdict'] == rules.NO_VERDICT
+  assert judged['reason'].endswith('(error cells among them; the first: NotPrepared: dataset x '
+                                   'is not prepared. Prepare it with `archbench data prepare '
+                                   'x`)')  # what to do, without the source location
   assert rules.judge_claim(_claim(rule, cells=['other']), records)['verdict'] == \
       rules.NO_VERDICT
 

@@ -459,7 +459,9 @@ def judge_claim(claim: dict, records: list[dict]) -> dict[str, Any]:
              seeds=min(seeds) if seeds else 0)
   failed = sorted({r['status'] for r in found if r['status'] != 'ok'})
   if missing:
-    note = f' ({", ".join(failed)} cells among them)' if failed else ''
+    first = next((r for r in found if r['status'] != 'ok'), None)
+    note = (f' ({", ".join(failed)} cells among them; the first: '
+            f'{_first_line(first.get("error"))})' if failed else '')
     return {**out, 'reason': '; '.join(missing) + note}
   outcomes = []
   for cond in rule['conditions']:
@@ -485,6 +487,13 @@ def judge_claim(claim: dict, records: list[dict]) -> dict[str, Any]:
                         + ', '.join(o['label'] for o in outcomes if not o['as_predicted']))
   out['reason'] = '; '.join(f'{o["label"]}: ' + _outcome_text(o) for o in outcomes)
   return out
+
+
+def _first_line(error, limit: int = 160) -> str:
+  """A failed cell's error, cut to its first sentence (a missing dataset: what to run)."""
+  text = ' '.join(str(error or 'no message').split())
+  text = text.split(' (at ')[0]
+  return text if len(text) <= limit else text[:limit - 1] + '…'
 
 
 def _outcome_text(o: dict) -> str:
