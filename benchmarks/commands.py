@@ -67,7 +67,7 @@ FLAG_SPECS = {
 
 # A flag whose meaning differs for one command: that command's help for it.
 COMMAND_FLAG_HELP = {
-    ('claims', 'size'): 'cpu (default: sized for a 2-core CPU; 12 min measured with 2 '
+    ('claims', 'size'): 'cpu (default: sized for a 2-core CPU; 25 min measured with 2 '
                         'workers, results/claims-cpu) or full (the accelerator budget; '
                         '--list estimates its runtime).',
     ('claims', 'list'): 'List the claims: wording, family, cells and estimated runtime at '
