@@ -65,7 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from archbench.data.registry import register
-from archbench.data.spec import Task, TaskSpec, eval_key, pad_further, val_key
+from archbench.data.spec import Task, TaskSpec, pad_further
+from archbench.data.synthetic import held_out_sets
 
 SOLVED = 0.9  # the paper marks a score of at least 90% as generalizing
 
@@ -146,8 +147,7 @@ def make(language: Language, seed: int, length: int, min_length: int, eval_size:
     raise ValueError(f'{language.name}: need 1 <= min_length <= length, got '
                      f'min_length={min_length}, length={length}')
   generate = functools.partial(batch, language, length=length, min_length=min_length)
-  eval_data = {k: np.asarray(v) for k, v in generate(eval_key(seed), eval_size).items()}
-  val_data = {k: np.asarray(v) for k, v in generate(val_key(seed), eval_size).items()}
+  eval_data, val_data = held_out_sets(generate, seed, eval_size)
   spec = TaskSpec(
       name=language.name, kind='per_token', length=length + language.output_length(length),
       vocab_size=language.input_size + 2, num_classes=language.output_size, causal=False,

@@ -18,17 +18,24 @@ from archbench.data.registry import register
 from archbench.data.spec import Task, TaskSpec, eval_key, val_key
 
 
-def held_out_set(generate, key: jax.Array, size: int) -> dict[str, np.ndarray]:
-  return jax.tree_util.tree_map(np.asarray, generate(key, size))
+def held_out_sets(generate, seed: int, size: int) -> tuple[dict, dict]:
+  """(test, validation): `size` examples each of `generate(key, size)` from the seed's
+  test and validation streams, as numpy arrays. Compiled as one program, once for both:
+  run op by op, a generator compiled each operation apart, which made building a task
+  (and so its spec, which `archbench list` and planning ask for) slow. The examples are
+  the same bit for bit (tests/test_data.py)."""
+  compiled = jax.jit(generate, static_argnums=1)
+  return tuple(jax.tree_util.tree_map(np.asarray, compiled(key, size))
+               for key in (eval_key(seed), val_key(seed)))
 
 
 def generated_task(spec: TaskSpec, params: dict, generate, seed: int, eval_size: int,
                    **extra) -> Task:
   """A task whose batches `generate(key, batch_size)` draws: training batches on device,
   a test set and a validation set of `eval_size` examples each, from their own streams."""
-  return Task(spec, params, lambda key, b: generate(key, b),
-              held_out_set(generate, eval_key(seed), eval_size),
-              val_data=held_out_set(generate, val_key(seed), eval_size), **extra)
+  test, validation = held_out_sets(generate, seed, eval_size)
+  return Task(spec, params, lambda key, b: generate(key, b), test, val_data=validation,
+              **extra)
 
 
 # ---------------------------------------------------------------------------------------

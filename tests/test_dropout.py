@@ -94,6 +94,7 @@ def test_recurrent_dropout_acts_between_layers_only(name):
 
 
 @functools.cache
+@functools.cache  # shared by the tests below: each rate compiles once
 def _harness(rate):
   """(task, model, optimizer, initial state, jitted train_chunk of 3 steps) of a tiny
   transformer cell with both dropout rates at `rate`."""
