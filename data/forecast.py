@@ -138,6 +138,34 @@ def _baselines(persistence, linear) -> dict[str, float]:
           'linear_ar/mse': linear[0], 'linear_ar/mae': linear[1]}
 
 
+def _segments(name: str, length: int, horizon: int, ar_order: int | None, train_length: int,
+              val_length: int | None, test_length: int, own_ok: bool,
+              own_need: str) -> tuple[int, int]:
+  """(validation length, AR order) with their defaults (a sixth of the training part; the
+  window), checked with the task's own condition `own_ok` (`own_need` in words): every
+  segment holds at least two windows and their horizons."""
+  val_length = train_length // 6 if val_length is None else val_length
+  order = length if ar_order is None else ar_order
+  if not (own_ok and 1 <= horizon and 1 <= order <= length
+          and min(train_length - val_length - length - horizon, val_length, test_length)
+          >= 2 * (length + horizon)):
+    raise ValueError(f'{name}: need horizon >= 1, 1 <= ar_order <= length, {own_need}, '
+                     'val_length, test_length >= 2 * (length + horizon) and train_length '
+                     '>= val_length + 3 * (length + horizon)')
+  return val_length, order
+
+
+def _series_task(name: str, params: dict, prepared: tuple, solved_by: str) -> Task:
+  """A forecasting task from its prepared (train, val, test, persistence, linear): the
+  solved threshold is the MSE of the baseline `solved_by` (linear_ar or persistence)."""
+  train, val, test, persistence, linear = prepared
+  baselines = _baselines(persistence, linear)
+  spec = TaskSpec(name=name, kind='regress', length=params['length'], feature_dim=1,
+                  out_dim=params['horizon'], metric='eval/mse', higher_is_better=False,
+                  baselines=baselines, solved=baselines[f'{solved_by}/mse'])
+  return Task(spec, params, array_sampler(train), dict(test), val_data=dict(val))
+
+
 @register('forecast', 'Mackey-Glass chaotic series: forecast the next H noisy values (MSE)')
 def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_every: float = 1.0,
                   noise: float = 0.02, train_length: int = 6000, val_length: int | None = None,
@@ -147,26 +175,14 @@ def make_forecast(seed: int = 0, length: int = 64, horizon: int = 16, sample_eve
   model sees). The series is fixed by data_seed, never by the run's seed; the last
   `val_length` steps (None: a sixth) of the `train_length` are the validation segment."""
   del seed
-  val_length = train_length // 6 if val_length is None else val_length
-  order = length if ar_order is None else ar_order
-  if not (1 <= horizon and 1 <= order <= length and noise >= 0
-          and min(train_length - val_length - length - horizon, val_length, test_length)
-          >= 2 * (length + horizon)):
-    raise ValueError('forecast: need horizon >= 1, 1 <= ar_order <= length, noise >= 0, '
-                     'val_length, test_length >= 2 * (length + horizon) and train_length '
-                     '>= val_length + 3 * (length + horizon)')
-  train, val, test, persistence, linear = _prepared(
-      length, horizon, sample_every, noise, train_length, val_length, test_length, order,
-      data_seed)
-  spec = TaskSpec(
-      name='forecast', kind='regress', length=length, feature_dim=1, out_dim=horizon,
-      metric='eval/mse', higher_is_better=False,
-      baselines=_baselines(persistence, linear),
-      solved=linear[0])
+  val_length, order = _segments('forecast', length, horizon, ar_order, train_length,
+                                val_length, test_length, noise >= 0, 'noise >= 0')
+  prepared = _prepared(length, horizon, sample_every, noise, train_length, val_length,
+                       test_length, order, data_seed)
   params = {'length': length, 'horizon': horizon, 'sample_every': sample_every, 'noise': noise,
             'train_length': train_length, 'val_length': val_length,
             'test_length': test_length, 'ar_order': order, 'data_seed': data_seed}
-  return Task(spec, params, array_sampler(train), dict(test), val_data=dict(val))
+  return _series_task('forecast', params, prepared, solved_by='linear_ar')
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,23 +259,11 @@ def make_random_walk(seed: int = 0, length: int = 32, horizon: int = 8,
   Unlike the Mackey-Glass series, the walk is drawn from the run's seed too: one test
   segment of one walk can favour some forecast by chance, and the claims' tests over
   seeds must see that chance (every architecture of a seed still sees the same walk)."""
-  val_length = train_length // 6 if val_length is None else val_length
-  order = length if ar_order is None else ar_order
-  if not (1 <= horizon and 1 <= order <= length and volatility > 0
-          and min(train_length - val_length - length - horizon, val_length, test_length)
-          >= 2 * (length + horizon)):
-    raise ValueError('random_walk: need horizon >= 1, 1 <= ar_order <= length, volatility '
-                     '> 0, val_length, test_length >= 2 * (length + horizon) and '
-                     'train_length >= val_length + 3 * (length + horizon)')
-  train, val, test, persistence, linear = _random_walk_prepared(
-      length, horizon, volatility, drift, train_length, val_length, test_length, order,
-      data_seed, seed)
-  spec = TaskSpec(
-      name='random_walk', kind='regress', length=length, feature_dim=1, out_dim=horizon,
-      metric='eval/mse', higher_is_better=False,
-      baselines=_baselines(persistence, linear),
-      solved=persistence[0])
+  val_length, order = _segments('random_walk', length, horizon, ar_order, train_length,
+                                val_length, test_length, volatility > 0, 'volatility > 0')
+  prepared = _random_walk_prepared(length, horizon, volatility, drift, train_length,
+                                   val_length, test_length, order, data_seed, seed)
   params = {'length': length, 'horizon': horizon, 'volatility': volatility, 'drift': drift,
             'train_length': train_length, 'val_length': val_length,
             'test_length': test_length, 'ar_order': order, 'data_seed': data_seed}
-  return Task(spec, params, array_sampler(train), dict(test), val_data=dict(val))
+  return _series_task('random_walk', params, prepared, solved_by='persistence')

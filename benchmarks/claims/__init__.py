@@ -36,6 +36,7 @@ from archbench.benchmarks.results import claims as rules
 
 SIZES = rules.SIZES
 MIN_SEEDS = rules.MIN_SEEDS
+SEEDS = (0, 1, 2)  # the built-in claims' seeds: the fewest an interval and a test need
 # The built-in claims' files, in the order --list and claims.md show them.
 BUILT_IN = ('images', 'recurrence', 'attention', 'sequences')
 
@@ -118,6 +119,18 @@ class Claim:
                       rule=None if why else rules.plain(self.rule_at(size)),
                       threshold=self.threshold,
                       untestable=why, cells=list(cells), size=size, runtime=self.runtime)
+
+
+def side_by_side(task: str, archs: tuple[str, ...], steps: tuple[int, int], *,
+                 train: dict, params: dict | None = None, budget: str = 'small',
+                 seeds: tuple[int, ...] = SEEDS) -> Callable[[str], dict[str, Any]]:
+  """`plans` for the common experiment: `archs` side by side on one task at one parameter
+  `budget`, `steps` = (at size cpu, at size full), the same training for every one."""
+  def plans(size: str) -> dict[str, Any]:
+    from archbench.benchmarks.config import task_plan
+    return {'size': budget, 'seeds': seeds, 'train': train, 'tasks': {task: task_plan(
+        params or {}, {'steps': steps[0] if size == 'cpu' else steps[1]}, archs=archs)}}
+  return plans
 
 
 _CLAIMS: dict[str, Claim] = {}

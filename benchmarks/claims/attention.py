@@ -4,10 +4,9 @@ Each verdict about time holds for the machine the records were measured on (the 
 say which); the cpu size is sized for a 2-core CPU, where attention's parallelism has
 little hardware to use.
 """
-from archbench.benchmarks.claims import Claim, register
+from archbench.benchmarks.claims import SEEDS, Claim, register
 from archbench.benchmarks.results import claims as rules
 
-SEEDS = (0, 1, 2)
 _TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50)
 
 

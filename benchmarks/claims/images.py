@@ -5,10 +5,9 @@ parameters, every architecture within 10%), three seeds, the same settings for e
 architecture and a fixed step budget: no early stop, so accuracies compare at equal
 steps as well as equal parameters.
 """
-from archbench.benchmarks.claims import Claim, register
+from archbench.benchmarks.claims import SEEDS, Claim, register
 from archbench.benchmarks.results import claims as rules
 
-SEEDS = (0, 1, 2)
 _TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=30, steps_per_dispatch=50)
 
 

@@ -3,12 +3,13 @@
 The cpu size runs the adding problem at size tiny (20k parameters), three seeds, the
 same settings for every architecture (lrd-cpu's), fixed step budgets.
 """
-from archbench.benchmarks.claims import Claim, register
+from archbench.benchmarks.claims import SEEDS, Claim, register, side_by_side
 from archbench.benchmarks.results import claims as rules
 
-SEEDS = (0, 1, 2)
 _TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=50, steps_per_dispatch=50)
 _FAMILIES = ('rnn', 'lstm', 'gru', 'transformer', 'lru', 'tcn')
+# The gated RNNs beside a Transformer and a convolution, for the use-case claims.
+_SEQUENCE_FAMILIES = ('lstm', 'gru', 'transformer', 'tcn')
 
 
 def _gradient_length(size: str) -> int:
@@ -78,14 +79,6 @@ register(Claim(
     plans=_gates))
 
 
-def _forecast(size: str) -> dict:
-  from archbench.benchmarks.config import task_plan
-  return {'size': 'small', 'seeds': SEEDS, 'train': {**_TRAIN, 'warmup_steps': 30},
-          'tasks': {'forecast': task_plan({'length': 32, 'horizon': 8},
-                                          {'steps': 300 if size == 'cpu' else 3000},
-                                          archs=('lstm', 'gru', 'transformer', 'tcn'))}}
-
-
 register(Claim(
     name='time-series',
     text='RNNs suit time-dependent data such as time series',
@@ -102,14 +95,9 @@ register(Claim(
     rule=rules.beats_baseline('eval/mse', ['lstm', 'gru'], 'linear_ar',
                               [rules.condition('Mackey-Glass', task='forecast')],
                               quantifier='all'),
-    plans=_forecast))
-
-
-def _random_walk(size: str) -> dict:
-  from archbench.benchmarks.config import task_plan
-  return {'size': 'small', 'seeds': SEEDS, 'train': {**_TRAIN, 'warmup_steps': 30},
-          'tasks': {'random_walk': task_plan({}, {'steps': 300 if size == 'cpu' else 3000},
-                                             archs=('lstm', 'gru', 'transformer', 'tcn'))}}
+    plans=side_by_side('forecast', _SEQUENCE_FAMILIES, (300, 3000),
+                       train={**_TRAIN, 'warmup_steps': 30},
+                       params={'length': 32, 'horizon': 8})))
 
 
 register(Claim(
@@ -126,15 +114,9 @@ register(Claim(
     rule=rules.beats_baseline('eval/mse', ['lstm', 'gru', 'transformer', 'tcn'],
                               'persistence',
                               [rules.condition('random walk', task='random_walk')]),
-    plans=_random_walk, needs=('random_walk',)))
-
-
-def _speech(size: str) -> dict:
-  from archbench.benchmarks.config import task_plan
-  return {'size': 'small', 'seeds': SEEDS, 'train': _TRAIN,
-          'tasks': {'spoken_digits': task_plan(
-              {}, {'steps': 600 if size == 'cpu' else 3000},
-              archs=('lstm', 'gru', 'transformer', 'tcn'))}}
+    plans=side_by_side('random_walk', _SEQUENCE_FAMILIES, (300, 3000),
+                       train={**_TRAIN, 'warmup_steps': 30}),
+    needs=('random_walk',)))
 
 
 register(Claim(
@@ -151,4 +133,5 @@ register(Claim(
     rule=rules.compare('eval/accuracy', 'transformer', ['lstm'],
                        [rules.condition('spoken digits', expect=False,
                                         task='spoken_digits')], margin=0.02),
-    plans=_speech, needs=('spoken_digits',)))
+    plans=side_by_side('spoken_digits', _SEQUENCE_FAMILIES, (600, 3000), train=_TRAIN),
+    needs=('spoken_digits',)))

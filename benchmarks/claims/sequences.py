@@ -1,18 +1,10 @@
 """Claims about which family suits which task: text generation, translation, image
 generation, each run with the families side by side at equal parameters.
 """
-from archbench.benchmarks.claims import Claim, register
+from archbench.benchmarks.claims import Claim, register, side_by_side
 from archbench.benchmarks.results import claims as rules
 
-SEEDS = (0, 1, 2)
 _TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=30, steps_per_dispatch=50)
-
-
-def _text(size: str) -> dict:
-  from archbench.benchmarks.config import task_plan
-  return {'size': 'small', 'seeds': SEEDS, 'train': _TRAIN, 'tasks': {'lm': task_plan(
-      {'length': 32, 'alphabet_size': 8, 'support': 3},
-      {'steps': 400 if size == 'cpu' else 3000}, archs=('lstm', 'gru', 'decoder'))}}
 
 
 register(Claim(
@@ -29,15 +21,8 @@ register(Claim(
               '(paired t-tests, BH-adjusted p < 0.05)',
     rule=rules.compare('eval/bits_per_char', 'decoder', ['lstm', 'gru'],
                        [rules.condition('lm', expect=False, task='lm')], factor=1.05),
-    plans=_text))
-
-
-def _translate(size: str) -> dict:
-  from archbench.benchmarks.config import task_plan
-  return {'size': 'small', 'seeds': SEEDS, 'train': {**_TRAIN, 'warmup_steps': 50},
-          'tasks': {'translate': task_plan({'val_size': 300},
-                                           {'steps': 1000 if size == 'cpu' else 5000},
-                                           archs=('lstm', 'encdec', 'decoder'))}}
+    plans=side_by_side('lm', ('lstm', 'gru', 'decoder'), (400, 3000), train=_TRAIN,
+                       params={'length': 32, 'alphabet_size': 8, 'support': 3})))
 
 
 register(Claim(
@@ -53,13 +38,8 @@ register(Claim(
               'BH-adjusted p < 0.05)',
     rule=rules.compare('eval/exact_match', ['encdec', 'decoder'], ['lstm'],
                        [rules.condition('translate', task='translate')]),
-    plans=_translate))
-
-
-def _images(size: str) -> dict:
-  from archbench.benchmarks.config import task_plan
-  return {'size': 'small', 'seeds': SEEDS, 'train': _TRAIN, 'tasks': {'pixels': task_plan(
-      {}, {'steps': 600 if size == 'cpu' else 5000}, archs=('tcn', 'lstm', 'decoder'))}}
+    plans=side_by_side('translate', ('lstm', 'encdec', 'decoder'), (1000, 5000),
+                       train={**_TRAIN, 'warmup_steps': 50}, params={'val_size': 300})))
 
 
 register(Claim(
@@ -76,4 +56,4 @@ register(Claim(
               '0.05)',
     rule=rules.compare('eval/bits_per_dim', 'tcn', ['lstm', 'decoder'],
                        [rules.condition('pixels', task='pixels')]),
-    plans=_images))
+    plans=side_by_side('pixels', ('tcn', 'lstm', 'decoder'), (600, 5000), train=_TRAIN)))

@@ -64,7 +64,7 @@ def estimate(config, rates: dict, gpu: GPU = GPU()) -> dict:
     spec = data.get(cell.task).spec(**cell.task_params)
     backbone = model_lib.resolve_config(arch, cell.size, spec, cell.arch_overrides,
                                         runner.longest_input(cell, spec))
-    per_example = runner.train_flops_per_example(cell)
+    per_example = model_lib.train_flops(arch, backbone, spec)
     tc = runner.resolved_train(cell.train, per_example)  # a FLOP budget's steps
     step_flops = per_example * tc.batch_size
     tokens = tc.batch_size * spec.tokens_per_example
